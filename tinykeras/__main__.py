@@ -1,0 +1,3 @@
+from tinykeras.cli import main
+
+main()
