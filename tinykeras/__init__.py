@@ -4,6 +4,7 @@ import os
 
 # tfmot and tf_keras need Keras 2 semantics; this must be set before TensorFlow is first imported.
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow's native log lines (CUDA probing on CPU machines) drown the real output; errors still raise.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2" if os.environ.get("TINYKERAS_DEBUG") else "3")
 
 __version__ = "0.1.0"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,6 @@ def random_representative(shape: tuple[int | None, ...], samples: int = RANDOM_R
         "NO REPRESENTATIVE DATA: calibrating int8 scales on random noise. Accuracy on real inputs will "
         "likely suffer; pass --rep-data with ~100-500 real samples (.npz with 'x' or .npy)"
     )
-    warnings.warn(message, stacklevel=2)
     print(f"WARNING: {message}", file=sys.stderr)
     dims = tuple(d if d is not None else 1 for d in shape[1:])
     return np.random.default_rng(seed).uniform(-1, 1, size=(samples,) + dims).astype(np.float32)
@@ -70,16 +68,20 @@ def convert(model: LoadedModel, kind: str = "int8", rep_data: np.ndarray | None 
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
+    from tinykeras.stdio import capture_native_stderr
+
     try:
-        data = bytes(converter.convert())
+        with capture_native_stderr() as log:
+            data = bytes(converter.convert())
     except Exception as exc:
-        raise ModelError(f"{model.path}: TFLite conversion to {kind} failed: {_converter_reason(exc)}") from exc
+        reason = _converter_reason(exc, log.text)
+        raise ModelError(f"{model.path}: TFLite conversion to {kind} failed: {reason}") from exc
     return Conversion(kind=kind, data=data, info=inspect_bytes(data, path=f"model_{kind}.tflite"))
 
 
-def _converter_reason(exc: BaseException) -> str:
+def _converter_reason(exc: BaseException, native_log: str = "") -> str:
     """Keep the converter's lines that name ops or layers, drop the MLIR stack noise."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    lines = [line.strip() for line in (str(exc) + "\n" + native_log).splitlines() if line.strip()]
     useful = [line for line in lines if "error:" in line or "op" in line.lower() or "layer" in line.lower()]
     text = "; ".join(dict.fromkeys(useful or lines))[:600]
     hint = ""

@@ -18,16 +18,22 @@ import numpy as np
 from tinykeras.errors import DataError, InputFileError, ModelError
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def import_tf() -> Any:
     """Import TensorFlow quietly, with legacy (Keras 2) Keras. Raises ModelError if Keras 3 is active."""
     import logging
+    import warnings
 
-    import tensorflow as tf
+    from tinykeras.stdio import capture_native_stderr
+
+    if not os.path.exists("/proc/driver/nvidia/version"):  # no NVIDIA driver: skip CUDA probing and its noise
+        os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
+    with capture_native_stderr():  # absl start-up noise
+        import tensorflow as tf
 
     tf.get_logger().setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
     version = getattr(tf.keras, "__version__", "2")
     if not str(version).startswith("2"):
         raise ModelError(
@@ -93,6 +99,9 @@ def load_model(path: Path | str) -> LoadedModel:
     suffix = path.suffix.lower()
     if suffix not in (".keras", ".h5", ".hdf5"):
         raise ModelError(f"{path}: unknown model format '{suffix}'; pass a .keras, .h5 or SavedModel directory")
+    if suffix == ".keras" and not zipfile.is_zipfile(path):
+        raise ModelError(f"{path}: not a .keras archive (corrupt, truncated or another format); "
+                         "re-save it with model.save('model.keras')")
     if suffix == ".keras" and _saved_by_keras3(path):
         return _load_keras3(path)
     try:
@@ -103,15 +112,26 @@ def load_model(path: Path | str) -> LoadedModel:
                 return _load_keras3(path)
             except ModelError:
                 pass
-        raise ModelError(
-            f"{path}: cannot load the Keras model ({_first_line(exc)}). If it uses custom layers, load it in "
-            "Python with custom_objects and pass the model to tinykeras.convert.quantize()"
-        ) from exc
+        reason = _first_line(exc)
+        hint = "re-save it with model.save()"
+        if "unknown" in reason.lower() or "custom" in reason.lower():
+            hint = ("it uses custom layers or objects: load it in Python with custom_objects and call "
+                    "tinykeras.convert.quantize_model() on the loaded model")
+        raise ModelError(f"{path}: cannot load the Keras model ({reason}); {hint}") from exc
     return _from_keras2(path, model, "keras2")
 
 
 def _from_keras2(path: Path, model: Any, origin: str) -> LoadedModel:
-    shape = tuple(model.inputs[0].shape) if getattr(model, "inputs", None) else ()
+    shape: tuple[int | None, ...] = ()
+    if getattr(model, "inputs", None):
+        shape = tuple(model.inputs[0].shape)
+    else:  # a subclassed model revived from a SavedModel: ask its saved call signature
+        try:
+            spec = model.save_spec()
+            first = spec[0][0] if spec else None
+            shape = tuple(first.shape) if first is not None else ()
+        except Exception:
+            shape = ()
     return LoadedModel(path=path, keras_model=model, saved_model_dir=None, origin=origin,
                        predict=lambda x: np.asarray(model(x, training=False)), input_shape=shape)
 
@@ -197,7 +217,7 @@ def split_xy(arrays: dict[str, np.ndarray], path: str = "data") -> tuple[np.ndar
 def match_input_shape(x: np.ndarray, shape: tuple[int | None, ...], path: str = "data") -> np.ndarray:
     """Reshape/validate ``x`` to a batch of the model's input ``shape`` (first dim is the batch)."""
     want = tuple(d for d in shape[1:])
-    if tuple(x.shape[1:]) == want:
+    if not shape or tuple(x.shape[1:]) == want:  # unknown input shape: the converter will check
         return x
     if x.shape[1:] and all(d is not None for d in want) and int(np.prod(x.shape[1:])) == int(np.prod(want)):
         return x.reshape((x.shape[0],) + want)

@@ -24,17 +24,24 @@ def _shape_text(t: dict | None) -> str:
 @click.command()
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON: {ops: [...], totals: {...}, ...}.")
-def inspect(model: Path, as_json: bool) -> None:
+@click.option("--check", is_flag=True,
+              help="Exit non-zero unless the model is full-integer int8 and every op runs on TFLite-Micro.")
+def inspect(model: Path, as_json: bool, check: bool) -> None:
     """Explain MODEL.tflite: per-op shapes, quantization, params, MACs, memory, TFLM support.
 
     \b
     Example:
       tinykeras inspect out/model.tflite
       tinykeras inspect out/model.tflite --json | jq .totals
+      tinykeras inspect out/model.tflite --check   # in CI: int8 and TFLM-ready?
     """
-    from tinykeras.inspect import load_model_info, summary
+    from tinykeras.inspect import load_model_info, require_int8, require_tflm_ops, summary
 
-    info = summary(load_model_info(model))
+    model_info = load_model_info(model)
+    if check:
+        require_tflm_ops(model_info)
+        require_int8(model_info)
+    info = summary(model_info)
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return
