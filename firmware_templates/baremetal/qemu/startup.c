@@ -1,0 +1,90 @@
+/* tinykeras startup for QEMU mps2-an386 (Cortex-M4F): vector table, reset, FPU, fault report, exit.
+ *
+ * Memory (QEMU hw/arm/mps2.c): ZBT SSRAM1 at 0x00000000 holds code and constants (our "flash"),
+ * ZBT SSRAM2/3 at 0x20000000 holds data, bss and the stack. See mps2_an386.ld.
+ */
+#include <stdint.h>
+
+#include "tk_port.h"
+#include "tk_qemu.h"
+
+extern uint32_t __etext_data;  /* load address of .data in flash */
+extern uint32_t __data_start, __data_end, __bss_start, __bss_end, __stack_top;
+
+int main(void);
+void Reset_Handler(void);
+void Fault_Handler(void);
+void Default_Handler(void);
+
+#define SCB_CPACR (*(volatile uint32_t *)0xE000ED88u)
+#define SCB_SHCSR (*(volatile uint32_t *)0xE000ED24u)
+#define NUM_IRQS 32
+
+typedef void (*vector_t)(void);
+
+__attribute__((section(".isr_vector"), used)) const vector_t tk_vectors[16 + NUM_IRQS] = {
+    (vector_t)(uintptr_t)&__stack_top,
+    Reset_Handler,
+    Fault_Handler, /* NMI */
+    Fault_Handler, /* HardFault */
+    Fault_Handler, /* MemManage */
+    Fault_Handler, /* BusFault */
+    Fault_Handler, /* UsageFault */
+    0, 0, 0, 0,
+    Default_Handler, /* SVCall */
+    Default_Handler, /* DebugMonitor */
+    0,
+    Default_Handler, /* PendSV */
+    Default_Handler, /* SysTick */
+    /* external interrupts: none enabled by tinykeras (the UART wakes WFI with PRIMASK set) */
+    Default_Handler, Default_Handler, Default_Handler, Default_Handler, Default_Handler, Default_Handler,
+    Default_Handler, Default_Handler, Default_Handler, Default_Handler, Default_Handler, Default_Handler,
+    Default_Handler, Default_Handler, Default_Handler, Default_Handler, Default_Handler, Default_Handler,
+    Default_Handler, Default_Handler, Default_Handler, Default_Handler, Default_Handler, Default_Handler,
+    Default_Handler, Default_Handler, Default_Handler, Default_Handler, Default_Handler, Default_Handler,
+    Default_Handler, Default_Handler,
+};
+
+void Reset_Handler(void) {
+  uint32_t *src = &__etext_data;
+  uint32_t *dst;
+  for (dst = &__data_start; dst < &__data_end;) {
+    *dst++ = *src++;
+  }
+  for (dst = &__bss_start; dst < &__bss_end;) {
+    *dst++ = 0u;
+  }
+  SCB_CPACR |= (0xFu << 20); /* CP10 and CP11 full access: the FPU */
+  __asm volatile("dsb\n\tisb" ::: "memory");
+  __asm volatile("cpsid i" ::: "memory"); /* no interrupt handlers run; pending ones still wake WFI */
+  SCB_SHCSR |= (7u << 16);                /* MemManage, BusFault, UsageFault as their own exceptions */
+  tk_qemu_exit(main());
+}
+
+/* A fault: report it as a protocol error record and end QEMU with status 3. */
+void Fault_Handler(void) {
+  static const char msg[] = "@tk {\"v\":1,\"event\":\"error\",\"msg\":\"CPU fault (HardFault/BusFault/UsageFault)\"}\n";
+  tk_port_write(msg, (unsigned)(sizeof(msg) - 1u));
+  tk_qemu_exit(3);
+}
+
+void Default_Handler(void) {
+  static const char msg[] = "@tk {\"v\":1,\"event\":\"error\",\"msg\":\"unexpected interrupt\"}\n";
+  tk_port_write(msg, (unsigned)(sizeof(msg) - 1u));
+  tk_qemu_exit(4);
+}
+
+void tk_qemu_exit(int code) {
+  /* SYS_EXIT_EXTENDED (0x20): r1 points to {ADP_Stopped_ApplicationExit, exit code}. */
+  static volatile uint32_t block[2];
+  block[0] = 0x20026u;
+  block[1] = (uint32_t)code;
+  {
+    register uint32_t r0 __asm("r0") = 0x20u;
+    register volatile uint32_t *r1 __asm("r1") = block;
+    __asm volatile("bkpt 0xab" : "+r"(r0) : "r"(r1) : "memory");
+  }
+  for (;;) {
+    __asm volatile("wfi");
+  }
+}

@@ -1,0 +1,88 @@
+"""The aot runtime on the emulated Cortex-M4 (qemu_m4), end to end: generate, render, make, run in QEMU,
+and compare the outputs with the TFLM host interpreter bit for bit (the `@tk` run records for the
+benchmark's input pattern, and the MLPerf `results%` vector for random inputs loaded with `db`)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tinykeras import qemu
+from tinykeras.boards import load_board
+from tinykeras.inspect import inspect_bytes
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
+    reason="needs arm-none-eabi-gcc and qemu-system-arm (apt install gcc-arm-none-eabi libnewlib-arm-none-eabi "
+           "qemu-system-arm; scripts/setup.sh)")
+
+
+def _generate():
+    aot = pytest.importorskip("tinykeras.aot")
+    if not hasattr(aot, "generate"):
+        pytest.skip("tinykeras.aot.generate is not available yet")
+    return aot.generate
+
+
+def _reply(port, cmd: str = "", timeout: float = 60.0) -> list[str]:
+    if cmd:
+        port.write(cmd.encode())
+    buf, end = b"", time.monotonic() + timeout
+    while not buf.endswith(b"m-ready\r\n") and time.monotonic() < end:
+        buf += port.read(65536)
+    assert buf.endswith(b"m-ready\r\n"), f"no m-ready after {cmd!r}: {buf[-300:]!r}"
+    return [ln for ln in buf.decode().splitlines() if ln]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["ad01_int8", "pretrainedResnet_quant"])
+def test_aot_on_qemu_matches_tflm(name: str, reference_models: dict[str, Path], tmp_path: Path) -> None:
+    import serial
+
+    from tinykeras.tflm_host import TflmRunner
+
+    generate = _generate()
+    model = reference_models[name].read_bytes()
+    info = inspect_bytes(model, str(reference_models[name]))
+    program = generate(model, info, name=name)
+    board = load_board("qemu_m4")
+    qemu.render_project(board, model, info, tmp_path, runtime_files=program.files, runs=2, warmup=1, name=name,
+                        arena_bytes=program.arena_bytes)
+    elf = qemu.compile_project(tmp_path)
+
+    t_in, t_out = info.input_tensors()[0], info.output_tensors()[0]
+    q_out = t_out.quantization
+    assert q_out.scale >= 0.002  # so the 3 decimals of `results%` tell every int8 value apart (bit-exact)
+    tflm = TflmRunner(model, info)
+
+    def reference(x: bytes) -> np.ndarray:
+        sample = np.frombuffer(x, dtype=np.int8).reshape(t_in.shape)
+        return np.asarray(tflm.invoke(sample)[0]).ravel()
+
+    pattern_out = reference(qemu.bench_input(t_in.nbytes))
+    random_in = bytes(np.random.default_rng(11).integers(0, 256, t_in.nbytes, dtype=np.uint8))
+    random_out = reference(random_in)
+
+    with qemu.qemu_session(elf, board) as url:
+        port = serial.serial_for_url(url, timeout=0.05)
+        try:
+            boot = _reply(port)
+            recs = [json.loads(ln[4:]) for ln in boot if ln.startswith("@tk ")]
+            assert [r["event"] for r in recs] == ["hello", "run", "run", "done"], boot[:3]
+            assert recs[0]["arena_used"] == program.arena_bytes
+            for run in recs[1:3]:
+                assert run["top"] == int(np.argmax(pattern_out)) and run["score"] == int(pattern_out.max())
+            # the whole output vector of the last timed run, against TFLM
+            assert _reply(port, "results%")[0] == qemu.mlperf_results(pattern_out, q_out.scale, q_out.zero_point)
+            _reply(port, f"db load {len(random_in)}%")
+            for k in range(0, len(random_in), 32):
+                _reply(port, f"db {random_in[k:k + 32].hex()}%")
+            lines = _reply(port, "infer 1 0%")
+            assert lines[-2] == qemu.mlperf_results(random_out, q_out.scale, q_out.zero_point)
+        finally:
+            port.close()

@@ -1,0 +1,135 @@
+"""Quantization parameters computed the way TFLite-Micro's Prepare() computes them (no TensorFlow).
+
+Scales in a .tflite file are float32; TFLM promotes them to double where its sources use double and
+keeps float32 where they use float, and so does this module, so the integers match bit for bit.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+INT8_MIN, INT8_MAX = -128, 127
+
+
+def tflite_round(x: float) -> float:
+    """``std::round``: half away from zero."""
+    return math.copysign(math.floor(abs(x) + 0.5), x)
+
+
+def quantize_multiplier(real: float) -> tuple[int, int]:
+    """TFLite's ``QuantizeMultiplier``: real = m * 2^(shift - 31), m a Q31 int32.
+
+    >>> quantize_multiplier(0.5)
+    (1073741824, 0)
+    >>> quantize_multiplier(0.0)
+    (0, 0)
+    """
+    if real == 0.0:
+        return 0, 0
+    q, shift = math.frexp(real)
+    q_fixed = int(tflite_round(q * (1 << 31)))
+    if q_fixed == (1 << 31):
+        q_fixed //= 2
+        shift += 1
+    if shift < -31:
+        shift, q_fixed = 0, 0
+    return q_fixed, shift
+
+
+def f32(x: float) -> float:
+    return float(np.float32(x))
+
+
+def conv_multipliers(input_scale: float, filter_scales: tuple[float, ...], output_scale: float,
+                     channels: int) -> tuple[list[int], list[int]]:
+    """Per-channel (or broadcast per-tensor) multipliers of CONV/DEPTHWISE/FULLY_CONNECTED."""
+    mults, shifts = [], []
+    for c in range(channels):
+        fs = filter_scales[c] if len(filter_scales) > 1 else filter_scales[0]
+        m, s = quantize_multiplier(f32(input_scale) * f32(fs) / f32(output_scale))
+        mults.append(m)
+        shifts.append(s)
+    return mults, shifts
+
+
+def quantize_value(value: float, scale: float, zero_point: int) -> int:
+    """TFLite's ``Quantize`` used for activation ranges: float32 division, then round."""
+    tmp = tflite_round(f32(np.float32(value) / np.float32(scale)))
+    return int(zero_point + tmp)
+
+
+def activation_range(activation: str, scale: float, zero_point: int) -> tuple[int, int]:
+    """``CalculateActivationRangeQuantized`` for int8 outputs."""
+    lo, hi = INT8_MIN, INT8_MAX
+    if activation == "RELU":
+        lo = max(lo, quantize_value(0.0, scale, zero_point))
+    elif activation == "RELU6":
+        lo = max(lo, quantize_value(0.0, scale, zero_point))
+        hi = min(hi, quantize_value(6.0, scale, zero_point))
+    elif activation == "RELU_N1_TO_1":
+        lo = max(lo, quantize_value(-1.0, scale, zero_point))
+        hi = min(hi, quantize_value(1.0, scale, zero_point))
+    elif activation not in ("NONE", None, 0):
+        raise ValueError(f"fused activation {activation} is not supported for int8")
+    return lo, hi
+
+
+def input_radius(integer_bits: int, left_shift: int, total_signed_bits: int = 31) -> int:
+    """``CalculateInputRadius``."""
+    max_input_rescaled = (1.0 * ((1 << integer_bits) - 1) * (1 << (total_signed_bits - integer_bits))
+                          / (1 << left_shift))
+    return int(math.floor(max_input_rescaled))
+
+
+def softmax_params(beta: float, input_scale: float) -> tuple[int, int, int]:
+    """(input_multiplier, input_left_shift, diff_min) of the int8 softmax (``PreprocessSoftmaxScaling``)."""
+    scaled_diff_integer_bits = 5
+    real = min(f32(beta) * f32(input_scale) * (1 << (31 - scaled_diff_integer_bits)), (1 << 31) - 1.0)
+    mult, shift = quantize_multiplier(real)
+    if shift < 0:
+        raise ValueError("softmax input scale too small for the int8 kernel")
+    diff_min = -1 * input_radius(scaled_diff_integer_bits, shift)
+    return mult, shift, diff_min
+
+
+def sigmoid_params(input_scale: float) -> tuple[int, int, int]:
+    """(input_multiplier, input_left_shift, input_range_radius) of int8 LOGISTIC and TANH in TFLM."""
+    input_integer_bits = 4
+    real = f32(input_scale) * float(1 << (31 - input_integer_bits))
+    q, left_shift = math.frexp(real)
+    mult = int(tflite_round(q * (1 << 31)))
+    return mult, left_shift, input_radius(input_integer_bits, left_shift, 31)
+
+
+def add_params(s1: float, s2: float, so: float) -> dict[str, int]:
+    """ADD int8 rescaling: inputs to a common scale with 20 bits of headroom, then to the output."""
+    left_shift = 20
+    twice_max = 2 * max(f32(s1), f32(s2))
+    m1, sh1 = quantize_multiplier(f32(s1) / twice_max)
+    m2, sh2 = quantize_multiplier(f32(s2) / twice_max)
+    mo, sho = quantize_multiplier(twice_max / ((1 << left_shift) * f32(so)))
+    return {"left_shift": left_shift, "in1_mult": m1, "in1_shift": sh1, "in2_mult": m2, "in2_shift": sh2,
+            "out_mult": mo, "out_shift": sho}
+
+
+def mean_multiplier(input_scale: float, output_scale: float, count: int) -> tuple[int, int]:
+    """QuantizedMeanOrSum: input/output rescale with 1/count folded into the multiplier."""
+    mult, shift = quantize_multiplier(f32(input_scale) / f32(output_scale))
+    if count <= 0:
+        return mult, shift
+    s = 63 - _clz64(count)
+    s = min(s, 32)
+    s = min(s, 31 + shift)
+    mult = int((mult << s) // count) if mult >= 0 else -int(((-mult) << s) // count)
+    return _int32(mult), shift - s
+
+
+def _clz64(x: int) -> int:
+    return 64 - x.bit_length()
+
+
+def _int32(x: int) -> int:
+    x &= 0xFFFFFFFF
+    return x - (1 << 32) if x >= (1 << 31) else x

@@ -1,0 +1,111 @@
+"""``tinykeras build`` and ``tinykeras boards``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the boards as JSON.")
+def boards(as_json: bool) -> None:
+    """List the boards tinykeras can build for (one TOML file each in boards/).
+
+    \b
+    Example:
+      tinykeras boards
+      tinykeras boards --json
+    """
+    from tinykeras.boards import list_boards
+
+    all_boards = list_boards()
+    if as_json:
+        click.echo(json.dumps([b.summary() for b in all_boards], indent=2))
+        return
+    rows = [("board", "kind", "core", "MHz", "flash KiB", "RAM KiB", "timer", "runtimes")]
+    for b in all_boards:
+        runtimes = ", ".join(r + ("*" if r == b.default_runtime else "") for r in b.runtimes)
+        rows.append((b.name, b.kind, b.mcu.core, f"{b.mcu.clock_hz / 1e6:g}", str(b.limits.flash_bytes // 1024),
+                     str(b.limits.ram_bytes // 1024), b.timer.api, runtimes))
+    widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    click.echo("(* = default runtime)")
+
+
+@click.command()
+@click.option("--board", "-b", required=True, help="Board name (see `tinykeras boards`).")
+@click.option("--model", "-m", type=click.Path(path_type=Path),
+              help="An int8 .tflite, or a .keras/.h5 model (quantized first). Default: the recipe's shipped model.")
+@click.option("--recipe", type=click.Choice(["kws", "gesture", "sensor"]), default="kws", show_default=True,
+              help="Which shipped model to use when --model is not given.")
+@click.option("--runtime", type=click.Choice(["tflm", "aot"]),
+              help="tflm (TFLite-Micro; default on PlatformIO boards) or aot (tinykeras' generated C; "
+                   "default on qemu_m4).")
+@click.option("--runs", type=int, default=10, show_default=True, help="Timed inferences the firmware reports.")
+@click.option("--warmup", type=int, default=2, show_default=True, help="Untimed warm-up inferences before them.")
+@click.option("-o", "--out", "out", type=click.Path(path_type=Path),
+              help="Project directory (default: out/BOARD-MODEL-RUNTIME).")
+@click.option("--rep-data", type=click.Path(path_type=Path),
+              help="Representative inputs (.npz with 'x' or .npy) to quantize a Keras --model.")
+@click.option("--compile", "do_compile", is_flag=True, help="Compile the project (pio run / make).")
+@click.option("--upload", is_flag=True, help="Compile and flash it (pio run -t upload).")
+@click.option("--port", help="Serial port of the board (upload, monitor, run).")
+@click.option("--monitor", is_flag=True, help="Open the serial monitor after flashing (pio device monitor).")
+@click.option("--run", "do_run", is_flag=True,
+              help="Run the benchmark and print its report (qemu_m4: in QEMU; PlatformIO boards: flash, then "
+                   "read --port).")
+@click.option("--json", "as_json", is_flag=True, help="Print the build result as JSON.")
+def build(board: str, model: Path | None, recipe: str, runtime: str | None, runs: int, warmup: int,
+          out: Path | None, rep_data: Path | None, do_compile: bool, upload: bool, port: str | None,
+          monitor: bool, do_run: bool, as_json: bool) -> None:
+    """Render a firmware project for BOARD that benchmarks the model over serial.
+
+    Checks that the model is int8, that the runtime has its ops and that it fits the board's flash and RAM
+    before writing anything; then writes the project (PlatformIO, or a Makefile for qemu_m4) and, if asked,
+    compiles, flashes, monitors or runs it.
+
+    \b
+    Example:
+      tinykeras build --board esp32 --model out/model.tflite -o fw/esp32
+      tinykeras build --board nano33ble --model model.keras --rep-data rep.npz --upload --monitor
+      tinykeras build --board qemu_m4 --runtime aot --model out/model.tflite --run
+    """
+    from tinykeras.pipeline import BuildOptions
+    from tinykeras.pipeline import build as run_build
+
+    options = BuildOptions(board=board, model=model, recipe=recipe, runtime=runtime, runs=runs, warmup=warmup,
+                           out=out, rep_data=rep_data, compile=do_compile, upload=upload, port=port,
+                           monitor=monitor, run=do_run)
+    result = run_build(options, log=lambda msg: click.echo(msg, err=True))
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2))
+        return
+    arena = result.arena
+    measured = f", {arena.measured_bytes:,} B measured on the host" if arena.measured_bytes is not None else ""
+    fit = result.fit
+    click.echo(f"wrote {result.project_dir} ({result.board.name}, runtime {result.runtime})")
+    click.echo(f"  model {result.source_name}: {result.info.model_bytes:,} B, ops {', '.join(result.info.op_names)}")
+    click.echo(f"  arena {arena.planned_bytes:,} B planned{measured}")
+    click.echo(f"  flash {fit['flash_needed']:,} / {fit['flash_available']:,} B, "
+               f"RAM {fit['ram_needed']:,} / {fit['ram_available']:,} B (runtime sizes estimated)")
+    if result.bench is not None:
+        from rich.console import Console
+
+        from tinykeras.report import bench_summary, bench_table
+
+        Console().print(bench_table(result.bench))
+        for line in bench_summary(result.bench):
+            click.echo(line)
+    if result.qemu is not None and result.qemu.get("instructions_per_inference"):
+        q = result.qemu
+        click.echo(f"  {q['instructions_per_inference']:,} instructions per inference; "
+                   f"{q['estimate_ms']} ms ({q['estimate_label']})")
+    if result.qemu is not None and result.qemu.get("sizes"):
+        s = result.qemu["sizes"]
+        click.echo(f"  ELF: flash {s['flash']:,} B (.text {s['text']:,}, .rodata {s['rodata']:,}), "
+                   f"RAM {s['ram']:,} B (.data {s['data']:,}, .bss {s['bss']:,})")
+    if not (do_compile or upload or do_run) and result.board.kind == "platformio":
+        click.echo(f"next: pio run -d {result.project_dir} -t upload   (or rerun with --upload --monitor)")

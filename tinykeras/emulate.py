@@ -1,0 +1,391 @@
+"""Run a .tflite on the host with TFLite-Micro's own kernels (or the aot runtime) and say how it behaves.
+
+Reports accuracy (with labels), top-1 agreement and the largest dequantized deviation against the float Keras
+model and against ``tf.lite`` without delegates, bit-exactness between int8 runtimes, the arena bytes TFLM
+really needs, and host microseconds per inference. Without data it runs seeded random int8 inputs.
+
+TensorFlow is imported only inside :func:`run_tflite` (through ``keras_io.import_tf``) and when a Keras model
+is loaded.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tinykeras.errors import DataError, ModelError
+from tinykeras.tflm_host import TflmRunner, dequantize, prepare_inputs
+from tinykeras.types import ModelInfo, TensorInfo
+
+RUNTIMES = ("tflm", "aot")
+DEFAULT_RANDOM_SAMPLES = 32
+RANDOM_SEED = 0
+
+
+@dataclass(frozen=True)
+class Model:
+    """A .tflite held in memory with its inspected info."""
+
+    data: bytes
+    info: ModelInfo
+
+    @property
+    def input(self) -> TensorInfo:
+        return self.info.input_tensors()[0]
+
+    @property
+    def output(self) -> TensorInfo:
+        return self.info.output_tensors()[0]
+
+
+def load(source: bytes | bytearray | str | Path | Model) -> Model:
+    """A Model from .tflite bytes or a path. Raises InputFileError or ModelError."""
+    from tinykeras.inspect import inspect_bytes, read_model_bytes
+
+    if isinstance(source, Model):
+        return source
+    if isinstance(source, (bytes, bytearray)):
+        data, path = bytes(source), None
+    else:
+        data, path = read_model_bytes(source), str(source)
+    info = inspect_bytes(data, path=path)
+    if len(info.inputs) != 1:
+        raise ModelError(f"{path or 'model'}: has {len(info.inputs)} inputs; emulate handles one-input models")
+    return Model(data, info)
+
+
+def random_inputs(model: Model, samples: int = DEFAULT_RANDOM_SAMPLES, seed: int = RANDOM_SEED) -> np.ndarray:
+    """Seeded random inputs in the input tensor's dtype and shape (uniform over the int8 range)."""
+    t = model.input
+    rng = np.random.default_rng(seed)
+    shape = (samples,) + tuple(t.shape[1:])
+    if t.dtype in ("float32", "float16"):
+        return rng.standard_normal(shape).astype(t.dtype)
+    info = np.iinfo(np.dtype(t.dtype))
+    return rng.integers(info.min, info.max, size=shape, endpoint=True).astype(t.dtype)
+
+
+def quantized_inputs(model: Model, x: np.ndarray) -> np.ndarray:
+    """Float data quantized with the input's scale and zero point, or data already in its dtype."""
+    try:
+        return prepare_inputs(np.asarray(x), model.input)
+    except ModelError as exc:
+        raise DataError(str(exc)) from exc
+
+
+def float_inputs(model: Model, x: np.ndarray) -> np.ndarray:
+    """Inputs for a float (Keras) model: float data as given, integer data dequantized."""
+    x = np.asarray(x)
+    xf = x.astype(np.float32) if x.dtype.kind == "f" else dequantize(x, model.input)
+    per_sample = tuple(model.input.shape[1:])
+    if xf.ndim > 1 and xf.shape[1:] != per_sample and int(np.prod(xf.shape[1:])) == int(np.prod(per_sample)):
+        xf = xf.reshape((len(xf),) + per_sample)
+    return xf
+
+
+# ---------------------------------------------------------------------------------------------- runners
+
+
+@dataclass
+class RunOutput:
+    """First-output values of every sample in the runtime's dtype, and host time per inference."""
+
+    raw: np.ndarray
+    us_per_inference: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def run_tflm(model: Model, xq: np.ndarray, progress: Callable[[Iterable[int]], Iterator[int]] | None = None,
+             ) -> RunOutput:
+    """The TFLM host interpreter over every sample of ``xq`` (prepared with :func:`quantized_inputs`)."""
+    runner = TflmRunner(model.data, model.info)
+    indices: Iterable[int] = range(len(xq))
+    if progress is not None:
+        indices = progress(indices)
+    outs, spent = [], 0.0
+    for k in indices:
+        start = time.perf_counter()
+        out = runner.invoke(xq[k:k + 1])[0]
+        spent += time.perf_counter() - start
+        outs.append(out)
+    return RunOutput(np.concatenate(outs, axis=0), 1e6 * spent / max(1, len(xq)))
+
+
+def run_aot(model: Model, xq: np.ndarray) -> RunOutput:
+    """The aot runtime (generated C compiled with the host gcc) over every sample of ``xq``."""
+    from tinykeras.aot.host import AotHostRunner
+
+    runner = AotHostRunner(model.data, model.info)
+    start = time.perf_counter()
+    raw = runner.run_all(xq)
+    spent = time.perf_counter() - start
+    us = runner.time_us(xq[:1], runs=20) if len(xq) else None
+    return RunOutput(raw.reshape((len(xq),) + tuple(model.output.shape[1:])), us,
+                     {"arena_bytes": runner.arena_bytes, "wall_us_per_inference": 1e6 * spent / max(1, len(xq))})
+
+
+def run_tflite(model: Model, xq: np.ndarray) -> RunOutput:
+    """``tf.lite`` without default delegates (XNNPACK rounds differently by one LSB): the TensorFlow reference."""
+    import warnings
+
+    from tinykeras.keras_io import import_tf
+
+    tf = import_tf()
+    try:
+        with warnings.catch_warnings():  # tf.lite.Interpreter's deprecation notice (LiteRT) is not for our users
+            warnings.simplefilter("ignore")
+            interp = tf.lite.Interpreter(
+                model_content=model.data,
+                experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        interp.allocate_tensors()
+    except Exception as exc:
+        raise ModelError(f"{model.info.path or 'model'}: tf.lite cannot load it ({str(exc).strip()[:300]})") from exc
+    inp = interp.get_input_details()[0]["index"]
+    out = interp.get_output_details()[0]["index"]
+    outs, spent = [], 0.0
+    for k in range(len(xq)):
+        interp.set_tensor(inp, np.ascontiguousarray(xq[k:k + 1]))
+        start = time.perf_counter()
+        interp.invoke()
+        spent += time.perf_counter() - start
+        outs.append(np.array(interp.get_tensor(out)))
+    return RunOutput(np.concatenate(outs, axis=0), 1e6 * spent / max(1, len(xq)))
+
+
+def run_runtime(runtime: str, model: Model, xq: np.ndarray, progress: Any = None) -> RunOutput:
+    if runtime == "tflm":
+        return run_tflm(model, xq, progress)
+    if runtime == "aot":
+        return run_aot(model, xq)
+    if runtime == "tflite":
+        return run_tflite(model, xq)
+    raise ValueError(f"unknown runtime {runtime!r}; choose tflm, aot or tflite")
+
+
+def keras_predict(keras_model: Any, x: np.ndarray) -> np.ndarray:
+    """Float outputs of a Keras model: a LoadedModel, a tf_keras Model, a path or any callable."""
+    from tinykeras.keras_io import LoadedModel, load_model
+
+    if isinstance(keras_model, (str, Path)):
+        keras_model = load_model(keras_model)
+    if isinstance(keras_model, LoadedModel):
+        fn = keras_model.predict
+    elif hasattr(keras_model, "predict") and hasattr(keras_model, "layers"):
+        def fn(batch: np.ndarray) -> np.ndarray:
+            return np.asarray(keras_model(batch, training=False))
+    elif callable(keras_model):
+        fn = keras_model
+    else:
+        raise ModelError(f"cannot run {type(keras_model).__name__} as a Keras model")
+    batches = [np.asarray(fn(x[k:k + 256]), dtype=np.float32) for k in range(0, len(x), 256)]
+    return np.concatenate(batches, axis=0) if batches else np.zeros((0,), np.float32)
+
+
+# ------------------------------------------------------------------------------------------ comparisons
+
+
+def top1(values: np.ndarray) -> np.ndarray | None:
+    """Argmax per sample over the flattened output, or None for a single-value (regression) output."""
+    flat = values.reshape(len(values), -1)
+    return None if flat.shape[1] < 2 else np.argmax(flat, axis=1)
+
+
+def compare(a: np.ndarray, b: np.ndarray, *, a_tensor: TensorInfo | None, b_tensor: TensorInfo | None,
+            ) -> dict[str, Any]:
+    """Top-1 agreement and max |dequantized difference| of two output batches; bit-exactness when both are
+    raw values of the same dtype."""
+    if a.size != b.size:
+        raise ModelError(f"outputs differ in size ({a.shape} vs {b.shape}); are they the same model?")
+    b = b.reshape(a.shape)
+    fa = dequantize(a, a_tensor) if a_tensor is not None else a.astype(np.float32)
+    fb = dequantize(b, b_tensor) if b_tensor is not None else b.astype(np.float32)
+    ta, tb = top1(fa), top1(fb)
+    out: dict[str, Any] = {
+        "agreement": None if ta is None or tb is None or not len(ta) else float(np.mean(ta == tb)),
+        "max_abs_deviation": float(np.max(np.abs(fa - fb))) if a.size else 0.0,
+    }
+    if a_tensor is not None and b_tensor is not None and a.dtype == b.dtype and a.dtype.kind in "iu":
+        diff = a != b
+        out["bit_exact"] = bool(not diff.any())
+        out["mismatches"] = int(diff.sum())
+        out["max_abs_lsb"] = int(np.max(np.abs(a.astype(np.int64) - b.astype(np.int64)))) if a.size else 0
+    if ta is not None and tb is not None:
+        out["disagreeing_samples"] = [int(k) for k in np.flatnonzero(ta != tb)[:20]]
+    return out
+
+
+def labels_to_classes(y: np.ndarray, samples: int) -> np.ndarray:
+    """Integer class labels from integer labels or one-hot rows."""
+    y = np.asarray(y)[:samples]
+    if y.ndim == 2 and y.shape[1] > 1:
+        return np.argmax(y, axis=1)
+    return y.reshape(len(y)).astype(np.int64)
+
+
+def _are_class_labels(y: np.ndarray) -> bool:
+    if y.ndim == 2 and y.shape[1] > 1:
+        return True
+    flat = y.reshape(len(y))
+    return flat.dtype.kind in "iub" or bool(np.all(np.mod(flat, 1) == 0) and np.all(flat >= 0))
+
+
+def confusion(y_true: np.ndarray, y_pred: np.ndarray, classes: int) -> list[list[int]]:
+    n = max(classes, int(y_true.max(initial=0)) + 1, int(y_pred.max(initial=0)) + 1)
+    m = np.zeros((n, n), dtype=np.int64)
+    np.add.at(m, (y_true, y_pred), 1)
+    return m.tolist()
+
+
+# ------------------------------------------------------------------------------------------------ emulate
+
+
+@dataclass
+class EmulateResult:
+    """The report of one emulation; ``to_json()`` gives the ``--json`` object."""
+
+    data: dict[str, Any]
+    scores: dict[str, np.ndarray] = field(default_factory=dict)  # top-1 score per sample, per source
+    labels: list[str] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return self.data
+
+    def write_plots(self, directory: Path) -> list[Path]:
+        """confusion_matrix.png (with labels) and scores.png, written atomically into ``directory``."""
+        from tinykeras.fsutil import atomic_output_dir
+        from tinykeras.report import confusion_matrix_png, score_histogram_png
+
+        name = Path(self.data.get("model") or "model").stem
+        written = []
+        with atomic_output_dir(directory) as tmp:
+            matrix = self.data.get("confusion_matrix")
+            if matrix:
+                names = self.labels or [str(k) for k in range(len(matrix))]
+                names = (names + [str(k) for k in range(len(names), len(matrix))])[:len(matrix)]
+                (tmp / "confusion_matrix.png").write_bytes(
+                    confusion_matrix_png(matrix, names, f"{name} ({self.data['runtime']}): confusion matrix"))
+                written.append(directory / "confusion_matrix.png")
+            if self.scores:
+                (tmp / "scores.png").write_bytes(score_histogram_png(
+                    {k: v.tolist() for k, v in self.scores.items()}, f"{name}: top-1 scores",
+                    "dequantized top-1 output"))
+                written.append(directory / "scores.png")
+        return written
+
+
+def emulate(model: bytes | str | Path | Model, x: np.ndarray | None = None, y: np.ndarray | None = None, *,
+            keras: Any = None, runtime: str = "tflm", samples: int | None = None, tflite: bool = True,
+            measure_arena: bool = True, labels: list[str] | None = None,
+            progress: Callable[[Iterable[int]], Iterator[int]] | None = None) -> EmulateResult:
+    """Run ``model`` over ``x`` (float or already-quantized; random int8 when None) with ``runtime``.
+
+    ``keras``: the float model (path, LoadedModel, tf_keras Model or callable) to compare with.
+    ``tflite``: also compare with ``tf.lite`` (imports TensorFlow). Returns an :class:`EmulateResult`.
+    """
+    if runtime not in RUNTIMES:
+        raise ModelError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
+    m = load(model)
+    if x is None:
+        xq = random_inputs(m, samples or DEFAULT_RANDOM_SAMPLES)
+        source = f"random {m.input.dtype} (seed {RANDOM_SEED})"
+        y = None
+    else:
+        x = np.asarray(x)
+        if samples is not None:
+            x = x[:samples]
+            y = None if y is None else np.asarray(y)[:samples]
+        if len(x) == 0:
+            raise DataError("no samples to run (the data is empty)")
+        xq = quantized_inputs(m, x)
+        q = m.input.quantization
+        source = (f"float data quantized with scale {q.scale:.6g}, zero point {q.zero_point}"
+                  if x.dtype.kind == "f" and q is not None and m.input.dtype not in ("float32", "float16")
+                  else f"{x.dtype} data")
+    n = len(xq)
+    out_t = m.output
+    tflm = run_tflm(m, xq, progress)
+    outputs = {"tflm": tflm}
+    if runtime == "aot":
+        outputs["aot"] = run_aot(m, xq)
+    main = outputs[runtime]
+
+    comparisons: dict[str, dict[str, Any]] = {}
+    scores: dict[str, np.ndarray] = {}
+    main_f = dequantize(main.raw, out_t)
+    scores[runtime] = main_f.reshape(n, -1).max(axis=1)
+    if runtime == "aot":
+        comparisons["tflm"] = compare(main.raw, tflm.raw, a_tensor=out_t, b_tensor=out_t)
+    if tflite:
+        ref = run_tflite(m, xq)
+        outputs["tflite"] = ref
+        comparisons["tflite"] = compare(main.raw, ref.raw, a_tensor=out_t, b_tensor=out_t)
+        if runtime == "aot":
+            comparisons["tflm_vs_tflite"] = compare(tflm.raw, ref.raw, a_tensor=out_t, b_tensor=out_t)
+    if keras is not None:
+        kf = keras_predict(keras, float_inputs(m, x if x is not None else xq)[:n])
+        comparisons["keras"] = compare(main.raw, kf, a_tensor=out_t, b_tensor=None)
+        scores["keras"] = kf.reshape(n, -1).max(axis=1)
+
+    data: dict[str, Any] = {
+        "model": m.info.path,
+        "model_sha256": m.info.sha256[:16],
+        "runtime": runtime,
+        "samples": n,
+        "input": source,
+        "accuracy": None,
+        "agreement": None,
+        "max_abs_deviation": None,
+    }
+    primary = comparisons.get("keras") or comparisons.get("tflite") or comparisons.get("tflm")
+    if primary is not None:
+        data["agreement"] = primary["agreement"]
+        data["max_abs_deviation"] = primary["max_abs_deviation"]
+        data["agreement_vs"] = next(k for k in ("keras", "tflite", "tflm") if k in comparisons)
+    exact_ref = "tflm" if runtime == "aot" else ("tflite" if "tflite" in comparisons else None)
+    if exact_ref is not None:
+        data["bit_exact"] = comparisons[exact_ref]["bit_exact"]
+        data["mismatches"] = comparisons[exact_ref]["mismatches"]
+        data["bit_exact_vs"] = exact_ref
+    pred = top1(main_f)
+    if y is not None and not _are_class_labels(np.asarray(y)):
+        data["labels_note"] = "the labels are not class indices or one-hot rows; accuracy not computed"
+        y = None
+    if y is not None and pred is not None:
+        truth = labels_to_classes(y, n)
+        data["accuracy"] = float(np.mean(pred == truth))
+        data["confusion_matrix"] = confusion(truth, pred, int(np.prod(out_t.shape[1:])))
+        if keras is not None:
+            kpred = top1(kf)
+            data["keras_accuracy"] = None if kpred is None else float(np.mean(kpred == truth))
+    arena: dict[str, Any] = {}
+    if measure_arena:
+        from tinykeras.arena import measure_arena_bytes, recorded_arena_bytes
+
+        recorded = recorded_arena_bytes(m.data, m.info)
+        arena["tflm_recorded_bytes"] = recorded
+        arena["tflm_measured_bytes"] = measure_arena_bytes(m.data, m.info, recorded)
+    if runtime == "aot":
+        arena["aot_bytes"] = outputs["aot"].extra["arena_bytes"]
+        data["arena_bytes"] = arena["aot_bytes"]
+    else:
+        data["arena_bytes"] = arena.get("tflm_measured_bytes")
+    data["arena"] = arena
+    data["host_us_per_inference"] = main.us_per_inference
+    data["host_us"] = {k: v.us_per_inference for k, v in outputs.items()}
+    data["comparisons"] = comparisons
+    return EmulateResult(data, scores, labels)
+
+
+def bit_exact_check(model: bytes | str | Path | Model, x: np.ndarray, runtime: str = "aot",
+                    reference: str = "tflm") -> dict[str, Any]:
+    """Compare the raw int8 outputs of two runtimes (tflm, aot, tflite) on the same inputs."""
+    m = load(model)
+    xq = quantized_inputs(m, x)
+    a = run_runtime(runtime, m, xq).raw
+    b = run_runtime(reference, m, xq).raw
+    return compare(a, b, a_tensor=m.output, b_tensor=m.output)

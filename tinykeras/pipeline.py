@@ -1,0 +1,298 @@
+"""``tinykeras build``: one linear, readable orchestration of the stages.
+
+    board file -> model (.tflite, or .keras quantized to int8) -> checks (int8, ops of the runtime)
+    -> runtime (TFLM: op resolver + measured arena; aot: generated C + static plan)
+    -> fit check (flash, RAM) -> project written atomically -> optional compile / upload / monitor / run.
+
+Nothing is written before every check has passed.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tinykeras import fsutil
+from tinykeras.arena import ArenaPlan
+from tinykeras.boards import Board, load_board
+from tinykeras.cgen import c_identifier
+from tinykeras.errors import DoesNotFitError, InputFileError, ToolchainError
+from tinykeras.inspect import inspect_bytes, read_model_bytes, require_int8, require_tflm_ops
+from tinykeras.resources import models_dir
+from tinykeras.types import ModelInfo
+
+RECIPES = ("kws", "gesture", "sensor")
+REPORT_NAME = "tinykeras_build.json"
+BENCH_REPORT_NAME = "bench.json"
+
+# Flash/RAM estimates of the runtime code, used by the fit check before anything is built. They are
+# estimates, stated as such in the report: TFLM's interpreter, allocator and flatbuffer reader take about
+# 16-22 KB on a Cortex-M (tensorflow.org, TFLM overview); reference kernels add a few KB each.
+TFLM_CORE_FLASH = 32 * 1024
+TFLM_FLASH_PER_OP = 6 * 1024
+TFLM_RAM_OVERHEAD = 2 * 1024          # interpreter object, resolver tables (outside the arena)
+AOT_CORE_FLASH = 2 * 1024
+AOT_FLASH_PER_OP = 2 * 1024
+BENCH_FLASH = 6 * 1024                # tk_bench.c + board glue
+BENCH_RAM = 1024                      # MLPerf command and input buffers
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    board: str
+    model: Path | None = None
+    recipe: str = "kws"
+    runtime: str | None = None
+    runs: int = 10
+    warmup: int = 2
+    out: Path | None = None
+    rep_data: Path | None = None
+    compile: bool = False
+    upload: bool = False
+    port: str | None = None
+    monitor: bool = False
+    run: bool = False
+
+
+@dataclass
+class BuildResult:
+    project_dir: Path
+    board: Board
+    runtime: str
+    model_name: str
+    source_name: str
+    info: ModelInfo
+    arena: ArenaPlan
+    fit: dict[str, Any]
+    files: list[str]
+    actions: list[str] = field(default_factory=list)
+    bench: dict[str, Any] | None = None
+    qemu: dict[str, Any] | None = None
+
+    def report(self) -> dict[str, Any]:
+        """The build report written to the project (no absolute paths, no timestamps)."""
+        return {
+            "board": self.board.name,
+            "board_kind": self.board.kind,
+            "runtime": self.runtime,
+            "model": self.model_name,
+            "model_source": self.source_name,
+            "model_sha256": self.info.sha256,
+            "model_bytes": self.info.model_bytes,
+            "macs": self.info.macs,
+            "ops": self.info.op_names,
+            "arena_bytes": self.arena.planned_bytes,
+            "arena": self.arena.to_json(),
+            "fit": self.fit,
+            "tflm_library": self.board.tflm.lib_dep if self.board.tflm and self.runtime == "tflm" else None,
+            "files": self.files,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        """What ``tinykeras build --json`` prints."""
+        out = {"project_dir": str(self.project_dir), **self.report(), "actions": self.actions}
+        if self.bench is not None:
+            out["bench"] = self.bench
+        if self.qemu is not None:
+            out["qemu"] = self.qemu
+        return out
+
+
+def resolve_model(options: BuildOptions) -> Path:
+    """The model to build: ``--model``, or the recipe's shipped model in ``models/<recipe>/model.tflite``."""
+    if options.model is not None:
+        if not Path(options.model).exists():
+            raise InputFileError(f"{options.model}: no such model file")
+        return Path(options.model)
+    if options.recipe not in RECIPES:
+        raise InputFileError(f"unknown recipe '{options.recipe}'; choose one of {', '.join(RECIPES)}")
+    path = models_dir() / options.recipe / "model.tflite"
+    if not path.exists():
+        raise InputFileError(f"no shipped model for recipe '{options.recipe}' ({path} is missing); "
+                             "pass your own with --model M.tflite (or M.keras)")
+    return path
+
+
+def load_int8_model(path: Path, rep_data: Path | None, log: Callable[[str], None]) -> tuple[bytes, str]:
+    """Bytes of an int8 .tflite from ``path``: read as is, or quantized from a Keras model first."""
+    if path.suffix == ".tflite":
+        return read_model_bytes(path), path.name
+    from tinykeras.convert import quantize_model
+    from tinykeras.keras_io import load_arrays, load_model, split_xy
+
+    x = None
+    if rep_data is not None:
+        x, _ = split_xy(load_arrays(rep_data), str(rep_data))
+    else:
+        log("warning: no --rep-data: int8 scales are calibrated on random noise; pass --rep-data rep.npz")
+    conversion = quantize_model(load_model(path), x)[0]
+    return conversion.data, f"{path.stem}.tflite"
+
+
+def check_fit(board: Board, runtime: str, info: ModelInfo, arena_bytes: int,
+              code_bytes: int | None = None) -> dict[str, Any]:
+    """Flash: model (or aot weights+code) + runtime estimate; RAM: arena + runtime state. Raise DoesNotFitError."""
+    distinct = len(info.op_names)
+    if runtime == "tflm":
+        runtime_flash = TFLM_CORE_FLASH + TFLM_FLASH_PER_OP * distinct + BENCH_FLASH
+        model_flash = info.model_bytes
+        ram = arena_bytes + TFLM_RAM_OVERHEAD + BENCH_RAM
+    else:
+        runtime_flash = AOT_CORE_FLASH + AOT_FLASH_PER_OP * distinct + BENCH_FLASH
+        model_flash = code_bytes if code_bytes is not None else info.model_bytes
+        ram = arena_bytes + BENCH_RAM
+    flash = model_flash + runtime_flash
+    limits = board.limits
+    fit = {
+        "flash_needed": flash, "flash_model": model_flash, "flash_runtime_estimate": runtime_flash,
+        "flash_available": limits.app_flash_bytes, "ram_needed": ram, "ram_arena": arena_bytes,
+        "ram_available": limits.app_ram_bytes,
+        "note": "runtime sizes are estimates; the compiler's map file has the real numbers",
+    }
+    problems = []
+    if flash > limits.app_flash_bytes:
+        problems.append(f"flash needs {flash:,} B (model {model_flash:,} + {runtime} runtime estimate "
+                        f"{runtime_flash:,}) but {limits.app_flash_bytes:,} B are free "
+                        f"({limits.flash_bytes:,} minus {limits.reserved_flash_bytes:,} for the framework)")
+    if ram > limits.app_ram_bytes:
+        problems.append(f"RAM needs {ram:,} B (arena {arena_bytes:,} + runtime {ram - arena_bytes:,}) but "
+                        f"{limits.app_ram_bytes:,} B are free ({limits.ram_bytes:,} minus "
+                        f"{limits.reserved_ram_bytes:,} for the framework)")
+    if problems:
+        raise DoesNotFitError(f"model '{info.path or 'model'}' does not fit board '{board.name}': "
+                              + "; ".join(problems) + ". Shrink the model (tinykeras optimize), try "
+                              "--runtime aot, or pick a larger board (tinykeras boards)")
+    return fit
+
+
+def _aot_program(model: bytes, info: ModelInfo, name: str) -> Any:
+    try:
+        from tinykeras.aot import generate
+    except ImportError as exc:
+        raise ToolchainError("the aot runtime (tinykeras.aot) is not available in this installation; "
+                             "use --runtime tflm") from exc
+    return generate(model, info, name=name)
+
+
+def _labels(model_path: Path) -> tuple[str, ...] | None:
+    settings = model_path.parent / "settings.json"
+    if model_path.suffix != ".tflite" or not settings.exists():
+        return None
+    try:
+        labels = json.loads(settings.read_text(encoding="utf-8")).get("labels")
+    except (ValueError, AttributeError):
+        return None
+    return tuple(str(label) for label in labels) if isinstance(labels, list) else None
+
+
+def build(options: BuildOptions, log: Callable[[str], None] | None = None) -> BuildResult:
+    """Check everything, render the project atomically, then run the requested actions."""
+    log = log or (lambda msg: print(msg, file=sys.stderr))
+    board = load_board(options.board)
+    runtime = options.runtime or board.default_runtime
+    if runtime not in board.runtimes:
+        from tinykeras.errors import BoardError
+
+        raise BoardError(f"board '{board.name}' does not support --runtime {runtime}; "
+                         f"choose one of {', '.join(board.runtimes)}")
+    if options.runs < 1 or options.warmup < 0:
+        from tinykeras.errors import DataError
+
+        raise DataError(f"--runs must be >= 1 and warm-up >= 0 (got {options.runs}, {options.warmup})")
+
+    model_path = resolve_model(options)
+    model, source_name = load_int8_model(model_path, options.rep_data, log)
+    info = inspect_bytes(model, path=source_name)
+    require_int8(info)
+    model_name = c_identifier(options.recipe if options.model is None else model_path.stem)
+
+    program = None
+    if runtime == "tflm":
+        require_tflm_ops(info)
+        from tinykeras.arena import plan_arena
+
+        arena = plan_arena(model, info)
+        fit = check_fit(board, runtime, info, arena.planned_bytes)
+    else:
+        program = _aot_program(model, info, model_name)
+        arena = ArenaPlan(measured_bytes=None, planned_bytes=int(program.arena_bytes),
+                          method="tinykeras aot static memory plan (computed at build time)",
+                          margin_rule="none: the plan is exact, no interpreter structures live in the arena")
+        fit = check_fit(board, runtime, info, arena.planned_bytes, code_bytes=int(program.weights_bytes))
+
+    out = Path(options.out) if options.out else Path("out") / f"{board.name}-{model_name}-{runtime}"
+    result = BuildResult(project_dir=out.resolve(), board=board, runtime=runtime, model_name=model_name,
+                         source_name=source_name, info=info, arena=arena, fit=fit, files=[])
+    with fsutil.atomic_output_dir(out) as tmp:
+        if board.kind == "qemu":
+            from tinykeras import qemu
+
+            qemu.render_project(board, model, info, tmp, runtime_files=dict(program.files), runs=options.runs,
+                                warmup=options.warmup, name=model_name, arena_bytes=arena.planned_bytes)
+        else:
+            from tinykeras.firmware import RenderRequest, render_platformio, write_project
+
+            files = render_platformio(RenderRequest(
+                board=board, runtime=runtime, model=model, info=info, model_name=model_name,
+                source_name=source_name, arena=arena, runs=options.runs, warmup=options.warmup,
+                labels=_labels(model_path),
+                aot_files=tuple(sorted(program.files.items())) if program is not None else ()))
+            write_project(files, tmp)
+        result.files = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
+        result.files.append(REPORT_NAME)
+        result.files.sort()
+        fsutil.write_text_atomic(tmp / REPORT_NAME, json.dumps(result.report(), indent=2) + "\n")
+
+    _actions(options, result, log)
+    return result
+
+
+def _actions(options: BuildOptions, result: BuildResult, log: Callable[[str], None]) -> None:
+    board, project = result.board, result.project_dir
+    if board.kind == "qemu":
+        if options.upload or options.monitor:
+            raise ToolchainError(f"board '{board.name}' is emulated: use --run instead of --upload/--monitor")
+        if not (options.compile or options.run):
+            return
+        from tinykeras import qemu
+
+        elf = qemu.compile_project(project)
+        result.actions.append("compile")
+        sizes = qemu.elf_sizes(elf)
+        if options.run:
+            report = qemu.run_benchmark(elf, board, runs=options.runs, raw_log=project / "serial.log")
+            result.actions.append("run")
+            result.bench = report.to_json()
+            result.qemu = qemu.summary(report, board, sizes, result.arena.planned_bytes)
+            fsutil.write_text_atomic(project / BENCH_REPORT_NAME,
+                                     json.dumps({**result.bench, "qemu": result.qemu}, indent=2) + "\n")
+        else:
+            result.qemu = {"sizes": sizes}
+        return
+
+    from tinykeras import toolchain
+
+    if options.run and not options.port:
+        raise ToolchainError(f"--run on board '{board.name}' reads the benchmark from the board: "
+                             "give its serial port with --port (e.g. /dev/ttyUSB0)")
+    if options.compile and not options.upload and not options.run:
+        toolchain.compile_project(board, project)
+        result.actions.append("compile")
+    if options.upload or options.run:
+        toolchain.upload(board, project, options.port)
+        result.actions.append("upload")
+    if options.run:
+        from tinykeras.bench import collect
+
+        report = collect(options.port, baud=board.baud, runs=options.runs, raw_log=project / "serial.log")
+        result.actions.append("run")
+        result.bench = report.to_json()
+        fsutil.write_text_atomic(project / BENCH_REPORT_NAME, json.dumps(result.bench, indent=2) + "\n")
+    if options.monitor:
+        log(f"opening the serial monitor at {board.baud} baud (Ctrl-C to leave)")
+        toolchain.monitor(board, project, options.port)
+        result.actions.append("monitor")
