@@ -63,7 +63,7 @@ def shipped_data_dir(recipe_name: str, quick: bool) -> Path | None:
     if quick or not metrics.exists():
         return None
     path = json.loads(metrics.read_text()).get("data")
-    return Path(path) if path and Path(path).is_dir() else None
+    return Path(path) if isinstance(path, str) and Path(path).is_dir() else None
 
 
 def qemu_latency(tflite: bytes, work: Path) -> dict[str, Any]:
@@ -132,6 +132,9 @@ def main() -> int:
         if args.qemu:
             with tempfile.TemporaryDirectory(prefix="bench-opt-qemu-") as work:
                 entry["qemu_m4_aot"] = qemu_latency(result.tflite, Path(work))
+        shipped = REPO / "models" / args.recipe / "metrics.json"
+        if shipped.exists() and not args.quick:  # same model + same test split => the same float metric
+            entry["shipped_float_metric"] = json.loads(shipped.read_text()).get("value")
         report["runs"][name] = entry
         print(f"  {name}: float {float_stage['value']:.4f} -> int8 {int8_stage['value']:.4f} "
               f"({entry['drop_points']:+.2f} pt drop), MACs x{entry['macs_ratio']}, "

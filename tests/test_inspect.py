@@ -159,3 +159,9 @@ def float_tile_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("tile") / "tile_float.tflite"
     path.write_bytes(converter.convert())
     return path
+
+
+def test_supported_ops_doc_is_current() -> None:
+    from tinykeras.supported_ops import doc_path, render
+
+    assert doc_path().read_text() == render(), "run `python -m tinykeras.supported_ops` to refresh the doc"

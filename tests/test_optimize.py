@@ -310,3 +310,16 @@ def test_fine_tuning_uses_a_recipe_stream_when_given():
     assert steps_per_epoch(data, 8) == 3  # the stream's 24 samples, not x_train's 30
     fine_tune(model, data, task, OptimizeOptions(epochs=1, batch_size=8, seed=5))
     assert calls[-1] == (8, 5)
+
+
+def test_builtin_layer_without_qat_support_is_named():
+    from tinykeras.keras_io import tf_keras
+    from tinykeras.optimize import Dataset, OptimizeOptions, prepare, quantize_aware
+
+    keras = tf_keras()
+    inputs = keras.Input((6,))
+    x = keras.layers.LayerNormalization(name="my_norm")(keras.layers.Dense(8)(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x))
+    task, data = prepare(model, Dataset(np.zeros((16, 6), np.float32), np.zeros(16, int)))
+    with pytest.raises(ModelError, match=r"tfmot cannot apply QAT.*my_norm.*Drop --qat"):
+        quantize_aware(model, data, task, OptimizeOptions(qat=True), preserve_sparsity=False)

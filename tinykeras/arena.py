@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinykeras.errors import ModelError
+from tinykeras.stdio import capture_native_stderr
 from tinykeras.types import ModelInfo
 
 MARGIN_FRACTION = 0.20   # of the measured total
@@ -157,18 +158,10 @@ def plan_arena(model: bytes, info: ModelInfo) -> ArenaPlan:
 
 
 def _capture_fd2(fn) -> bytes:  # type: ignore[no-untyped-def]
-    """Run ``fn`` with the process's file descriptor 2 redirected to a temporary file; return what it wrote."""
-    sys.stderr.flush()
-    with tempfile.TemporaryFile() as sink:
-        saved = os.dup(2)
-        try:
-            os.dup2(sink.fileno(), 2)
-            fn()
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-        sink.seek(0)
-        return sink.read()
+    """Run ``fn`` with the process's file descriptor 2 captured; return what native code wrote there."""
+    with capture_native_stderr() as log:
+        fn()
+    return log.text.encode()
 
 
 def _probe_main(argv: list[str]) -> int:

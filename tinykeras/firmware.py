@@ -12,6 +12,8 @@ The project layout::
     src/tk_model.c/.h, kernels  tinykeras' generated C (tk_model_api.h) -- runtime aot
     src/model_settings.h        shapes, scales, zero points
     src/tk_bench.c/.h, tk_port.h, tk_model_api.h   the shared benchmark (firmware_templates/runtime/bench)
+    src/tk_frontend.c/.h, tk_frontend_tables.h      the feature front end, when the model's settings.json
+                                                    names its features (firmware_templates/runtime/frontend)
 
 Every file starts with the tinykeras banner naming the model and its SHA-256.
 """
@@ -55,6 +57,8 @@ class RenderRequest:
     warmup: int = 2
     labels: tuple[str, ...] | None = None
     aot_files: tuple[tuple[str, str], ...] = ()  # (relative name, text) from tinykeras.aot.generate
+    frontend_files: tuple[tuple[str, str], ...] = ()   # tinykeras.recipes.frontend.frontend_sources
+    feature_defines: tuple[tuple[str, str], ...] = ()  # TK_FE_* macros for model_settings.h
 
 
 def resolver_entries(info: ModelInfo) -> list[tuple[str, str]]:
@@ -121,7 +125,10 @@ def render_platformio(request: RenderRequest) -> dict[str, str]:
 
 def _model_sources(request: RenderRequest, tflm: bool) -> dict[str, str]:
     labels = list(request.labels) if request.labels else None
-    files = {"src/model_settings.h": cgen.model_settings(request.info, labels, source=request.source_name)}
+    extra = dict(request.feature_defines) or None
+    files = {"src/model_settings.h": cgen.model_settings(request.info, labels, extra, source=request.source_name)}
+    for name, text in request.frontend_files:
+        files[f"src/{name}"] = banner_lines(request, "//") + "\n" + text
     if tflm:
         arrays = cgen.model_array(request.model, request.info, "g_model", source=request.source_name)
         files.update({f"src/{name}": text for name, text in arrays.files.items()})

@@ -20,6 +20,9 @@ def atomic_output_dir(final: Path | str, overwrite: bool = True) -> Iterator[Pat
     final = Path(final).resolve()
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    tmp.chmod(0o777 & ~umask)  # mkdtemp makes it 0700; the result should look like any other directory
     try:
         yield tmp
     except BaseException:

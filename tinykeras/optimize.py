@@ -417,9 +417,10 @@ def _loss(task: Task) -> Any:
 
 
 def fine_tune(model: Any, data: Dataset, task: Task, options: OptimizeOptions, callbacks: list[Any] | None = None,
-              learning_rate: float | None = None, epochs: int | None = None) -> Any:
+              learning_rate: float | None = None, epochs: int | None = None, best_from: int = 0) -> Any:
     """Compile and fit ``model`` (seeded). Autoencoders learn x -> x; ``data.train_stream`` (augmented batches)
-    is used when given."""
+    is used when given. With validation data, the weights of the epoch (from ``best_from`` on) with the
+    lowest validation loss are kept."""
     keras = tf_keras()
     keras.utils.set_random_seed(options.seed)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate or options.learning_rate), loss=_loss(task))
@@ -431,8 +432,33 @@ def fine_tune(model: Any, data: Dataset, task: Task, options: OptimizeOptions, c
     else:
         y = data.x_train if task.kind == "autoencoder" else data.y_train
         fit = {"x": data.x_train, "y": y, "batch_size": options.batch_size, "shuffle": True}
-    model.fit(**fit, epochs=epochs or options.epochs, validation_data=val, verbose=0, callbacks=callbacks or [])
+    extra = [_KeepBest(best_from)] if val is not None else []
+    model.fit(**fit, epochs=epochs or options.epochs, validation_data=val, verbose=0,
+              callbacks=(callbacks or []) + extra)
     return model
+
+
+class _KeepBest:
+    """Keras callback (built lazily: tf_keras is imported on first use): restore the best val_loss epoch."""
+
+    def __new__(cls, start_epoch: int) -> Any:
+        keras = tf_keras()
+
+        class KeepBest(keras.callbacks.Callback):
+            def __init__(self) -> None:
+                super().__init__()
+                self.best, self.weights = np.inf, None
+
+            def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+                loss = (logs or {}).get("val_loss")
+                if epoch >= start_epoch and loss is not None and loss < self.best:
+                    self.best, self.weights = loss, self.model.get_weights()
+
+            def on_train_end(self, logs: dict | None = None) -> None:
+                if self.weights is not None:
+                    self.model.set_weights(self.weights)
+
+        return KeepBest()
 
 
 def steps_per_epoch(data: Dataset, batch_size: int) -> int:
@@ -556,7 +582,8 @@ def magnitude_prune(model: Any, data: Dataset, task: Task, options: OptimizeOpti
         pruned = keras.models.clone_model(base, clone_function=wrap)
     except ValueError as exc:
         raise ModelError(f"tfmot cannot prune this model: {str(exc).splitlines()[0][:300]}") from exc
-    fine_tune(pruned, data, task, options, callbacks=[sparsity_api.UpdatePruningStep()])
+    ramp_end = 0 if options.schedule == "constant" or kind == "2:4" else int(np.ceil(0.7 * options.epochs))
+    fine_tune(pruned, data, task, options, callbacks=[sparsity_api.UpdatePruningStep()], best_from=ramp_end)
     return sparsity_api.strip_pruning(pruned), unpruned, notes
 
 

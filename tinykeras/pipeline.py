@@ -72,9 +72,14 @@ class BuildResult:
     actions: list[str] = field(default_factory=list)
     bench: dict[str, Any] | None = None
     qemu: dict[str, Any] | None = None
+    frontend: dict[str, Any] | None = None
 
     def report(self) -> dict[str, Any]:
-        """The build report written to the project (no absolute paths, no timestamps)."""
+        """The build report written to the project (no absolute paths, no timestamps).
+
+        ``frontend`` is recorded only when the project has one, so reports of models without a
+        settings.json stay as they were; ``to_json`` always carries it (null when there is none)."""
+        front = {"frontend": self.frontend} if self.frontend is not None else {}
         return {
             "board": self.board.name,
             "board_kind": self.board.kind,
@@ -90,11 +95,12 @@ class BuildResult:
             "fit": self.fit,
             "tflm_library": self.board.tflm.lib_dep if self.board.tflm and self.runtime == "tflm" else None,
             "files": self.files,
+            **front,
         }
 
     def to_json(self) -> dict[str, Any]:
         """What ``tinykeras build --json`` prints."""
-        out = {"project_dir": str(self.project_dir), **self.report(), "actions": self.actions}
+        out = {"project_dir": str(self.project_dir), "frontend": None, **self.report(), "actions": self.actions}
         if self.bench is not None:
             out["bench"] = self.bench
         if self.qemu is not None:
@@ -178,15 +184,51 @@ def _aot_program(model: bytes, info: ModelInfo, name: str) -> Any:
     return generate(model, info, name=name)
 
 
-def _labels(model_path: Path) -> tuple[str, ...] | None:
-    settings = model_path.parent / "settings.json"
-    if model_path.suffix != ".tflite" or not settings.exists():
-        return None
-    try:
-        labels = json.loads(settings.read_text(encoding="utf-8")).get("labels")
-    except (ValueError, AttributeError):
-        return None
+def _model_settings(model_path: Path) -> dict[str, Any] | None:
+    """The settings.json beside the model (labels, feature parameters), as ``tinykeras train`` and the
+    shipped models/<recipe>/ have it; None when there is none."""
+    from tinykeras.recipes.frontend import settings_beside
+
+    settings = settings_beside(model_path)
+    return settings if isinstance(settings, dict) else None
+
+
+def _labels(settings: dict[str, Any] | None) -> tuple[str, ...] | None:
+    labels = (settings or {}).get("labels")
     return tuple(str(label) for label in labels) if isinstance(labels, list) else None
+
+
+@dataclass(frozen=True)
+class FrontEnd:
+    """The C feature front end of a model whose settings name its features (tinykeras.recipes.frontend)."""
+
+    kind: str
+    parameters: dict[str, Any]
+    defines: dict[str, str]   # TK_FE_* macros for model_settings.h
+    files: dict[str, str]     # tk_frontend.c/.h, tk_frontend_tables.h -> text
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "parameters": self.parameters, "files": sorted(f"src/{n}" for n in self.files)}
+
+
+def front_end(settings: dict[str, Any] | None, model_path: Path) -> FrontEnd | None:
+    """The front end for ``settings`` (from :func:`_model_settings`), or None when they name no features."""
+    if not settings or not isinstance(settings.get("features"), dict):
+        return None
+    from tinykeras.errors import DataError
+    from tinykeras.recipes.frontend import feature_defines, frontend_sources
+
+    features = settings["features"]
+    try:
+        defines = feature_defines(settings)
+        files = frontend_sources(settings) if defines else {}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DataError(f"{model_path.with_name('settings.json')}: bad feature parameters ({exc!r}); "
+                        "regenerate it with `tinykeras train`") from exc
+    if not defines:
+        return None
+    return FrontEnd(kind=str(features.get("kind")), defines=defines, files=files,
+                    parameters={k: features[k] for k in sorted(features) if k != "kind"})
 
 
 def build(options: BuildOptions, log: Callable[[str], None] | None = None) -> BuildResult:
@@ -209,6 +251,8 @@ def build(options: BuildOptions, log: Callable[[str], None] | None = None) -> Bu
     info = inspect_bytes(model, path=source_name)
     require_int8(info)
     model_name = c_identifier(options.recipe if options.model is None else model_path.stem)
+    settings = _model_settings(model_path)
+    frontend = front_end(settings, model_path)
 
     program = None
     if runtime == "tflm":
@@ -226,21 +270,25 @@ def build(options: BuildOptions, log: Callable[[str], None] | None = None) -> Bu
 
     out = Path(options.out) if options.out else Path("out") / f"{board.name}-{model_name}-{runtime}"
     result = BuildResult(project_dir=out.resolve(), board=board, runtime=runtime, model_name=model_name,
-                         source_name=source_name, info=info, arena=arena, fit=fit, files=[])
+                         source_name=source_name, info=info, arena=arena, fit=fit, files=[],
+                         frontend=frontend.to_json() if frontend else None)
     with fsutil.atomic_output_dir(out) as tmp:
         if board.kind == "qemu":
             from tinykeras import qemu
 
             qemu.render_project(board, model, info, tmp, runtime_files=dict(program.files), runs=options.runs,
-                                warmup=options.warmup, name=model_name, arena_bytes=arena.planned_bytes)
+                                warmup=options.warmup, name=model_name, arena_bytes=arena.planned_bytes,
+                                frontend_files=frontend.files if frontend else None)
         else:
             from tinykeras.firmware import RenderRequest, render_platformio, write_project
 
             files = render_platformio(RenderRequest(
                 board=board, runtime=runtime, model=model, info=info, model_name=model_name,
                 source_name=source_name, arena=arena, runs=options.runs, warmup=options.warmup,
-                labels=_labels(model_path),
-                aot_files=tuple(sorted(program.files.items())) if program is not None else ()))
+                labels=_labels(settings),
+                aot_files=tuple(sorted(program.files.items())) if program is not None else (),
+                frontend_files=tuple(sorted(frontend.files.items())) if frontend else (),
+                feature_defines=tuple(sorted(frontend.defines.items())) if frontend else ()))
             write_project(files, tmp)
         result.files = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
         result.files.append(REPORT_NAME)

@@ -151,10 +151,13 @@ def _banner(source: str, sha256: str, style: str) -> str:
 
 
 def render_project(board: Board, model: bytes, info: ModelInfo, out_dir: Path, *, runtime_files: dict[str, str],
-                   runs: int, warmup: int, name: str, arena_bytes: int) -> None:
+                   runs: int, warmup: int, name: str, arena_bytes: int,
+                   frontend_files: dict[str, str] | None = None) -> None:
     """Write the Makefile project for ``board`` into ``out_dir``: ``Makefile``, ``mps2_an386.ld`` and
     ``src/`` (the benchmark, the QEMU port, a rendered ``main.c`` and the runtime's files, e.g.
-    ``tinykeras.aot.generate(...).files``). Same inputs -> byte-identical files."""
+    ``tinykeras.aot.generate(...).files``), plus the feature front end (``frontend_files``, from
+    ``tinykeras.recipes.frontend.frontend_sources``; compiled, not called by the benchmark).
+    Same inputs -> byte-identical files."""
     if board.kind != "qemu":
         raise BoardError(f"board '{board.name}' is a {board.kind} board; render_project needs a qemu board")
     if runs < 0 or warmup < 0:
@@ -183,6 +186,10 @@ def render_project(board: Board, model: bytes, info: ModelInfo, out_dir: Path, *
         if f"src/{rel.as_posix()}" in files or rel.as_posix() == "main.c":
             raise ModelError(f"runtime file '{fname}' clashes with a benchmark or port file of the same name")
         files[f"src/{rel.as_posix()}"] = text
+    for fname, text in sorted((frontend_files or {}).items()):
+        if f"src/{fname}" in files:
+            raise ModelError(f"front-end file '{fname}' clashes with a runtime or benchmark file of the same name")
+        files[f"src/{fname}"] = _banner(source, info.sha256, "//") + "\n" + text
 
     context = {
         "banner": _banner(source, info.sha256, "//"), "board": board.name, "runtime": "aot", "name": name,

@@ -152,7 +152,6 @@ def train(recipe_name: str, out_dir: Path | str, data_dir: Path | None = None, e
         recipe.compile(model)
     note(f"{recipe.name}: model {model.name}, {model.count_params():,} parameters, up to {epochs} epochs")
     with tempfile.TemporaryDirectory(prefix="tinykeras-train-") as work, atomic_output_dir(out_dir) as tmp:
-        tmp.chmod(0o755)  # mkdtemp makes it 0700; an output directory should be readable like any other
         checkpoint = Path(work) / "best.weights.h5"
         callbacks = _callbacks(recipe, checkpoint, tmp / "history.csv", recipe.patience)
         if data.train_dataset is not None:

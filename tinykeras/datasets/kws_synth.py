@@ -61,13 +61,13 @@ def speaker_id(accent: str, voice: str) -> str:
 
 
 def _speak(word: str, accent: str, voice: str, speed: int, pitch: int) -> np.ndarray:
-    """espeak-ng -> sox (16 kHz mono, leading/trailing silence trimmed) -> float32 samples."""
+    """espeak-ng -> sox (16 kHz mono, no dither so reruns are byte-identical, silence trimmed) -> float32."""
     espeak = subprocess.run(["espeak-ng", "-v", f"{accent}+{voice}", "-s", str(speed), "-p", str(pitch),
                              "--stdout", word], capture_output=True, check=False)
     if espeak.returncode != 0 or not espeak.stdout:
         raise ToolchainError(f"espeak-ng failed for '{word}' with voice {accent}+{voice}: "
                              f"{espeak.stderr.decode(errors='replace').strip()[:200]}")
-    sox = subprocess.run(["sox", "-t", "wav", "-", "-t", "raw", "-r", str(RATE), "-e", "signed", "-b", "16",
+    sox = subprocess.run(["sox", "-D", "-t", "wav", "-", "-t", "raw", "-r", str(RATE), "-e", "signed", "-b", "16",
                           "-c", "1", "-", "silence", "1", "0.02", "0.5%", "reverse", "silence", "1", "0.02",
                           "0.5%", "reverse"], input=espeak.stdout, capture_output=True, check=False)
     if sox.returncode != 0:
