@@ -323,3 +323,14 @@ def test_builtin_layer_without_qat_support_is_named():
     task, data = prepare(model, Dataset(np.zeros((16, 6), np.float32), np.zeros(16, int)))
     with pytest.raises(ModelError, match=r"tfmot cannot apply QAT.*my_norm.*Drop --qat"):
         quantize_aware(model, data, task, OptimizeOptions(qat=True), preserve_sparsity=False)
+
+
+def test_train_rejects_bad_optimize_options_before_training(tmp_path):
+    from click.testing import CliRunner
+
+    from tinykeras.cli import cli
+
+    result = CliRunner().invoke(cli, ["train", "gesture", "--quick", "--prune", "0", "-o", str(tmp_path / "t")])
+    assert result.exit_code != 0
+    assert "error: --prune 0.0: sparsity must be strictly between 0 and 1" in result.output
+    assert not (tmp_path / "t").exists()

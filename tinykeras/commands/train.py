@@ -20,8 +20,15 @@ RECIPES = ["kws", "gesture", "sensor"]
 @click.option("--model", "variant", help="Model variant (kws: dscnn, dscnn-small).")
 @click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path), default=None,
               help="Output directory. Default: out/<recipe>.")
+@click.option("--prune", type=float,
+              help="Then optimize: magnitude pruning to this sparsity (0-1), see `tinykeras optimize`.")
+@click.option("--structured", metavar="2:4|channels[:FRACTION]", help="Then optimize: 2:4 or channel pruning.")
+@click.option("--qat", is_flag=True, help="Then optimize: quantization-aware training before int8.")
+@click.option("--optimize-epochs", type=int, default=4, show_default=True,
+              help="Fine-tuning epochs per optimization stage.")
 def train(recipe: str, data_dir: Path | None, epochs: int | None, seed: int, quick: bool, variant: str | None,
-          out_dir: Path | None) -> None:
+          out_dir: Path | None, prune: float | None, structured: str | None, qat: bool,
+          optimize_epochs: int) -> None:
     """Train RECIPE (kws, gesture or sensor) into OUT: model.keras, test.npz, rep.npz, history.csv,
     training_curves.png, confusion_matrix.png (roc.png for sensor), metrics.json and settings.json.
 
@@ -30,9 +37,16 @@ def train(recipe: str, data_dir: Path | None, epochs: int | None, seed: int, qui
       tinykeras data synth kws data/kws --per-word 200
       tinykeras train kws --data data/kws --epochs 40 -o out/kws
       tinykeras quantize out/kws/model.keras --rep-data out/kws/rep.npz -o out/kws/int8
+      tinykeras train kws --prune 0.75 --qat -o out/kws     # + out/kws/optimized/ (stage report)
     """
     from tinykeras.train import train as run_training
 
+    options = None
+    if prune is not None or structured or qat:
+        from tinykeras.optimize import OptimizeOptions
+
+        options = OptimizeOptions(prune=prune, structured=structured, qat=qat, epochs=optimize_epochs, seed=seed)
+        options.validate()  # bad options fail before training starts
     out_dir = out_dir or Path("out") / recipe
     result = run_training(recipe, out_dir, data_dir=data_dir, epochs=epochs, seed=seed, quick=quick,
                           variant=variant)
@@ -40,7 +54,18 @@ def train(recipe: str, data_dir: Path | None, epochs: int | None, seed: int, qui
     click.echo(f"{recipe}: test {m['metric']} {m['value']:.4f} ({m['samples']['test']} test samples, "
                f"{m['epochs_run']} epochs, {result.seconds:.0f} s)")
     click.echo(f"wrote {out_dir}/: {', '.join(sorted(p.name for p in Path(out_dir).iterdir() if p.is_file()))}")
-    # Optimisation stages (--prune/--qat, tinykeras.optimize) hook in here, on result.model and result.data.
+    if options is not None:
+        from rich.console import Console
+
+        from tinykeras.optimize import dataset_from_recipe, optimize_to_dir, stage_table
+
+        optimized = Path(out_dir) / "optimized"
+        outcome = optimize_to_dir(result.model, dataset_from_recipe(result.data), options, optimized,
+                                  source=str(Path(out_dir) / "model.keras"), labels=list(result.data.classes),
+                                  log=lambda msg: click.echo(f"optimize: {msg}", err=True))
+        Console().print(stage_table(outcome))
+        click.echo(f"wrote {optimized}/: model.tflite (int8), model_data.h, model_data.cc, model_settings.h, "
+                   "optimize.json, optimize.png")
 
 
 @click.group()
