@@ -14,7 +14,7 @@ import json
 import os
 import sys
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +91,7 @@ class Library:
                 "gaps": [g.__dict__ for g in self.gaps], "reason": " ".join(self.reason.split())}
 
 
-@lru_cache(maxsize=None)
+@cache
 def generated(lib_id: str) -> dict[str, Any]:
     """``libraries/ops/<id>.json`` (ops and tree fingerprint)."""
     path = LIBRARIES_DIR / "ops" / f"{lib_id}.json"
@@ -104,7 +104,7 @@ def library_ids() -> list[str]:
     return sorted(p.stem for p in LIBRARIES_DIR.glob("*.toml"))
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_library(lib_id: str) -> Library:
     """Load ``libraries/<lib_id>.toml``; unknown ids get a "did you mean"."""
     path = LIBRARIES_DIR / f"{lib_id}.toml"
