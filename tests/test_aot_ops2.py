@@ -75,7 +75,8 @@ def _model(k: Any, tf: Any, name: str) -> Any:
             L.Conv2DTranspose(2, 4, strides=3, padding="same", use_bias=False)(x)])
     if name == "slice":
         return k.Model(x, [
-            L.Cropping2D(((1, 2), (0, 3)))(x), lam(lambda t: t[:, ::2, 1:-1:3, :])(x), lam(lambda t: t[:, 2, :, 1:3])(x),
+            L.Cropping2D(((1, 2), (0, 3)))(x), lam(lambda t: t[:, ::2, 1:-1:3, :])(x),
+            lam(lambda t: t[:, 2, :, 1:3])(x),
             lam(lambda t: t[:, ::-1, -2:, :])(x), lam(lambda t: tf.slice(t, [0, 1, 2, 0], [1, 3, -1, 2]))(x)])
     if name == "pack_split":
         y = L.Reshape((6, 20))(x)
@@ -206,3 +207,22 @@ def test_dense1_generates_and_interleaves() -> None:
     w = np.arange(7).reshape(1, 7)
     assert pair_interleave(w).tolist() == list(range(7))
     assert pair_interleave(np.arange(15).reshape(3, 5))[10:].tolist() == list(range(10, 15))
+
+
+def test_tflm_names_an_op_it_has_no_kernel_for() -> None:
+    """A TILE op (no TFLM kernel) is named, instead of TFLM's "failed to allocate tensors"."""
+    from aot_support import convert_int8
+
+    from tinykeras.errors import UnsupportedOpError
+    from tinykeras.keras_io import import_tf, tf_keras
+    from tinykeras.tflm_host import TflmRunner
+
+    tf, k = import_tf(), tf_keras()
+    x = k.Input((8,), batch_size=1)
+    model = k.Model(x, k.layers.Lambda(lambda t: tf.tile(t, [1, 2]))(k.layers.Dense(8)(x)))
+    data = convert_int8(model, [np.random.default_rng(0).normal(size=(16, 8)).astype(np.float32)])
+    info = inspect_bytes(data)
+    tile = [op for op in info.ops if op.op == "TILE"]
+    assert tile, info.op_names
+    with pytest.raises(UnsupportedOpError, match=f"TILE \\(operator #{tile[0].index}\\)"):
+        TflmRunner(data, info)
