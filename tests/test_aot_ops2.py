@@ -87,6 +87,9 @@ def _model(k: Any, tf: Any, name: str) -> Any:
     if name == "padv2":
         return k.Model(x, [lam(lambda t: tf.pad(t, [[0, 0], [1, 0], [2, 1], [0, 0]], constant_values=0.5))(x),
                            lam(lambda t: tf.pad(t, [[0, 0], [0, 2], [0, 0], [1, 1]], constant_values=-2.0))(x)])
+    if name == "rnn_unrolled":  # unroll=True: FC/ADD/LOGISTIC/TANH/MUL/SUB/SPLIT/UNPACK instead of a fused op
+        r = inp((6, 4))
+        return k.Model(r, [L.SimpleRNN(5, unroll=True)(r), L.GRU(4, unroll=True)(r), L.LSTM(3, unroll=True)(r)])
     raise KeyError(name)
 
 
@@ -104,6 +107,7 @@ FAMILIES: dict[str, set[str]] = {
     "pack_split": {"PACK", "UNPACK", "SPLIT", "SPLIT_V"},
     "padv2": {"PADV2"},
     "expand_dims": {"EXPAND_DIMS"},
+    "rnn_unrolled": {"UNPACK", "SPLIT", "SPLIT_V", "SUB", "LOGISTIC", "TANH", "MUL"},
 }
 
 
@@ -226,3 +230,28 @@ def test_tflm_names_an_op_it_has_no_kernel_for() -> None:
     assert tile, info.op_names
     with pytest.raises(UnsupportedOpError, match=f"TILE \\(operator #{tile[0].index}\\)"):
         TflmRunner(data, info)
+
+
+def test_fused_lstm_gets_a_reason_and_tflm_is_stateless_per_sample() -> None:
+    """A fused UNIDIRECTIONAL_SEQUENCE_LSTM: aot names it with the fix (unroll=True); TflmRunner resets the LSTM
+    state before every sample (Keras semantics), so the same input gives the same output twice."""
+    from aot_support import convert_int8
+
+    from tinykeras.aot import generate
+    from tinykeras.errors import UnsupportedOpError
+    from tinykeras.keras_io import import_tf, tf_keras
+    from tinykeras.tflm_host import TflmRunner
+
+    import_tf().keras.utils.set_random_seed(2)
+    k = tf_keras()
+    x = k.Input((6, 4), batch_size=1)
+    data = convert_int8(k.Model(x, k.layers.LSTM(5)(x)),
+                        [np.random.default_rng(0).normal(size=(16, 6, 4)).astype(np.float32)])
+    info = inspect_bytes(data)
+    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in info.op_names, info.op_names
+    with pytest.raises(UnsupportedOpError, match="UNIDIRECTIONAL_SEQUENCE_LSTM .*unroll=True"):
+        generate(data, info)
+    runner = TflmRunner(data, info)
+    sample = np.random.default_rng(1).integers(-128, 128, (1, 6, 4)).astype(np.int8)
+    first, second = runner.invoke(sample)[0], runner.invoke(sample)[0]
+    assert np.array_equal(first, second)

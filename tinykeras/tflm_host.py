@@ -71,6 +71,8 @@ class TflmRunner:
 
     def invoke(self, sample: np.ndarray) -> list[np.ndarray]:
         """Run one sample (with a batch axis of 1) and return every output as its raw dtype."""
+        if hasattr(self._interp, "reset"):  # variable tensors (LSTM states) start from zero for every sample
+            self._interp.reset()
         self._interp.set_input(np.ascontiguousarray(sample), 0)
         self._interp.invoke()
         return [np.array(self._interp.get_output(k)) for k in range(len(self.info.outputs))]

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from tinykeras.aot import quant
-from tinykeras.aot.ops2 import KERNEL_FILES2, OPS2, Ops2Mixin
+from tinykeras.aot.ops2 import KERNEL_FILES2, OPS2, UNSUPPORTED_WHY, Ops2Mixin
 from tinykeras.aot.planner import Buffer, align_up, pack
 from tinykeras.cgen import banner
 from tinykeras.errors import ModelError, UnsupportedOpError
@@ -246,7 +246,7 @@ class _Generator(Ops2Mixin):
         bad: list[tuple[int, str]] = []
         for op in self.info.ops:
             if op.op not in SUPPORTED_OPS:
-                bad.append((op.index, op.op))
+                bad.append((op.index, f"{op.op} ({UNSUPPORTED_WHY[op.op]})" if op.op in UNSUPPORTED_WHY else op.op))
         if bad:
             raise UnsupportedOpError(bad, "aot", _HINT)
         for op in self.info.ops:

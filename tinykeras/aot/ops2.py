@@ -20,6 +20,10 @@ OPS2 = (
     "TRANSPOSE_CONV", "UNPACK",
 )
 KERNEL_FILES2 = ("tk_ops2.h", "tk_ops2.c")
+UNSUPPORTED_WHY = {
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": "the fused int8/int16 LSTM is not in the aot runtime: build the Keras LSTM/GRU "
+                                    "layer with unroll=True and it converts to ops aot runs bit-exact",
+}
 _F32 = np.float32
 
 
