@@ -20,6 +20,19 @@ OPS2 = (
     "TRANSPOSE_CONV", "UNPACK",
 )
 KERNEL_FILES2 = ("tk_ops2.h", "tk_ops2.c")
+AOT_NOTES = {  # constraints of the ops above, shown in docs/supported_ops.md
+    "ELU": "float32, between the DEQUANTIZE and QUANTIZE the converter puts around it",
+    "EXPAND_DIMS": "an alias of its input (no copy)",
+    "GATHER": "int32 indices, batch_dims 0; out-of-range indices are clamped",
+    "HARD_SWISH": "int8",
+    "LEAKY_RELU": "int8, any alpha",
+    "MAXIMUM": "int8, broadcasting", "MINIMUM": "int8, broadcasting",
+    "RESIZE_NEAREST_NEIGHBOR": "align_corners and half_pixel_centers",
+    "SLICE": "constant begin and size",
+    "STRIDED_SLICE": "constant begin/end/strides, negative strides, begin/end/shrink masks; no ellipsis or new-axis",
+    "SUB": "int8, broadcasting, fused activation",
+    "TRANSPOSE_CONV": "int8 per-channel, any stride, SAME/VALID, with or without bias, fused activation",
+}
 UNSUPPORTED_WHY = {
     "UNIDIRECTIONAL_SEQUENCE_LSTM": "the fused int8/int16 LSTM is not in the aot runtime: build the Keras LSTM/GRU "
                                     "layer with unroll=True and it converts to ops aot runs bit-exact",
