@@ -57,6 +57,10 @@ def _model(k: Any, tf: Any, name: str) -> Any:
         return k.Model(x, [L.LeakyReLU(0.2)(y), L.LeakyReLU(0.01)(y), L.LeakyReLU(1.7)(y)])
     if name == "hard_swish":
         return k.Model(x, [lam(_hard_swish(tf))(L.Dense(8)(x)), lam(_hard_swish(tf))(L.Conv2D(5, 3)(x))])
+    if name == "prelu_transpose":
+        return k.Model(x, [L.PReLU(alpha_initializer="random_normal")(x),
+                           L.PReLU(alpha_initializer="random_normal", shared_axes=[1, 2])(x),
+                           L.Permute((2, 1, 3))(x), L.Permute((3, 1, 2))(x)])
     if name == "relu":
         return k.Model(x, [L.ReLU()(x), L.ReLU(6.0)(x)])
     if name == "elu":
@@ -100,6 +104,7 @@ FAMILIES: dict[str, set[str]] = {
     "leaky": {"LEAKY_RELU"},
     "hard_swish": {"HARD_SWISH"},
     "relu": {"RELU", "RELU6"},
+    "prelu_transpose": {"NEG", "TRANSPOSE"},
     "elu": {"ELU", "DEQUANTIZE", "QUANTIZE"},
     "resize": {"RESIZE_NEAREST_NEIGHBOR"},
     "transpose_conv": {"TRANSPOSE_CONV"},

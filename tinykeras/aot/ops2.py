@@ -15,9 +15,9 @@ from tinykeras.aot import quant
 from tinykeras.types import OpInfo
 
 OPS2 = (
-    "ELU", "EXPAND_DIMS", "GATHER", "HARD_SWISH", "LEAKY_RELU", "MAXIMUM", "MINIMUM", "PACK", "PADV2", "RELU",
+    "ELU", "EXPAND_DIMS", "GATHER", "HARD_SWISH", "LEAKY_RELU", "MAXIMUM", "MINIMUM", "NEG", "PACK", "PADV2", "RELU",
     "RELU6", "RESIZE_NEAREST_NEIGHBOR", "SLICE", "SPLIT", "SPLIT_V", "STRIDED_SLICE", "SUB",
-    "TRANSPOSE_CONV", "UNPACK",
+    "TRANSPOSE", "TRANSPOSE_CONV", "UNPACK",
 )
 KERNEL_FILES2 = ("tk_ops2.h", "tk_ops2.c")
 AOT_NOTES = {  # constraints of the ops above, shown in docs/supported_ops.md
@@ -28,7 +28,9 @@ AOT_NOTES = {  # constraints of the ops above, shown in docs/supported_ops.md
     "LEAKY_RELU": "int8, any alpha",
     "MAXIMUM": "int8, broadcasting", "MINIMUM": "int8, broadcasting",
     "RESIZE_NEAREST_NEIGHBOR": "align_corners and half_pixel_centers",
+    "NEG": "float32, between DEQUANTIZE and QUANTIZE (Keras PReLU converts to RELU, NEG, MUL, ADD)",
     "SLICE": "constant begin and size",
+    "TRANSPOSE": "constant permutation, up to 6-D",
     "STRIDED_SLICE": "constant begin/end/strides, negative strides, begin/end/shrink masks; no ellipsis or new-axis",
     "SUB": "int8, broadcasting, fused activation",
     "TRANSPOSE_CONV": "int8 per-channel, any stride, SAME/VALID, with or without bias, fused activation",
@@ -157,6 +159,15 @@ class Ops2Mixin:
         g.calls.append(f"  tk_elu_f32({x.num_elements}, {g.ref(ins[0], 'float')}, {g.ref(out_i, 'float')});")
         return "tk_elu_f32", 0, in_place
 
+    def op_neg(self, op: OpInfo, ins: list[int], out_i: int) -> tuple[str, int, bool]:
+        g: Any = self
+        x, out = g.tensor(ins[0]), g.tensor(out_i)
+        g.require_dtype(x, "float32")  # what the converter emits for Keras PReLU
+        g.require_dtype(out, "float32")
+        in_place = g.try_in_place(op, [ins[0]], out_i)
+        g.calls.append(f"  tk_neg_f32({x.num_elements}, {g.ref(ins[0], 'float')}, {g.ref(out_i, 'float')});")
+        return "tk_neg_f32", 0, in_place
+
     # ---- data movement ---------------------------------------------------------------------------------
     def op_expand_dims(self, op: OpInfo, ins: list[int], out_i: int) -> tuple[str, int, bool]:
         return self.op_reshape(op, ins, out_i)  # type: ignore[attr-defined]
@@ -212,6 +223,26 @@ class Ops2Mixin:
             "out_shape": [1] * pad + [c for _, _, c in dims],
             "in_stride": [0] * pad + [step * st for (_, step, _), st in zip(dims, strides, strict=True)],
             "start": start, "elem_bytes": x.itemsize}))
+        g.calls.append(f"  tk_strided_slice(&tk_p_{op.index}, {g.ref(ins[0])}, {g.ref(out_i)});")
+        return "tk_strided_slice", 0, False
+
+    def op_transpose(self, op: OpInfo, ins: list[int], out_i: int) -> tuple[str, int, bool]:
+        g: Any = self
+        x, out = g.tensor(ins[0]), g.tensor(out_i)
+        perm = self._const_ints(ins[1], "permutation")
+        shape = [max(int(d), 1) for d in x.shape]
+        pad = 6 - len(shape)
+        if pad < 0:
+            raise _g._Unsupported(f"{len(shape)}-D tensor")
+        strides, acc = [0] * len(shape), x.itemsize
+        for d in range(len(shape) - 1, -1, -1):
+            strides[d] = acc
+            acc *= shape[d]
+        g.decls.append(_g._struct("tk_slice_params", f"tk_p_{op.index}", {
+            "out_shape": [1] * pad + [shape[p] for p in perm], "in_stride": [0] * pad + [strides[p] for p in perm],
+            "start": 0, "elem_bytes": x.itemsize}))
+        if out.nbytes != x.nbytes:
+            raise _g._Unsupported("output size differs from the input's")
         g.calls.append(f"  tk_strided_slice(&tk_p_{op.index}, {g.ref(ins[0])}, {g.ref(out_i)});")
         return "tk_strided_slice", 0, False
 

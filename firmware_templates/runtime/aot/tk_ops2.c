@@ -131,6 +131,11 @@ void tk_clamp_s8(int n, int32_t lo, int32_t hi, const int8_t *in, int8_t *out) {
   for (i = 0; i < n; ++i) out[i] = (int8_t)tk2_clamp(in[i], lo, hi);
 }
 
+void tk_neg_f32(int n, const float *in, float *out) {
+  int i;
+  for (i = 0; i < n; ++i) out[i] = -in[i];
+}
+
 void tk_elu_f32(int n, const float *in, float *out) {
   int i;
   for (i = 0; i < n; ++i) out[i] = in[i] < 0.0f ? expm1f(in[i]) : in[i];

@@ -1,5 +1,5 @@
 /* tinykeras aot runtime: the second set of kernels (C99, no heap): SUB, MAXIMUM/MINIMUM, LEAKY_RELU,
- * HARD_SWISH, RELU/RELU6, ELU (float), RESIZE_NEAREST_NEIGHBOR, GATHER, STRIDED_SLICE/SLICE, strided copies
+ * HARD_SWISH, RELU/RELU6, ELU and NEG (float), RESIZE_NEAREST_NEIGHBOR, GATHER, STRIDED_SLICE/SLICE/TRANSPOSE, strided copies
  * (PACK/UNPACK/SPLIT) and TRANSPOSE_CONV. Integer arithmetic as in TFLite-Micro's reference kernels; every
  * parameter (multipliers, shifts, index tables) is computed by tinykeras/aot/ops2.py at generation time.
  */
@@ -69,6 +69,7 @@ void tk_leaky_relu_s8(const tk_leaky_params *p, const int8_t *in, int8_t *out);
 void tk_hard_swish_s8(const tk_hswish_params *p, const int8_t *in, int8_t *out);
 void tk_relu_s8(const tk_relu_params *p, const int8_t *in, int8_t *out);
 void tk_clamp_s8(int n, int32_t lo, int32_t hi, const int8_t *in, int8_t *out);
+void tk_neg_f32(int n, const float *in, float *out);
 void tk_elu_f32(int n, const float *in, float *out);
 void tk_resize_nearest(const tk_resize_params *p, const void *in, void *out);
 void tk_gather(const tk_gather_params *p, const void *params, const int32_t *idx, void *out);
