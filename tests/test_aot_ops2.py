@@ -61,6 +61,14 @@ def _model(k: Any, tf: Any, name: str) -> Any:
         return k.Model(x, [L.PReLU(alpha_initializer="random_normal")(x),
                            L.PReLU(alpha_initializer="random_normal", shared_axes=[1, 2])(x),
                            L.Permute((2, 1, 3))(x), L.Permute((3, 1, 2))(x)])
+    if name == "reduce_max":
+        return k.Model(x, [L.GlobalMaxPooling2D()(x), lam(lambda t: tf.reduce_max(t, axis=1))(x),
+                           lam(lambda t: tf.reduce_min(t, axis=[1, 3], keepdims=True))(x)])
+    if name == "batch_matmul":
+        q = inp((5, 6))
+        v = L.Dense(6)(q)
+        return k.Model(q, [L.Attention()([q, v]), L.MultiHeadAttention(2, 3)(q, v),
+                           lam(lambda t: tf.matmul(t[0], t[1], transpose_a=True))([q, v])])
     if name == "relu":
         return k.Model(x, [L.ReLU()(x), L.ReLU(6.0)(x)])
     if name == "elu":
@@ -104,6 +112,8 @@ FAMILIES: dict[str, set[str]] = {
     "leaky": {"LEAKY_RELU"},
     "hard_swish": {"HARD_SWISH"},
     "relu": {"RELU", "RELU6"},
+    "reduce_max": {"REDUCE_MAX", "REDUCE_MIN"},
+    "batch_matmul": {"BATCH_MATMUL"},
     "prelu_transpose": {"NEG", "TRANSPOSE"},
     "elu": {"ELU", "DEQUANTIZE", "QUANTIZE"},
     "resize": {"RESIZE_NEAREST_NEIGHBOR"},

@@ -15,12 +15,14 @@ from tinykeras.aot import quant
 from tinykeras.types import OpInfo
 
 OPS2 = (
-    "ELU", "EXPAND_DIMS", "GATHER", "HARD_SWISH", "LEAKY_RELU", "MAXIMUM", "MINIMUM", "NEG", "PACK", "PADV2", "RELU",
-    "RELU6", "RESIZE_NEAREST_NEIGHBOR", "SLICE", "SPLIT", "SPLIT_V", "STRIDED_SLICE", "SUB",
-    "TRANSPOSE", "TRANSPOSE_CONV", "UNPACK",
+    "BATCH_MATMUL", "ELU", "EXPAND_DIMS", "GATHER", "HARD_SWISH", "LEAKY_RELU", "MAXIMUM", "MINIMUM", "NEG",
+    "PACK", "PADV2", "REDUCE_MAX", "REDUCE_MIN", "RELU", "RELU6", "RESIZE_NEAREST_NEIGHBOR", "SLICE", "SPLIT",
+    "SPLIT_V", "STRIDED_SLICE", "SUB", "TRANSPOSE", "TRANSPOSE_CONV", "UNPACK",
 )
 KERNEL_FILES2 = ("tk_ops2.h", "tk_ops2.c")
 AOT_NOTES = {  # constraints of the ops above, shown in docs/supported_ops.md
+    "BATCH_MATMUL": "int8, adj_x/adj_y, broadcast batch dims (up to 5-D)",
+    "REDUCE_MAX": "int8, any axes (GlobalMaxPooling)", "REDUCE_MIN": "int8, any axes",
     "ELU": "float32, between the DEQUANTIZE and QUANTIZE the converter puts around it",
     "EXPAND_DIMS": "an alias of its input (no copy)",
     "GATHER": "int32 indices, batch_dims 0; out-of-range indices are clamped",
@@ -346,6 +348,67 @@ class Ops2Mixin:
             "pad_value": value}))
         g.calls.append(f"  tk_pad(&tk_p_{op.index}, {g.ref(ins[0])}, {g.ref(out_i)});")
         return "tk_pad", 0, False
+
+    # ---- reductions and matrix products ---------------------------------------------------------------
+    def _reduce_minmax(self, op: OpInfo, ins: list[int], out_i: int, kernel: str) -> tuple[str, int, bool]:
+        g: Any = self
+        x, out = self._unary_s8(ins, out_i)
+        if g.q(x) != g.q(out):
+            raise _g._Unsupported("input and output quantized differently")
+        rank = len(x.shape)
+        axes = {a + rank if a < 0 else a for a in self._const_ints(ins[1], "axis")}
+        shape6 = _g._pad6(x.shape)
+        out_stride, acc = [0] * 6, 1
+        for d in range(5, -1, -1):
+            if d - (6 - rank) not in axes:
+                out_stride[d] = acc
+                acc *= shape6[d]
+        g.decls.append(_g._struct("tk_mean_params", f"tk_p_{op.index}", {
+            "in_shape": shape6, "out_stride": out_stride, "out_n": out.num_elements, "count": 0, "in_zp": 0,
+            "out_zp": 0, "mult": 0, "shift": 0}))
+        g.calls.append(f"  {kernel}(&tk_p_{op.index}, {g.ref(ins[0])}, {g.ref(out_i)});")
+        return kernel, 0, False
+
+    def op_reduce_max(self, op: OpInfo, ins: list[int], out_i: int) -> tuple[str, int, bool]:
+        return self._reduce_minmax(op, ins, out_i, "tk_reduce_max_s8")
+
+    def op_reduce_min(self, op: OpInfo, ins: list[int], out_i: int) -> tuple[str, int, bool]:
+        return self._reduce_minmax(op, ins, out_i, "tk_reduce_min_s8")
+
+    def op_batch_matmul(self, op: OpInfo, ins: list[int], out_i: int) -> tuple[str, int, bool]:
+        g: Any = self
+        lhs, rhs, out = g.tensor(ins[0]), g.tensor(ins[1]), g.tensor(out_i)
+        for t in (lhs, rhs, out):
+            g.require_dtype(t, "int8")
+        if max(len(lhs.shape), len(rhs.shape)) > 5:
+            raise _g._Unsupported("more than 5 dimensions")
+        (sl, zl), (sr, zr), (so, zo) = g.q(lhs), g.q(rhs), g.q(out)
+        adj_x, adj_y = bool(op.options.get("adjX", False)), bool(op.options.get("adjY", False))
+        l5 = [1] * (5 - len(lhs.shape)) + [max(int(d), 1) for d in lhs.shape]
+        r5 = [1] * (5 - len(rhs.shape)) + [max(int(d), 1) for d in rhs.shape]
+        rows, depth = (l5[4], l5[3]) if adj_x else (l5[3], l5[4])
+        cols = r5[3] if adj_y else r5[4]
+        if (r5[4] if adj_y else r5[3]) != depth:
+            raise _g._Unsupported("inner dimensions differ")
+        batch, lb, rb = [], [], []
+        l_ext, r_ext = l5[3] * l5[4], r5[3] * r5[4]
+        for d in range(2, -1, -1):
+            if l5[d] != r5[d] and 1 not in (l5[d], r5[d]):
+                raise _g._Unsupported("batch dimensions do not broadcast")
+            batch.insert(0, max(l5[d], r5[d]))
+            lb.insert(0, l_ext if l5[d] > 1 else 0)
+            rb.insert(0, r_ext if r5[d] > 1 else 0)
+            l_ext, r_ext = l_ext * l5[d], r_ext * r5[d]
+        if int(np.prod(batch)) * rows * cols != out.num_elements:
+            raise _g._Unsupported("output size does not match")
+        mult, shift = quant.quantize_multiplier(float(_F32(sl) * _F32(sr)) / float(_F32(so)))
+        g.decls.append(_g._struct("tk_bmm_params", f"tk_p_{op.index}", {
+            "batch": batch, "lhs_batch": lb, "rhs_batch": rb, "rows": rows, "cols": cols, "depth": depth,
+            "lhs_si": 1 if adj_x else depth, "lhs_sk": rows if adj_x else 1,
+            "rhs_sk": 1 if adj_y else cols, "rhs_sj": depth if adj_y else 1,
+            "lhs_offset": -zl, "rhs_offset": -zr, "out_zp": zo, "mult": mult, "shift": shift}))
+        g.calls.append(f"  tk_batch_matmul_s8(&tk_p_{op.index}, {g.ref(ins[0])}, {g.ref(ins[1])}, {g.ref(out_i)});")
+        return "tk_batch_matmul_s8", 0, False
 
     # ---- TRANSPOSE_CONV --------------------------------------------------------------------------------
     def op_transpose_conv(self, op: OpInfo, ins: list[int], out_i: int) -> tuple[str, int, bool]:

@@ -199,6 +199,51 @@ void tk_copy_strided(void *out, long out_stride, const void *in, long in_stride,
   }
 }
 
+/* Raw int8 max/min over the reduced axes (TFLM requires equal input and output quantization). */
+static void tk2_reduce(const tk_mean_params *p, const int8_t *in, int8_t *out, int is_max) {
+  int idx[TK_MAX_DIMS] = {0, 0, 0, 0, 0, 0};
+  long total = 1, i;
+  int d, o = 0;
+  for (d = 0; d < TK_MAX_DIMS; ++d) total *= p->in_shape[d];
+  for (i = 0; i < p->out_n; ++i) out[i] = (int8_t)(is_max ? -128 : 127);
+  for (i = 0; i < total; ++i) {
+    if (is_max ? in[i] > out[o] : in[i] < out[o]) out[o] = in[i];
+    for (d = TK_MAX_DIMS - 1; d >= 0; --d) {
+      ++idx[d];
+      o += p->out_stride[d];
+      if (idx[d] < p->in_shape[d]) break;
+      o -= p->out_stride[d] * p->in_shape[d];
+      idx[d] = 0;
+    }
+  }
+}
+
+void tk_reduce_max_s8(const tk_mean_params *p, const int8_t *in, int8_t *out) { tk2_reduce(p, in, out, 1); }
+void tk_reduce_min_s8(const tk_mean_params *p, const int8_t *in, int8_t *out) { tk2_reduce(p, in, out, 0); }
+
+void tk_batch_matmul_s8(const tk_bmm_params *p, const int8_t *lhs, const int8_t *rhs, int8_t *out) {
+  int b0, b1, b2, i, j, k;
+  for (b0 = 0; b0 < p->batch[0]; ++b0) {
+    for (b1 = 0; b1 < p->batch[1]; ++b1) {
+      for (b2 = 0; b2 < p->batch[2]; ++b2) {
+        const int8_t *l = lhs + b0 * p->lhs_batch[0] + b1 * p->lhs_batch[1] + b2 * p->lhs_batch[2];
+        const int8_t *r = rhs + b0 * p->rhs_batch[0] + b1 * p->rhs_batch[1] + b2 * p->rhs_batch[2];
+        for (i = 0; i < p->rows; ++i) {
+          for (j = 0; j < p->cols; ++j) {
+            int32_t acc = 0, v;
+            for (k = 0; k < p->depth; ++k) {
+              acc += ((int32_t)l[(long)i * p->lhs_si + (long)k * p->lhs_sk] + p->lhs_offset) *
+                     ((int32_t)r[(long)k * p->rhs_sk + (long)j * p->rhs_sj] + p->rhs_offset);
+            }
+            v = tk_mbqm(acc, p->mult, p->shift) + p->out_zp;
+            *out++ = (int8_t)tk2_clamp(v, -128, 127);
+          }
+        }
+      }
+    }
+  }
+}
+
 /* Scatter every input pixel into the int32 scratch (out_h*out_w*out_c), then requantize per channel. */
 void tk_transpose_conv_s8(const tk_tconv_params *p, const int8_t *in, int8_t *out, int32_t *scratch) {
   const long out_plane = (long)p->out_h * p->out_w * p->out_c;

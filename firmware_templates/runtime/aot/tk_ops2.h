@@ -1,6 +1,6 @@
 /* tinykeras aot runtime: the second set of kernels (C99, no heap): SUB, MAXIMUM/MINIMUM, LEAKY_RELU,
  * HARD_SWISH, RELU/RELU6, ELU and NEG (float), RESIZE_NEAREST_NEIGHBOR, GATHER, STRIDED_SLICE/SLICE/TRANSPOSE, strided copies
- * (PACK/UNPACK/SPLIT) and TRANSPOSE_CONV. Integer arithmetic as in TFLite-Micro's reference kernels; every
+ * (PACK/UNPACK/SPLIT), REDUCE_MAX/MIN, BATCH_MATMUL and TRANSPOSE_CONV. Integer arithmetic as in TFLite-Micro's reference kernels; every
  * parameter (multipliers, shifts, index tables) is computed by tinykeras/aot/ops2.py at generation time.
  */
 #ifndef TK_OPS2_H_
@@ -62,6 +62,15 @@ typedef struct {
   const int8_t *shift;
 } tk_tconv_params;
 
+typedef struct {
+  int batch[3];                       /* output batch dims (5-D extended, the leading three) */
+  long lhs_batch[3], rhs_batch[3];    /* element strides per batch dim, 0 where broadcast */
+  int rows, cols, depth;
+  int lhs_si, lhs_sk, rhs_sk, rhs_sj; /* element strides inside one matrix (adj_x / adj_y folded in) */
+  int32_t lhs_offset, rhs_offset, out_zp, mult;
+  int shift;
+} tk_bmm_params;
+
 void tk_sub_s8(const tk_binary_params *p, const int8_t *in1, const int8_t *in2, int8_t *out);
 void tk_maximum_s8(const tk_binary_params *p, const int8_t *in1, const int8_t *in2, int8_t *out);
 void tk_minimum_s8(const tk_binary_params *p, const int8_t *in1, const int8_t *in2, int8_t *out);
@@ -75,6 +84,9 @@ void tk_resize_nearest(const tk_resize_params *p, const void *in, void *out);
 void tk_gather(const tk_gather_params *p, const void *params, const int32_t *idx, void *out);
 void tk_strided_slice(const tk_slice_params *p, const void *in, void *out);
 void tk_copy_strided(void *out, long out_stride, const void *in, long in_stride, long chunk, int outer);
+void tk_reduce_max_s8(const tk_mean_params *p, const int8_t *in, int8_t *out);
+void tk_reduce_min_s8(const tk_mean_params *p, const int8_t *in, int8_t *out);
+void tk_batch_matmul_s8(const tk_bmm_params *p, const int8_t *lhs, const int8_t *rhs, int8_t *out);
 void tk_transpose_conv_s8(const tk_tconv_params *p, const int8_t *in, int8_t *out, int32_t *scratch);
 
 #ifdef __cplusplus
