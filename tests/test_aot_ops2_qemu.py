@@ -1,7 +1,8 @@
 """The second set of aot kernels (tk_ops2.c) on the emulated Cortex-M4 (qemu_m4), and built for a Cortex-M0+.
 
 One model chains TRANSPOSE_CONV, HARD_SWISH, LEAKY_RELU, STRIDED_SLICE, SUB, MAXIMUM, RESIZE_NEAREST_NEIGHBOR,
-PADV2, GATHER, UNPACK/PACK, SPLIT, RELU and a float ELU; its whole output vector, read back with the MLPerf
+PADV2, GATHER, UNPACK/PACK, SPLIT, RELU, a float ELU, PReLU (float NEG), TRANSPOSE, BATCH_MATMUL and
+REDUCE_MAX; its whole output vector, read back with the MLPerf
 `results%` command, must equal the TFLM host interpreter's for the benchmark pattern and a random input.
 """
 
@@ -22,7 +23,8 @@ needs_arm = pytest.mark.skipif(
     reason="needs arm-none-eabi-gcc and qemu-system-arm (scripts/setup.sh)")
 
 NEW_OPS = {"TRANSPOSE_CONV", "HARD_SWISH", "LEAKY_RELU", "STRIDED_SLICE", "SUB", "MAXIMUM", "RESIZE_NEAREST_NEIGHBOR",
-           "PADV2", "GATHER", "PACK", "UNPACK", "SPLIT", "RELU", "ELU"}
+           "PADV2", "GATHER", "PACK", "UNPACK", "SPLIT", "RELU", "ELU", "NEG", "TRANSPOSE", "BATCH_MATMUL",
+           "REDUCE_MAX"}
 
 
 def _chain_model() -> bytes:
@@ -45,7 +47,10 @@ def _chain_model() -> bytes:
     r = L.Lambda(lambda v: tf.stack(tf.unstack(v, axis=1)[::-1], axis=1))(g)
     a, b = L.Lambda(lambda v: tf.split(v, 2, axis=-1))(r)
     h = L.Concatenate()([L.ReLU()(a), b])
-    y = L.Dense(12)(L.Dense(16, activation="elu")(L.Flatten()(L.AveragePooling2D(3)(h))))
+    s2 = L.Reshape((5, 24))(L.PReLU(alpha_initializer="random_normal")(L.Permute((2, 1, 3))(x)))
+    f2 = L.GlobalMaxPooling1D()(L.Attention()([s2, L.Dense(24)(s2)]))
+    f1 = L.Dense(16, activation="elu")(L.Flatten()(L.AveragePooling2D(3)(h)))
+    y = L.Dense(12)(L.Add()([f1, L.Dense(16)(f2)]))
     model = k.Model(x, y)
     rep = np.random.default_rng(1).normal(0, 1, (48, 6, 5, 4)).astype(np.float32)
     return convert_int8(model, [rep])
@@ -88,12 +93,13 @@ def test_ops2_kernels_on_qemu_match_tflm(tmp_path: Path) -> None:
         out = tflm.invoke(np.frombuffer(x, dtype=np.int8).reshape(t_in.shape))[0]
         return qemu.mlperf_results(out, q.scale, q.zero_point)
 
+    x = bytes(np.random.default_rng(23).integers(0, 256, t_in.nbytes, dtype=np.uint8))
+    assert reference(x) != reference(qemu.bench_input(t_in.nbytes))  # the output depends on the input
     with qemu.qemu_session(elf, board) as url:
         port = serial.serial_for_url(url, timeout=0.05)
         try:
             _reply(port)
             assert _reply(port, "results%")[0] == reference(qemu.bench_input(t_in.nbytes))
-            x = bytes(np.random.default_rng(23).integers(0, 256, t_in.nbytes, dtype=np.uint8))
             _reply(port, f"db load {len(x)}%")
             for k in range(0, len(x), 32):
                 _reply(port, f"db {x[k:k + 32].hex()}%")
