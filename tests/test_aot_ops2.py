@@ -69,6 +69,9 @@ def _model(k: Any, tf: Any, name: str) -> Any:
         v = L.Dense(6)(q)
         return k.Model(q, [L.Attention()([q, v]), L.MultiHeadAttention(2, 3)(q, v),
                            lam(lambda t: tf.matmul(t[0], t[1], transpose_a=True))([q, v])])
+    if name == "layer_norm":
+        return k.Model(x, [L.LayerNormalization()(x), L.LayerNormalization(axis=[1, 2])(L.Dense(6)(x)),
+                           lam(lambda t: tf.math.squared_difference(t[0], t[1]))([x, L.Dense(4)(x)])])
     if name == "relu":
         return k.Model(x, [L.ReLU()(x), L.ReLU(6.0)(x)])
     if name == "elu":
@@ -112,6 +115,7 @@ FAMILIES: dict[str, set[str]] = {
     "leaky": {"LEAKY_RELU"},
     "hard_swish": {"HARD_SWISH"},
     "relu": {"RELU", "RELU6"},
+    "layer_norm": {"SQUARED_DIFFERENCE", "RSQRT", "MEAN", "SUB"},
     "reduce_max": {"REDUCE_MAX", "REDUCE_MIN"},
     "batch_matmul": {"BATCH_MATMUL"},
     "prelu_transpose": {"NEG", "TRANSPOSE"},

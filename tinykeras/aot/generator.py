@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from tinykeras.aot import quant
-from tinykeras.aot.ops2 import KERNEL_FILES2, OPS2, UNSUPPORTED_WHY, Ops2Mixin
+from tinykeras.aot.ops2 import BINARY_PARAMS, KERNEL_FILES2, OPS2, UNSUPPORTED_WHY, Ops2Mixin
 from tinykeras.aot.planner import Buffer, align_up, pack
 from tinykeras.cgen import banner
 from tinykeras.errors import ModelError, UnsupportedOpError
@@ -463,9 +463,11 @@ class _Generator(Ops2Mixin):
             strides.append(dense)
         fields.update({"broadcast": int(broadcast), "out_shape": oshape, "stride1": strides[0],
                        "stride2": strides[1], "in1_offset": -za, "in2_offset": -zb, "out_offset": zo})
-        if kind in ("add", "sub"):
+        if kind == "add":
             p = quant.add_params(sa, sb, so)
             fields.update(p)
+        elif kind in BINARY_PARAMS:  # ops2: SUB, SQUARED_DIFFERENCE, MAXIMUM, MINIMUM
+            fields.update(BINARY_PARAMS[kind](sa, sb, so))
         else:
             mult, shift = quant.quantize_multiplier(quant.f32(sa) * quant.f32(sb) / quant.f32(so))
             fields.update({"left_shift": 0, "in1_mult": 0, "in2_mult": 0, "out_mult": mult, "in1_shift": 0,

@@ -16,8 +16,8 @@ from tinykeras.types import OpInfo
 
 OPS2 = (
     "BATCH_MATMUL", "ELU", "EXPAND_DIMS", "GATHER", "HARD_SWISH", "LEAKY_RELU", "MAXIMUM", "MINIMUM", "NEG",
-    "PACK", "PADV2", "REDUCE_MAX", "REDUCE_MIN", "RELU", "RELU6", "RESIZE_NEAREST_NEIGHBOR", "SLICE", "SPLIT",
-    "SPLIT_V", "STRIDED_SLICE", "SUB", "TRANSPOSE", "TRANSPOSE_CONV", "UNPACK",
+    "PACK", "PADV2", "REDUCE_MAX", "REDUCE_MIN", "RELU", "RELU6", "RESIZE_NEAREST_NEIGHBOR", "RSQRT", "SLICE", "SPLIT",
+    "SPLIT_V", "SQUARED_DIFFERENCE", "STRIDED_SLICE", "SUB", "TRANSPOSE", "TRANSPOSE_CONV", "UNPACK",
 )
 KERNEL_FILES2 = ("tk_ops2.h", "tk_ops2.c")
 AOT_NOTES = {  # constraints of the ops above, shown in docs/supported_ops.md
@@ -34,6 +34,8 @@ AOT_NOTES = {  # constraints of the ops above, shown in docs/supported_ops.md
     "SLICE": "constant begin and size",
     "TRANSPOSE": "constant permutation, up to 6-D",
     "STRIDED_SLICE": "constant begin/end/strides, negative strides, begin/end/shrink masks; no ellipsis or new-axis",
+    "RSQRT": "int8 (a 256-entry table computed at generation time)",
+    "SQUARED_DIFFERENCE": "int8, broadcasting",
     "SUB": "int8, broadcasting, fused activation",
     "TRANSPOSE_CONV": "int8 per-channel, any stride, SAME/VALID, with or without bias, fused activation",
 }
@@ -77,6 +79,115 @@ def nearest_indices(in_size: int, out_size: int, align_corners: bool, half_pixel
     return result
 
 
+def sub_params(s1: float, s2: float, so: float) -> dict[str, int]:
+    """SUB int8 rescaling: as ADD, but TFLM's sub computes the multipliers in float32."""
+    twice = _F32(2) * max(_F32(s1), _F32(s2))
+    m1, sh1 = quant.quantize_multiplier(float(_F32(s1) / twice))
+    m2, sh2 = quant.quantize_multiplier(float(_F32(s2) / twice))
+    mo, sho = quant.quantize_multiplier(float(twice / (_F32(1 << 20) * _F32(so))))
+    return {"left_shift": 20, "in1_mult": m1, "in1_shift": sh1, "in2_mult": m2, "in2_shift": sh2,
+            "out_mult": mo, "out_shift": sho}
+
+
+def squared_difference_params(s1: float, s2: float, so: float) -> dict[str, int]:
+    """SQUARED_DIFFERENCE int8: inputs to a common scale (left shift 7), the squared difference to the output."""
+    twice = 2.0 * float(max(_F32(s1), _F32(s2)))
+    m1, sh1 = quant.quantize_multiplier(float(_F32(s1)) / twice)
+    m2, sh2 = quant.quantize_multiplier(float(_F32(s2)) / twice)
+    mo, sho = quant.quantize_multiplier(twice * twice / float(_F32(1 << 14) * _F32(so)))
+    return {"left_shift": 7, "in1_mult": m1, "in1_shift": sh1, "in2_mult": m2, "in2_shift": sh2,
+            "out_mult": mo, "out_shift": sho}
+
+
+def _no_params(s1: float, s2: float, so: float) -> dict[str, int]:
+    return {"left_shift": 0, "in1_mult": 0, "in1_shift": 0, "in2_mult": 0, "in2_shift": 0, "out_mult": 0,
+            "out_shift": 0}
+
+
+BINARY_PARAMS = {"sub": sub_params, "squared_difference": squared_difference_params, "maximum": _no_params,
+                 "minimum": _no_params}
+
+
+# ---- integer arithmetic of TFLite (int32, gemmlowp), for tables computed at generation time ----------------
+def _i32(x: int) -> int:
+    x &= 0xFFFFFFFF
+    return x - (1 << 32) if x >= 1 << 31 else x
+
+
+def _srdhm(a: int, b: int) -> int:
+    if a == b == -(1 << 31):
+        return (1 << 31) - 1
+    ab = a * b
+    num = ab + ((1 << 30) if ab >= 0 else 1 - (1 << 30))
+    q = abs(num) >> 31
+    return q if num >= 0 else -q  # C division truncates toward zero
+
+
+def _rdivpot(x: int, exponent: int) -> int:
+    mask = (1 << exponent) - 1
+    threshold = (mask >> 1) + (1 if x < 0 else 0)
+    return (x >> exponent) + (1 if (x & mask) > threshold else 0)
+
+
+def _sat_shl(x: int, exponent: int) -> int:
+    threshold = (1 << (31 - exponent)) - 1
+    if x > threshold:
+        return (1 << 31) - 1
+    if x < -threshold:
+        return -(1 << 31)
+    return x << exponent
+
+
+def _mbqm(x: int, mult: int, shift: int) -> int:
+    return _rdivpot(_srdhm(_i32(x << max(shift, 0)), mult), max(-shift, 0))
+
+
+def inv_sqrt_multiplier(value: int) -> tuple[int, int]:
+    """TFLite's ``GetInvSqrtQuantizedMultiplierExp`` (reverse shift -1): Newton-Raphson in gemmlowp fixed point.
+
+    >>> inv_sqrt_multiplier(4)
+    (1073741828, 0)
+    """
+    if value <= 1:
+        return (1 << 31) - 1, 0
+    shift = 11
+    while value >= 1 << 29:
+        value //= 4
+        shift += 1
+    pairs = (32 - value.bit_length() - 1) // 2 - 1
+    shift -= pairs
+    value <<= 2 * pairs
+    half_input = _rdivpot(value >> 1, 1)
+    x = 1 << 28  # F3 one
+    for _ in range(5):
+        x3 = _sat_shl(_srdhm(_srdhm(x, x), x), 6)
+        x = _sat_shl(_i32(_srdhm((1 << 28) + (1 << 27), x) - _srdhm(half_input, x3)), 3)
+    x = _srdhm(x, 1518500250)
+    if shift < 0:
+        x, shift = _i32(x << -shift), 0
+    return x, -shift
+
+
+def rsqrt_table(in_scale: float, in_zp: int, out_scale: float, out_zp: int) -> list[int]:
+    """Output of TFLM's int8 RSQRT for every input byte (index = input + 128); negative inputs (which TFLM
+    rejects) give the same as zero.
+
+    >>> rsqrt_table(1.0, 0, 1.0, 0)[128 + 4]
+    1
+    """
+    mult, shift = quant.quantize_multiplier(1.0 / float(np.sqrt(_F32(in_scale)) * _F32(out_scale)))
+    table = []
+    for q in range(-128, 128):
+        value = q - in_zp
+        if value <= 0:
+            table.append(127)
+            continue
+        m, s = inv_sqrt_multiplier(value)
+        data = _mbqm(1, m, s + 20)
+        table.append(min(127, max(-128, _mbqm(data, mult, shift - 20) + out_zp)))
+    return table
+
+
 def _prod(values: Any) -> int:
     return int(np.prod([max(int(d), 1) for d in values])) if len(values) else 1
 
@@ -100,6 +211,18 @@ class Ops2Mixin:
         g.require_dtype(x, "int8")
         g.require_dtype(out, "int8")
         return x, out
+
+    def op_squared_difference(self, op: OpInfo, ins: list[int], out_i: int) -> tuple[str, int, bool]:
+        return self.binary(op, ins, out_i, "squared_difference")  # type: ignore[attr-defined]
+
+    def op_rsqrt(self, op: OpInfo, ins: list[int], out_i: int) -> tuple[str, int, bool]:
+        g: Any = self
+        x, out = self._unary_s8(ins, out_i)
+        (si, zi), (so, zo) = g.q(x), g.q(out)
+        table = g.add_array("int8_t", f"tk_lut_{op.index}", rsqrt_table(si, zi, so, zo))
+        in_place = g.try_in_place(op, [ins[0]], out_i)
+        g.calls.append(f"  tk_lut_s8({x.num_elements}, {table}, {g.ref(ins[0])}, {g.ref(out_i)});")
+        return "tk_lut_s8", 0, in_place
 
     def op_leaky_relu(self, op: OpInfo, ins: list[int], out_i: int) -> tuple[str, int, bool]:
         g: Any = self

@@ -25,7 +25,7 @@ static void tk2_next_index(const tk_binary_params *p, int *idx, int *o1, int *o2
   }
 }
 
-enum { TK2_SUB, TK2_MAX, TK2_MIN };
+enum { TK2_SUB, TK2_MAX, TK2_MIN, TK2_SQDIFF };
 
 static inline int8_t tk2_binary_one(const tk_binary_params *p, int kind, int32_t a, int32_t b) {
   if (kind == TK2_MAX) return (int8_t)(a > b ? a : b);
@@ -35,7 +35,8 @@ static inline int8_t tk2_binary_one(const tk_binary_params *p, int kind, int32_t
     const int32_t y = tk_wrap_shl(p->in2_offset + b, p->left_shift);
     const int32_t sx = tk_mbqm(x, p->in1_mult, p->in1_shift);
     const int32_t sy = tk_mbqm(y, p->in2_mult, p->in2_shift);
-    const int32_t raw = tk_mbqm(sx - sy, p->out_mult, p->out_shift) + p->out_offset;
+    const int32_t d = sx - sy;
+    const int32_t raw = tk_mbqm(kind == TK2_SQDIFF ? d * d : d, p->out_mult, p->out_shift) + p->out_offset;
     return (int8_t)tk2_clamp(raw, p->act_min, p->act_max);
   }
 }
@@ -56,6 +57,9 @@ static void tk2_binary(const tk_binary_params *p, int kind, const int8_t *in1, c
 
 void tk_sub_s8(const tk_binary_params *p, const int8_t *in1, const int8_t *in2, int8_t *out) {
   tk2_binary(p, TK2_SUB, in1, in2, out);
+}
+void tk_squared_difference_s8(const tk_binary_params *p, const int8_t *in1, const int8_t *in2, int8_t *out) {
+  tk2_binary(p, TK2_SQDIFF, in1, in2, out);
 }
 void tk_maximum_s8(const tk_binary_params *p, const int8_t *in1, const int8_t *in2, int8_t *out) {
   tk2_binary(p, TK2_MAX, in1, in2, out);
@@ -129,6 +133,12 @@ void tk_relu_s8(const tk_relu_params *p, const int8_t *in, int8_t *out) {
 void tk_clamp_s8(int n, int32_t lo, int32_t hi, const int8_t *in, int8_t *out) {
   int i;
   for (i = 0; i < n; ++i) out[i] = (int8_t)tk2_clamp(in[i], lo, hi);
+}
+
+/* out[i] = table[in[i] + 128]: int8 functions of one input computed at generation time (RSQRT). */
+void tk_lut_s8(int n, const int8_t *table, const int8_t *in, int8_t *out) {
+  int i;
+  for (i = 0; i < n; ++i) out[i] = table[(int32_t)in[i] + 128];
 }
 
 void tk_neg_f32(int n, const float *in, float *out) {

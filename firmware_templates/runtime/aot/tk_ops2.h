@@ -1,7 +1,8 @@
-/* tinykeras aot runtime: the second set of kernels (C99, no heap): SUB, MAXIMUM/MINIMUM, LEAKY_RELU,
- * HARD_SWISH, RELU/RELU6, ELU and NEG (float), RESIZE_NEAREST_NEIGHBOR, GATHER, STRIDED_SLICE/SLICE/TRANSPOSE, strided copies
- * (PACK/UNPACK/SPLIT), REDUCE_MAX/MIN, BATCH_MATMUL and TRANSPOSE_CONV. Integer arithmetic as in TFLite-Micro's reference kernels; every
- * parameter (multipliers, shifts, index tables) is computed by tinykeras/aot/ops2.py at generation time.
+/* tinykeras aot runtime: the second set of kernels (C99, no heap): SUB, SQUARED_DIFFERENCE, MAXIMUM/MINIMUM,
+ * LEAKY_RELU, HARD_SWISH, RELU/RELU6, RSQRT (table), ELU and NEG (float), RESIZE_NEAREST_NEIGHBOR, GATHER,
+ * STRIDED_SLICE/SLICE/TRANSPOSE, strided copies (PACK/UNPACK/SPLIT), REDUCE_MAX/MIN, BATCH_MATMUL and
+ * TRANSPOSE_CONV. Integer arithmetic as in TFLite-Micro's reference kernels; every parameter (multipliers,
+ * shifts, index tables) is computed by tinykeras/aot/ops2.py at generation time.
  */
 #ifndef TK_OPS2_H_
 #define TK_OPS2_H_
@@ -72,12 +73,14 @@ typedef struct {
 } tk_bmm_params;
 
 void tk_sub_s8(const tk_binary_params *p, const int8_t *in1, const int8_t *in2, int8_t *out);
+void tk_squared_difference_s8(const tk_binary_params *p, const int8_t *in1, const int8_t *in2, int8_t *out);
 void tk_maximum_s8(const tk_binary_params *p, const int8_t *in1, const int8_t *in2, int8_t *out);
 void tk_minimum_s8(const tk_binary_params *p, const int8_t *in1, const int8_t *in2, int8_t *out);
 void tk_leaky_relu_s8(const tk_leaky_params *p, const int8_t *in, int8_t *out);
 void tk_hard_swish_s8(const tk_hswish_params *p, const int8_t *in, int8_t *out);
 void tk_relu_s8(const tk_relu_params *p, const int8_t *in, int8_t *out);
 void tk_clamp_s8(int n, int32_t lo, int32_t hi, const int8_t *in, int8_t *out);
+void tk_lut_s8(int n, const int8_t *table, const int8_t *in, int8_t *out);
 void tk_neg_f32(int n, const float *in, float *out);
 void tk_elu_f32(int n, const float *in, float *out);
 void tk_resize_nearest(const tk_resize_params *p, const void *in, void *out);
