@@ -100,7 +100,7 @@ static inline int16_t tk2_sdhm16(int16_t a, int16_t b) {
 }
 
 static inline int16_t tk2_sat_shl16(int16_t v, int amount) {
-  const int32_t r = (int32_t)v * (1 << amount);
+  const int64_t r = (int64_t)v * ((int64_t)1 << amount);
   return (int16_t)(r > INT16_MAX ? INT16_MAX : (r < INT16_MIN ? INT16_MIN : r));
 }
 
