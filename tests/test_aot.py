@@ -140,7 +140,7 @@ def test_unsupported_op_names_op_and_index() -> None:
     keras = tf_keras()
     inputs = keras.Input((8,), batch_size=1)
     x = keras.layers.Dense(8)(inputs)
-    outputs = keras.layers.Lambda(lambda t: import_tf().reduce_max(t, axis=-1, keepdims=True))(x)  # REDUCE_MAX
+    outputs = keras.layers.Lambda(lambda t: import_tf().reverse(t, axis=[-1]))(x)  # REVERSE_V2
     model = keras.Model(inputs, outputs)
     data = convert_int8(model, [np.random.default_rng(0).normal(size=(16, 8)).astype(np.float32)])
     info = inspect_bytes(data)
