@@ -12,6 +12,7 @@ from pathlib import Path
 def render() -> str:
     """docs/supported_ops.md as text: every op either runtime implements, with its resolver method."""
     from tinykeras.aot import SUPPORTED_OPS as AOT_OPS
+    from tinykeras.aot.ops2 import AOT_NOTES, UNSUPPORTED_WHY
     from tinykeras.inspect import tflm_resolver_methods
 
     tflm = tflm_resolver_methods()
@@ -32,7 +33,9 @@ def render() -> str:
         "|---|---|---|",
     ]
     for op in sorted(set(tflm) | set(AOT_OPS)):
-        lines.append(f"| {op} | {'`' + tflm[op] + '()`' if op in tflm else '-'} | {'yes' if op in AOT_OPS else '-'} |")
+        aot = ("yes" + (f" ({AOT_NOTES[op]})" if op in AOT_NOTES else "")) if op in AOT_OPS else \
+            (f"- ({UNSUPPORTED_WHY[op]})" if op in UNSUPPORTED_WHY else "-")
+        lines.append(f"| {op} | {'`' + tflm[op] + '()`' if op in tflm else '-'} | {aot} |")
     lines.append("")
     lines.append(f"{len(tflm)} ops on TFLite-Micro, {len(AOT_OPS)} on the aot runtime.")
     return "\n".join(lines) + "\n"
