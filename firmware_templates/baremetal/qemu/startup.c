@@ -12,6 +12,9 @@ extern uint32_t __etext_data;  /* load address of .data in flash */
 extern uint32_t __data_start, __data_end, __bss_start, __bss_end, __stack_top;
 extern void (*__init_array_start[])(void);
 extern void (*__init_array_end[])(void);
+/* C++ objects with static storage register their destructors against this handle (crtbegin.o defines it in
+   hosted builds; -nostartfiles leaves it out). Nothing is ever destroyed here: main never returns normally. */
+void *__dso_handle = 0;
 
 int main(void);
 void Reset_Handler(void);
