@@ -165,7 +165,8 @@ def test_inspect_check_board_and_library_exit_codes(dense_models: dict[str, Path
     assert result.exit_code == UnsupportedOpError.exit_code, result.output
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ")
-    assert "FULLY_CONNECTED (operators #" in lines[0] and "Chirale_TensorFlowLite 2.0.0" in lines[0]
+    assert "FULLY_CONNECTED (operator #2, 8 scales), FULLY_CONNECTED (operator #3, 3 scales)" in lines[0]
+    assert "Chirale_TensorFlowLite 2.0.0" in lines[0]
     assert "--per-tensor-dense" in lines[0]
     for args in (["--board", "nano33ble"], ["--library", "chirale-2.0.0"], ["--library", REFERENCE_LIBRARY]):
         result = runner.invoke(cli, ["inspect", per_tensor, "--check", *args])

@@ -343,9 +343,8 @@ def problems_line(problems: list[Problem], lib: Library, where: str = "model") -
         if members[0].index < 0:
             parts.append(f"{reason}; fix: {fix}")
             continue
-        listed = ", ".join(f"#{p.index}" + (f" {p.note}" if p.note else "") for p in members)
-        noun = "operator" if len(members) == 1 else "operators"
-        parts.append(f"{op} ({noun} {listed}): {reason}; fix: {fix}")
+        listed = ", ".join(f"{op} (operator #{p.index}" + (f", {p.note}" if p.note else "") + ")" for p in members)
+        parts.append(f"{listed}: {reason}; fix: {fix}")
     return f"{where}: {lib.label} cannot run it correctly: " + " | ".join(parts)
 
 
