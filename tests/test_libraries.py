@@ -4,7 +4,6 @@ quantize --per-tensor-dense, the shipped models on every board's library, and li
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -30,7 +29,6 @@ from tinykeras.resources import models_dir
 from tinykeras.types import ModelInfo, OpInfo, Quantization, TensorInfo
 
 REPO = Path(__file__).resolve().parents[1]
-THIRD_PARTY_ENV = "TINYKERAS_THIRD_PARTY"
 
 
 def _tensor(index: int, shape: tuple[int, ...], scales: int = 1, constant: bool = False,
@@ -205,15 +203,7 @@ def test_libraries_and_boards_commands() -> None:
     assert boards["nano33ble"]["library"] == "chirale-2.0.0"
 
 
-# ---- libraries/ops/*.json against the library trees --------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def third_party_dir() -> Path:
-    value = os.environ.get(THIRD_PARTY_ENV)
-    if not value:
-        pytest.skip(f"set {THIRD_PARTY_ENV} to the folder of TFLite-Micro library trees (../shared/third_party)")
-    return Path(value)
+# ---- libraries/ops/*.json against the library trees (third_party_dir: tests/conftest.py) -------------------
 
 
 def test_generated_library_ops_are_up_to_date(third_party_dir: Path, tmp_path: Path) -> None:
