@@ -70,8 +70,9 @@ class Library:
         return f"{self.name} {self.version} ({self.commit[:7]})"
 
     @property
-    def ops(self) -> dict[str, str]:
-        """Builtin op -> MicroMutableOpResolver method, as the library's own resolver header lists them."""
+    def ops(self) -> dict[str, dict[str, str]]:
+        """Builtin op -> {method, register, parser}, as the library's own resolver header lists them
+        (``resolver_methods(lib)`` gives op -> method)."""
         return generated(self.id)["ops"]
 
     @property
