@@ -213,3 +213,16 @@ def test_generated_library_ops_are_up_to_date(third_party_dir: Path, tmp_path: P
         fresh = (tmp_path / f"{lib_id}.json").read_text()
         assert fresh == (REPO / "libraries" / "ops" / f"{lib_id}.json").read_text(), \
             f"libraries/ops/{lib_id}.json is stale: rerun scripts/gen_libraries.py"
+
+
+def test_optimize_per_tensor_dense(dense_models: dict[str, Path], tmp_path: Path) -> None:
+    """`tinykeras optimize --per-tensor-dense` (no other stage: float -> int8) writes per-tensor FC weights."""
+    rng = np.random.default_rng(2)
+    x, y = rng.random((48, 6, 6, 1), dtype=np.float32), rng.integers(0, 3, 48)
+    np.savez(tmp_path / "d.npz", x_train=x[:32], y_train=y[:32], x_test=x[32:], y_test=y[32:])
+    keras_model = dense_models["per_tensor"].parent.parent / "m.keras"
+    result = CliRunner().invoke(cli, ["optimize", str(keras_model), "--data", str(tmp_path / "d.npz"),
+                                      "--per-tensor-dense", "-o", str(tmp_path / "out"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert _scales(tmp_path / "out" / "model.tflite") == {"CONV_2D": [4], "FULLY_CONNECTED": [1, 1]}
+    assert json.loads(result.stdout)["options"]["per_tensor_dense"] is True
