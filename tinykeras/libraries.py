@@ -282,8 +282,9 @@ def _aot_has(op: str) -> bool:
     return op in SUPPORTED_OPS
 
 
-def _boards_without_gap(op: str) -> list[str]:
-    """Boards whose pinned library registers ``op`` with no per-channel gap on it."""
+@cache
+def _boards_without_gap(op: str) -> tuple[str, ...]:
+    """Boards whose pinned library registers ``op`` with no gap on it."""
     from tinykeras.boards import board_names, load_board
 
     out = []
@@ -294,7 +295,7 @@ def _boards_without_gap(op: str) -> list[str]:
             continue
         if lib is not None and op in lib.ops and not any(g.op == op for g in lib.gaps):
             out.append(name)
-    return out
+    return tuple(out)
 
 
 def check_model(info: Any, lib: Library) -> list[Problem]:
