@@ -242,26 +242,9 @@ def resolver_methods(lib: Library | None = None) -> dict[str, str]:
 
 
 def board_library(board: Any) -> Library | None:
-    """The TFLM library a board pins (``[tflm] library = "<id>"``), or None when the board runs no TFLM.
-
-    A board file that still names the library by its PlatformIO ``lib_deps`` entry is matched to the library
-    whose ``delivery.lib_dep`` is that entry.
-    """
-    lib = getattr(board, "library", None)
-    if isinstance(lib, Library):
-        return lib
+    """The TFLM library a board pins (``[tflm] library = "<id>"``), or None when the board runs no TFLM."""
     tflm = getattr(board, "tflm", None)
-    name = getattr(tflm, "library", None) if tflm is not None else None
-    if not name:
-        return None
-    if name in library_ids():
-        return load_library(name)
-    lib_dep = getattr(tflm, "lib_dep", None)
-    for candidate in list_libraries():
-        if lib_dep and candidate.lib_dep == lib_dep:
-            return candidate
-    raise BoardError(f"board '{getattr(board, 'name', '?')}' pins TFLM library '{name}', which has no "
-                     f"libraries/*.toml; known: {', '.join(library_ids())}")
+    return load_library(tflm.library) if tflm is not None else None
 
 
 def _weights_scales(info: Any, op: Any) -> int:

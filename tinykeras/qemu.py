@@ -152,12 +152,15 @@ def _banner(source: str, sha256: str, style: str) -> str:
 
 def render_project(board: Board, model: bytes, info: ModelInfo, out_dir: Path, *, runtime_files: dict[str, str],
                    runs: int, warmup: int, name: str, arena_bytes: int,
-                   frontend_files: dict[str, str] | None = None) -> None:
+                   frontend_files: dict[str, str] | None = None, runtime: str = "aot",
+                   library: Any = None, kernels: str | None = None,
+                   library_files: dict[str, Path] | None = None) -> None:
     """Write the Makefile project for ``board`` into ``out_dir``: ``Makefile``, ``mps2_an386.ld`` and
     ``src/`` (the benchmark, the QEMU port, a rendered ``main.c`` and the runtime's files, e.g.
     ``tinykeras.aot.generate(...).files``), plus the feature front end (``frontend_files``, from
     ``tinykeras.recipes.frontend.frontend_sources``; compiled, not called by the benchmark).
-    Same inputs -> byte-identical files."""
+    The tflm runtime (``tinykeras.runtimes.tflm_sources``) adds ``library`` and ``library_files``, copied
+    into ``tflm/`` and compiled with the library's flags. Same inputs -> byte-identical files."""
     if board.kind != "qemu":
         raise BoardError(f"board '{board.name}' is a {board.kind} board; render_project needs a qemu board")
     if runs < 0 or warmup < 0:
@@ -192,7 +195,7 @@ def render_project(board: Board, model: bytes, info: ModelInfo, out_dir: Path, *
         files[f"src/{fname}"] = _banner(source, info.sha256, "//") + "\n" + text
 
     context = {
-        "banner": _banner(source, info.sha256, "//"), "board": board.name, "runtime": "aot", "name": name,
+        "banner": _banner(source, info.sha256, "//"), "board": board.name, "runtime": runtime, "name": name,
         "sha256_prefix": info.sha256[:16], "model_bytes": len(model), "arena_bytes": int(arena_bytes),
         "cpu_hz": board.mcu.clock_hz, "timer": board.timer.api, "runs": int(runs), "warmup": int(warmup),
         "macs": info.macs, "output_scale": _c_float(out_q.scale if out_q else 1.0),
@@ -200,15 +203,40 @@ def render_project(board: Board, model: bytes, info: ModelInfo, out_dir: Path, *
     }
     files["src/main.c"] = env.from_string((port_dir / "main.c.j2").read_text()).render(context)
     sources = sorted(p for p in files if p.endswith(".c"))
+    copied = {f"tflm/{rel}": src for rel, src in sorted((library_files or {}).items())}
     files["Makefile"] = env.from_string((port_dir / "Makefile.j2").read_text()).render(
-        banner=_banner(source, info.sha256, "#"), board=board.name, cflags=settings["cflags"],
-        db_bytes=max(inputs[0].nbytes, 1), sources=sources, qemu_args=qemu_args(board))
+        banner=_banner(source, info.sha256, "#"), board=board.name, runtime=runtime, cflags=settings["cflags"],
+        db_bytes=max(inputs[0].nbytes, 1), sources=sources, qemu_args=qemu_args(board),
+        **_library_make_vars(library, kernels, settings, files, copied))
 
     out_dir = Path(out_dir)
     for rel, text in sorted(files.items()):
         path = out_dir / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, newline="\n")
+    for rel, src in copied.items():
+        path = out_dir / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, path)
+
+
+def _library_make_vars(library: Any, kernels: str | None, settings: dict[str, Any], files: dict[str, str],
+                       copied: dict[str, Path]) -> dict[str, Any]:
+    """Makefile variables of a TFLM library build (empty for the aot runtime)."""
+    if library is None:
+        return {"library": None}
+    from tinykeras import tflm_tree
+
+    arch = [f for f in settings["cflags"] if not f.startswith("-O")]
+    return {
+        "library": library, "kernels": kernels, "lib_arch": arch,
+        "lib_defines": [f"-D{d}" for d in library.defines(kernels)],
+        "lib_includes": [f"-Itflm/{d}".rstrip("/.") if d != "." else "-Itflm"
+                         for d in tflm_tree.include_dirs(kernels or library.default_kernels)],
+        "lib_cflags": list(library.build.get("cflags", ())), "lib_cxxflags": list(library.build.get("cxxflags", ())),
+        "cxx_sources": sorted(p for p in files if p.endswith((".cc", ".cpp"))),
+        "lib_sources": tflm_tree.sources(copied), "opt_app": "-O2",
+    }
 
 
 # ----------------------------------------------------------------------------------------- compile

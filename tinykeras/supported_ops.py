@@ -12,6 +12,7 @@ from pathlib import Path
 def render() -> str:
     """docs/supported_ops.md as text: every op a TFLM library or the aot runtime implements, per library."""
     from tinykeras.aot import SUPPORTED_OPS as AOT_OPS
+    from tinykeras.aot.ops2 import AOT_NOTES, UNSUPPORTED_WHY
     from tinykeras.libraries import REFERENCE_LIBRARY, list_libraries, resolver_methods
 
     libraries = list_libraries()
@@ -50,7 +51,9 @@ def render() -> str:
     for op in sorted(set(methods) | set(AOT_OPS)):
         method = f"`{methods[op]}()`" if op in methods else "-"
         cells = " | ".join(cell(lib, op) for lib in libraries)
-        lines.append(f"| {op} | {method} | {cells} | {'yes' if op in AOT_OPS else '-'} |")
+        aot = ("yes" + (f" ({AOT_NOTES[op]})" if op in AOT_NOTES else "")) if op in AOT_OPS else \
+            (f"- ({UNSUPPORTED_WHY[op]})" if op in UNSUPPORTED_WHY else "-")
+        lines.append(f"| {op} | {method} | {cells} | {aot} |")
     lines.append("")
     counts = ", ".join(f"{len(lib.ops)} on `{lib.id}`" for lib in libraries)
     lines.append(f"Ops registered: {counts}; {len(AOT_OPS)} on the aot runtime.")

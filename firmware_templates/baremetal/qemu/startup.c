@@ -10,6 +10,8 @@
 
 extern uint32_t __etext_data;  /* load address of .data in flash */
 extern uint32_t __data_start, __data_end, __bss_start, __bss_end, __stack_top;
+extern void (*__init_array_start[])(void);
+extern void (*__init_array_end[])(void);
 
 int main(void);
 void Reset_Handler(void);
@@ -58,6 +60,9 @@ void Reset_Handler(void) {
   __asm volatile("dsb\n\tisb" ::: "memory");
   __asm volatile("cpsid i" ::: "memory"); /* no interrupt handlers run; pending ones still wake WFI */
   SCB_SHCSR |= (7u << 16);                /* MemManage, BusFault, UsageFault as their own exceptions */
+  for (void (**ctor)(void) = __init_array_start; ctor < __init_array_end; ++ctor) {
+    (*ctor)(); /* C++ static constructors (none in the aot runtime) */
+  }
   tk_qemu_exit(main());
 }
 
