@@ -82,8 +82,10 @@ def with_headers(tree: Path, ops: dict[str, dict[str, str]]) -> dict[str, dict[s
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--third-party", type=Path, required=True, help="folder holding the library trees")
+    parser.add_argument("--out", type=Path, default=LIBRARIES_DIR / "ops",
+                        help="where to write <id>.json (default: libraries/ops; tests compare a fresh copy)")
     args = parser.parse_args()
-    out_dir = LIBRARIES_DIR / "ops"
+    out_dir = args.out
     out_dir.mkdir(parents=True, exist_ok=True)
     for lib in list_libraries():
         tree = args.third_party / lib.tree
