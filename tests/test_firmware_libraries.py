@@ -16,9 +16,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import requires_tool
 from standin import build_standin, run_and_compare
+
 from tinykeras.boards import load_board
 from tinykeras.inspect import inspect_bytes
 from tinykeras.pipeline import BuildOptions, build

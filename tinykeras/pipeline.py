@@ -261,12 +261,12 @@ def build(options: BuildOptions, log: Callable[[str], None] | None = None) -> Bu
         from tinykeras.runtimes import tflm_sources
 
         library = board.tflm.lib
-        resolver_entries(info, library)   # every op in the pinned library, before the arena probes
+        resolver_entries(info, library)   # the pinned library runs every op correctly, before the arena probes
         arena = plan_arena(model, info)
+        fit = check_fit(board, runtime, info, arena.planned_bytes)
         sources = tflm_sources(model, info, library, arena, lambda c: cgen.banner(source_name, info.sha256, c).rstrip(),
                                source_name=source_name, kernels=options.kernels or board.tflm.kernels,
                                tflm_dir=options.tflm_dir)
-        fit = check_fit(board, runtime, info, arena.planned_bytes)
     else:
         if options.kernels or options.tflm_dir:
             raise BoardError("--kernels and --tflm-dir choose the TFLite-Micro build: use them with --runtime tflm")

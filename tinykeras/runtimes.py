@@ -14,8 +14,8 @@ import jinja2
 
 from tinykeras import cgen, tflm_tree
 from tinykeras.arena import ArenaPlan
-from tinykeras.errors import UnsupportedOpError
-from tinykeras.libraries import Library, find_tflm_tree
+from tinykeras.errors import BoardError
+from tinykeras.libraries import Library, find_tflm_tree, require_model_supported
 from tinykeras.resources import templates_dir
 from tinykeras.types import ModelInfo
 
@@ -44,12 +44,11 @@ class RuntimeSources:
 
 
 def resolver_entries(info: ModelInfo, library: Library) -> list[dict[str, str]]:
-    """The model's distinct ops with their kernel registration and parser in ``library``, sorted by name."""
+    """The model's distinct ops with their kernel registration and parser in ``library``, sorted by name.
+    Raises UnsupportedOpError (one line: op, index, library, reason, fix) for an op the library lacks or runs
+    wrongly (its known gaps, e.g. per-channel FULLY_CONNECTED): never firmware that computes wrong results."""
+    require_model_supported(info, library)
     ops = library.ops
-    missing = [(op.index, op.op) for op in info.ops if op.op not in ops]
-    if missing:
-        raise UnsupportedOpError(missing, library.label,
-                                 "Use --runtime aot, another board, or replace those layers (docs/supported_ops.md)")
     return [{"name": name, **ops[name]} for name in sorted(set(info.op_names))]
 
 
@@ -64,7 +63,8 @@ def tflm_sources(model: bytes, info: ModelInfo, library: Library, arena: ArenaPl
     """The adapter, the model array and (delivery "tree") the TFLM sources selected from a TFLM tree."""
     kernels = kernels or library.default_kernels
     if kernels not in library.kernels:
-        raise UnsupportedOpError([], library.label, f"it has {', '.join(library.kernels)} kernels, not '{kernels}'")
+        raise BoardError(f"{library.label} has {', '.join(library.kernels)} kernels, not '{kernels}'; "
+                         f"choose --kernels {' or '.join(library.kernels)}")
     resolver = resolver_entries(info, library)
     context = {"banner": banner, "library": library, "kernels": kernels, "arena": arena, "resolver": resolver,
                "resolver_headers": sorted({op["header"] for op in resolver})}
