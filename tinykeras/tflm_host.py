@@ -57,9 +57,12 @@ class TflmRunner:
         except Exception as exc:
             raise ModelError(f"{info.path or 'model'}: TFLite-Micro cannot load it ({str(exc).strip()[:300]})") from exc
 
-    def invoke(self, sample: np.ndarray) -> list[np.ndarray]:
-        """Run one sample (with a batch axis of 1) and return every output as its raw dtype."""
-        self._interp.set_input(np.ascontiguousarray(sample), 0)
+    def invoke(self, sample: np.ndarray | list[np.ndarray]) -> list[np.ndarray]:
+        """Run one sample (with a batch axis of 1; a list with one array per input for several inputs) and
+        return every output as its raw dtype."""
+        parts = list(sample) if isinstance(sample, (list, tuple)) else [sample]
+        for k, part in enumerate(parts):
+            self._interp.set_input(np.ascontiguousarray(part), k)
         self._interp.invoke()
         return [np.array(self._interp.get_output(k)) for k in range(len(self.info.outputs))]
 
