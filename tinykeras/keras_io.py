@@ -486,7 +486,7 @@ def model_inputs(data: Any, inputs: list[InputSpec], path: str = "data") -> list
                 raise DataError(f"{where}: the input takes integer indices ({spec.dtype}, e.g. token ids for an "
                                 f"Embedding), got fractional {x.dtype} values")
             x = x.astype(np.int32)
-        else:
+        elif x.dtype != np.int8:  # int8 data stays raw: already quantized for an int8 model
             x = x.astype(np.float32)
         out.append(x)
     counts = {len(x) for x in out}
