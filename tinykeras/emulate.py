@@ -55,7 +55,8 @@ def load(source: bytes | bytearray | str | Path | Model) -> Model:
         data, path = read_model_bytes(source), str(source)
     info = inspect_bytes(data, path=path)
     if len(info.inputs) != 1:
-        raise ModelError(f"{path or 'model'}: has {len(info.inputs)} inputs; emulate handles one-input models")
+        raise ModelError(f"{path or 'model'}: has {len(info.inputs)} inputs; emulate runs one-input models. "
+                         "Use `tinykeras validate MODEL --data test.npz` (inputs keyed by name) for several inputs")
     return Model(data, info)
 
 
@@ -66,8 +67,20 @@ def random_inputs(model: Model, samples: int = DEFAULT_RANDOM_SAMPLES, seed: int
     shape = (samples,) + tuple(t.shape[1:])
     if t.dtype in ("float32", "float16"):
         return rng.standard_normal(shape).astype(t.dtype)
+    if t.dtype == "int32":  # token ids: keep them inside the table they index
+        return rng.integers(0, _index_limit(model), size=shape).astype(np.int32)
     info = np.iinfo(np.dtype(t.dtype))
     return rng.integers(info.min, info.max, size=shape, endpoint=True).astype(t.dtype)
+
+
+def _index_limit(model: Model) -> int:
+    """Rows of the table an int32 input indexes (GATHER params), else 2."""
+    index = model.info.inputs[0]
+    for op in model.info.ops:
+        if op.op == "GATHER" and len(op.inputs) > 1 and op.inputs[1] == index:
+            table = model.info.tensors[op.inputs[0]]
+            return max(1, int(table.shape[0])) if table.shape else 2
+    return 2
 
 
 def quantized_inputs(model: Model, x: np.ndarray) -> np.ndarray:
@@ -110,10 +123,11 @@ def run_tflm(model: Model, xq: np.ndarray, progress: Callable[[Iterable[int]], I
     outs, spent = [], 0.0
     for k in indices:
         start = time.perf_counter()
-        out = runner.invoke(xq[k:k + 1])[0]
+        out = runner.invoke(xq[k:k + 1])
         spent += time.perf_counter() - start
         outs.append(out)
-    return RunOutput(np.concatenate(outs, axis=0), 1e6 * spent / max(1, len(xq)))
+    every = [np.concatenate([o[j] for o in outs], axis=0) for j in range(len(model.info.outputs))]
+    return RunOutput(every[0], 1e6 * spent / max(1, len(xq)), {"outputs": every})
 
 
 def run_aot(model: Model, xq: np.ndarray) -> RunOutput:
@@ -351,7 +365,31 @@ def emulate(model: bytes | str | Path | Model, x: np.ndarray | None = None, y: n
         data["bit_exact"] = comparisons[exact_ref]["bit_exact"]
         data["mismatches"] = comparisons[exact_ref]["mismatches"]
         data["bit_exact_vs"] = exact_ref
-    pred = top1(main_f)
+    from tinykeras.metrics import detect_task, output_metrics
+    from tinykeras.tflite_io import io_names
+
+    out_names = io_names(m.data, m.info.inputs, m.info.outputs)[1]
+    task0 = detect_task(m.info, 0, main.raw.shape, None if y is None else np.asarray(y))
+    data["task"] = task0
+    every = tflm.extra["outputs"] if runtime == "tflm" else [main.raw] + tflm.extra["outputs"][1:]
+    keras_all: list[Any] = []
+    if keras is not None:
+        keras_all = _keras_all(keras, float_inputs(m, x if x is not None else xq)[:n], kf)
+    per_output = []
+    for j, raw in enumerate(every):
+        t = m.info.output_tensors()[j]
+        got = dequantize(raw, t)
+        ref = keras_all[j] if j < len(keras_all) else None
+        labels_j = None if j > 0 or y is None else np.asarray(y)[:n]
+        kind = detect_task(m.info, j, raw.shape, labels_j)
+        if labels_j is not None and kind == "regression" and np.asarray(labels_j).size != got.size:
+            labels_j = None
+        per_output.append(output_metrics(got, ref, labels_j, task=kind, name=out_names[j]))
+    data["outputs"] = per_output
+    pred = top1(main_f) if task0 in ("classification", "regression") else None
+    if task0 == "regression" and y is not None:
+        data["labels_note"] = "regression/reconstruction output: see outputs[] for MAE, RMSE, R²"
+        y = None
     if y is not None and not _are_class_labels(np.asarray(y)):
         data["labels_note"] = "the labels are not class indices or one-hot rows; accuracy not computed"
         y = None
@@ -379,6 +417,17 @@ def emulate(model: bytes | str | Path | Model, x: np.ndarray | None = None, y: n
     data["host_us"] = {k: v.us_per_inference for k, v in outputs.items()}
     data["comparisons"] = comparisons
     return EmulateResult(data, scores, labels)
+
+
+def _keras_all(keras_model: Any, x: np.ndarray, first: np.ndarray) -> list[np.ndarray]:
+    """Every output of the float model (a LoadedModel gives them all; other callables: the first only)."""
+    from tinykeras.keras_io import LoadedModel
+
+    if isinstance(keras_model, LoadedModel) and len(keras_model.output_names) > 1:
+        outs = [np.concatenate(parts, axis=0) for parts in zip(*[keras_model.predict_all([x[k:k + 256]])
+                                                                  for k in range(0, len(x), 256)], strict=True)]
+        return [np.asarray(o, dtype=np.float32) for o in outs]
+    return [first]
 
 
 def bit_exact_check(model: bytes | str | Path | Model, x: np.ndarray, runtime: str = "aot",
