@@ -49,8 +49,18 @@ def emulate(model: Path, data_path: Path | None, keras_path: Path | None, runtim
 
     x = y = None
     if data_path is not None:
-        x, y = split_xy(load_arrays(data_path), str(data_path))
-    count = samples if samples is not None else (len(x) if x is not None else None)
+        arrays = load_arrays(data_path)
+        from tinykeras.inspect import load_model_info
+
+        if len(load_model_info(model).inputs) > 1:  # several inputs: arrays keyed by input name (or in order)
+            from tinykeras.keras_io import LABEL_KEYS
+
+            x = {k: v for k, v in arrays.items() if k not in LABEL_KEYS and not k.startswith("y_")}
+            y = next((arrays[k] for k in LABEL_KEYS if k in arrays), None)
+        else:
+            x, y = split_xy(arrays, str(data_path))
+    count = samples if samples is not None else (len(next(iter(x.values())) if isinstance(x, dict) else x)
+                                                  if x is not None else None)
     labels = None
     if labels_path is not None:
         from tinykeras.commands.convert import _read_labels
