@@ -82,6 +82,13 @@ def test_multi_input_output_keep_keras_order_and_names(flavour: str, k3, tmp_pat
     assert [o["name"] for o in settings["outputs"]] == ["zz_class", "aa_value"]
     header = (tmp_path / "q" / "model_settings.h").read_text()
     assert '#define TK_OUTPUT1_NAME "aa_value"' in header and '#define TK_INPUT0_NAME "zeta"' in header
+    # emulate runs several inputs (keyed by name) and compares every output with the float model
+    from tinykeras.emulate import emulate
+    from tinykeras.keras_io import from_keras
+
+    run = emulate(result.data, rep, keras=from_keras(model), tflite=True, measure_arena=False)
+    assert [o["name"] for o in run.data["outputs"]] == ["zz_class", "aa_value"]
+    assert run.data["outputs"][1]["r2"] > 0.9 and run.data["comparisons"]["tflite"]["max_abs_lsb"] <= 1
     # the same data in input order, and a wrong shape named by input
     again = _quantize(model, [rep["zeta"], rep["alpha"]])
     assert again.data == result.data
