@@ -326,7 +326,7 @@ def from_keras(model: Any, name: str = "model") -> LoadedModel:
     import_tf()
     module = type(model).__module__
     is_k3 = not module.startswith("tf_keras") and _is_keras3_object(model)
-    path = Path(f"{name}.keras")
+    path = Path(f"<in-memory model {name}>")
     if is_k3:
         predict_all = _keras_predict_all(model, max(1, len(keras_inputs(model))))
         return LoadedModel(path=path, keras_model=None, saved_model_dir=None, origin="keras3",
@@ -351,8 +351,13 @@ def _load_keras3(path: Path, custom: dict[str, Any] | None = None) -> LoadedMode
         model = keras3.saving.load_model(path, compile=False, custom_objects=custom or None)
     except Exception as exc:
         reason = _first_line(exc)
+        import re
+
+        missing = re.search(r"Could not locate (?:class|function) '([^']+)'", reason)
+        if missing:
+            reason = f"class '{missing.group(1)}' is not registered in this process"
         hint = ("Re-save it from Keras 3 with model.export('DIR') and pass DIR, or rebuild it with tf_keras")
-        if "custom" in reason.lower() or "could not locate" in reason.lower() or "unknown" in reason.lower():
+        if missing or "custom" in reason.lower() or "unknown" in reason.lower():
             hint = ("It uses custom layers or objects: pass the module defining them with --custom-objects "
                     "my_layers.py (or an import path)")
         raise ModelError(f"{path}: saved by Keras 3 and not loadable here ({reason}). {hint}") from exc
