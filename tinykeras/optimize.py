@@ -794,7 +794,7 @@ def _carry_settings(source: str, out_dir: Path, labels: list[str] | None) -> Non
     (out_dir / "settings.json").write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
 
 
-def load_keras_model(path: Path | str) -> Any:
+def load_keras_model(path: Path | str, custom_objects: str | None = None) -> Any:
     """Load a .keras/.h5/SavedModel as a tf_keras model; a Keras 3 .keras file is rebuilt in tf_keras."""
     from tinykeras.keras_io import _saved_by_keras3, load_model
 
@@ -803,7 +803,7 @@ def load_keras_model(path: Path | str) -> Any:
         from tinykeras.keras3_rebuild import rebuild_keras3
 
         return rebuild_keras3(path)
-    loaded = load_model(path)
+    loaded = load_model(path, custom_objects=custom_objects)
     if loaded.keras_model is None:
         raise ModelError(f"{path}: loaded as a plain SavedModel ({loaded.origin}), which tfmot cannot prune or "
                          "quantization-aware train. Pass the .keras or .h5 file the model was saved as")
