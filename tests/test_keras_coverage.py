@@ -131,6 +131,10 @@ def test_int32_embedding_input_through_quantize_and_emulate(k3, tmp_path: Path) 
     assert report["outputs"][0]["task"] == "classification"
     random_run = CliRunner().invoke(cli, ["emulate", str(tmp_path / "q" / "model.tflite"), "--no-tflite", "--json"])
     assert random_run.exit_code == 0, random_run.output
+    check = CliRunner().invoke(cli, ["inspect", tflite, "--check"])
+    assert check.exit_code == 0, check.output  # int8 with int32 token ids is TFLM-ready
+    build = CliRunner().invoke(cli, ["build", "--board", "esp32", "--model", tflite, "-o", str(tmp_path / "fw")])
+    assert build.exit_code == 3 and "token ids" in build.output and not (tmp_path / "fw").exists()
     with pytest.raises(DataError, match="integer indices"):
         _quantize(model, tokens + 0.5)
 
