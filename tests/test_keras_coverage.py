@@ -215,3 +215,30 @@ def test_import_tinykeras_does_not_import_tensorflow() -> None:
             "print('tensorflow' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+@pytest.mark.slow
+def test_validate_on_the_emulated_board_reads_outputs_back(k3, tmp_path: Path) -> None:
+    import shutil
+
+    if shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None:
+        pytest.skip("needs arm-none-eabi-gcc and qemu-system-arm (scripts/setup.sh)")
+    pytest.importorskip("tinykeras.aot")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(120, 6, 6)).astype(np.float32)
+    y = (x[:, 0, 0] > 0).astype(np.int64)
+    model = k3.Sequential([k3.Input((6, 6)), k3.layers.Flatten(), k3.layers.Dense(8, activation="relu"),
+                           k3.layers.Dense(2, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=5, verbose=0)
+    result = _quantize(model, x[:60], out_dir=tmp_path / "q")
+    np.savez(tmp_path / "test.npz", x=x[60:], y=y[60:])
+    tflite, test = str(tmp_path / "q" / "model.tflite"), str(tmp_path / "test.npz")
+    run = CliRunner().invoke(cli, ["validate", tflite, "--data", test, "--board", "qemu_m4", "--samples", "6",
+                                   "--json"])
+    assert run.exit_code == 0, run.output
+    report = json.loads(run.stdout)
+    assert report["samples"] == 6 and report["board"]["matches_host_tflm"], report["board"]
+    host = CliRunner().invoke(cli, ["validate", tflite, "--data", test, "--samples", "6", "--json"])
+    assert json.loads(host.stdout)["outputs"][0]["accuracy"] == report["outputs"][0]["accuracy"]
+    assert result.info.is_int8

@@ -315,9 +315,10 @@ class EmulateResult:
     def write_plots(self, directory: Path) -> list[Path]:
         """confusion_matrix.png (with labels) and scores.png, written atomically into ``directory``."""
         from tinykeras.fsutil import atomic_output_dir
+        from tinykeras.keras_io import model_name
         from tinykeras.report import confusion_matrix_png, score_histogram_png
 
-        name = Path(self.data.get("model") or "model").stem
+        name = model_name(self.data.get("model") or "model")
         written = []
         with atomic_output_dir(directory) as tmp:
             matrix = self.data.get("confusion_matrix")
