@@ -99,9 +99,35 @@ def _rnns_to_unroll(model: Any) -> list[Any]:
 
 
 def _embeddings_to_rewrite(model: Any, keras3: bool) -> list[Any]:
-    """Keras 3 Embedding layers: their ``take`` wraps negative ids with LESS/ADD/SELECT, which TFLM lacks."""
-    return [layer for layer in _all_layers(model) if keras3 and type(layer).__name__ == "Embedding"
-            and type(layer).__module__.startswith("keras.")]
+    """Keras 3 Embedding layers: their ``take`` wraps negative ids with LESS/ADD/SELECT, which TFLM lacks;
+    Keras 3 UpSampling2D (nearest): ``repeat`` becomes TILE, which TFLM lacks too."""
+    found = []
+    for layer in _all_layers(model):
+        if not keras3 or not type(layer).__module__.startswith("keras."):
+            continue
+        kind = type(layer).__name__
+        if kind == "Embedding" or (kind == "UpSampling2D" and getattr(layer, "interpolation", "") == "nearest"
+                                   and getattr(layer, "data_format", "channels_last") == "channels_last"):
+            found.append(layer)
+    return found
+
+
+def _resize_upsampling_class() -> Any:
+    import keras as keras3
+
+    from tinykeras.keras_io import import_tf
+
+    tf = import_tf()
+
+    class ResizeUpSampling2D(keras3.layers.UpSampling2D):  # type: ignore[misc,name-defined]
+        """UpSampling2D (nearest) as RESIZE_NEAREST_NEIGHBOR, as tf_keras does: the same pixels."""
+
+        def call(self, inputs: Any) -> Any:
+            h, w = int(inputs.shape[1]) * self.size[0], int(inputs.shape[2]) * self.size[1]
+            return tf.compat.v1.image.resize_nearest_neighbor(inputs, (h, w), align_corners=False,
+                                                               half_pixel_centers=False)
+
+    return ResizeUpSampling2D
 
 
 def _gather_embedding_class() -> Any:
@@ -135,8 +161,8 @@ def _micro_friendly(model: Any, inputs: list[InputSpec], shapes: list[tuple[int,
         advice = (f"layer '{first.name}' ({type(first).__name__}) runs as a loop the int8 converter cannot "
                   "handle; build it with unroll=True (fixed sequence length) and save the model again")
     else:
-        advice = (f"layer '{first.name}' (Embedding) needs rebuilding as a plain lookup, which tinykeras does for "
-                  "Sequential and functional models only; use a Sequential or functional model")
+        advice = (f"layer '{first.name}' ({type(first).__name__}) needs rebuilding with TFLite-Micro ops, which "
+                  "tinykeras does for Sequential and functional models only; use a Sequential or functional model")
     if keras3:
         import keras as K
     else:
@@ -147,7 +173,8 @@ def _micro_friendly(model: Any, inputs: list[InputSpec], shapes: list[tuple[int,
                                                                                             "Functional")
     if not is_graph:
         raise ModelError(f"{advice} (a subclassed model cannot be rebuilt by tinykeras)")
-    gather = _gather_embedding_class() if embeddings else None
+    gather = _gather_embedding_class() if any(type(e).__name__ == "Embedding" for e in embeddings) else None
+    resize = _resize_upsampling_class() if any(type(e).__name__ == "UpSampling2D" for e in embeddings) else None
 
     def set_unroll(config: dict[str, Any]) -> None:
         config["unroll"] = True
@@ -160,8 +187,8 @@ def _micro_friendly(model: Any, inputs: list[InputSpec], shapes: list[tuple[int,
         config = layer.get_config()
         if _is_rnn(layer) or _is_rnn(getattr(layer, "layer", None)):
             set_unroll(config)
-        if gather is not None and any(layer is e for e in embeddings):
-            return gather.from_config(config)
+        if any(layer is e for e in embeddings):
+            return (gather if type(layer).__name__ == "Embedding" else resize).from_config(config)
         return layer.__class__.from_config(config)
 
     try:
@@ -337,6 +364,25 @@ def _converter_reason(exc: BaseException, native_log: str = "", layers: dict[str
 # -------------------------------------------------------------------------------------------- comparison
 
 
+def require_tflm(conversion: Conversion, model: LoadedModel | None = None) -> None:
+    """Raise a ModelError naming the ops TFLite-Micro lacks and the Keras layers they come from."""
+    from tinykeras.inspect import unsupported_tflm_ops
+
+    missing = unsupported_tflm_ops(conversion.info)
+    if not missing:
+        return
+    layers = _layer_index(model) if model is not None else {}
+    parts = []
+    for index, op in missing[:4]:
+        names = " ".join(conversion.info.tensors[t].name for t in conversion.info.ops[index].outputs)
+        layer = next((f"layer '{n}' ({c})" for n, c in sorted(layers.items(), key=lambda kv: -len(kv[0]))
+                      if re.search(rf"(?<![\w]){re.escape(n)}(?![\w])", names)), None)
+        parts.append(f"{op} (operator #{index}{', from ' + layer if layer else ''})")
+    raise ModelError(f"{model.path if model is not None else 'model'}: the int8 model uses ops TFLite-Micro does "
+                     f"not have: {', '.join(dict.fromkeys(parts))}; replace those layers with ones that map to "
+                     "TFLM ops (docs/supported_ops.md), or keep that step out of the model")
+
+
 def run_int8(conversion: Conversion, xs: list[np.ndarray]) -> list[np.ndarray]:
     """Every output of the int8 model on the TFLM host interpreter, dequantized, for each sample of ``xs``."""
     from tinykeras.tflm_host import TflmRunner, dequantize, prepare_inputs
@@ -360,6 +406,7 @@ def compare_int8(model: LoadedModel, conversion: Conversion, x: Any, labels: lis
     from tinykeras.metrics import collapse_warnings, detect_task, output_metrics
 
     xs = model_inputs(x, model.inputs, source)
+    require_tflm(conversion, model)
     floats = [np.asarray(f, dtype=np.float32) for f in model.predict_all(xs)]
     q = run_int8(conversion, xs)
     names = conversion.output_names or model.output_names

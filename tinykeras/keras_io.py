@@ -303,6 +303,10 @@ def load_model(path: Path | str, custom_objects: dict[str, Any] | str | Path | N
             pass
         reason = _first_line(exc)
         hint = "re-save it with model.save('model.keras')"
+        if "lambda" in reason.lower() and "safe_mode" in str(exc):
+            raise ModelError(f"{path}: the model has a Lambda layer holding Python code, which tinykeras does not "
+                             "run from a file (unsafe deserialization); replace it with built-in layers, or load "
+                             "the model yourself and call tinykeras.quantize(model, data) from Python") from exc
         if "unknown" in reason.lower() or "custom" in reason.lower() or "not found" in reason.lower():
             hint = ("it uses custom layers or objects: pass the module defining them with --custom-objects "
                     "my_layers.py (or an import path), or from Python call tinykeras.quantize(model, data)")
