@@ -110,6 +110,9 @@ def test_recurrent_layers_convert_and_agree(k3) -> None:
         result = _quantize(model, x)
         assert "WHILE" not in result.info.op_names and result.info.is_int8, layer.__name__
         assert result.comparison["outputs"][0]["agreement"] >= 0.8, layer.__name__
+    both = k3.Sequential([k3.Input((10, 3)), k3.layers.Bidirectional(k3.layers.LSTM(6)),
+                          k3.layers.Dense(4, activation="softmax")])  # a loop here crashed the converter
+    assert "CONCATENATION" in _quantize(both, x).info.op_names
 
 
 def test_int32_embedding_input_through_quantize_and_emulate(k3, tmp_path: Path) -> None:

@@ -75,10 +75,11 @@ def _all_layers(model: Any) -> list[Any]:
                 continue
             seen.append(sub)
             walk(sub)
-        inner = getattr(layer, "layer", None)  # Bidirectional, TimeDistributed
-        if inner is not None and not any(inner is s for s in seen):
-            seen.append(inner)
-            walk(inner)
+        for attr in ("layer", "forward_layer", "backward_layer"):  # Bidirectional, TimeDistributed
+            inner = getattr(layer, attr, None)
+            if inner is not None and hasattr(inner, "get_config") and not any(inner is s for s in seen):
+                seen.append(inner)
+                walk(inner)
 
     walk(model)
     return seen
@@ -177,7 +178,8 @@ def _micro_friendly(model: Any, inputs: list[InputSpec], shapes: list[tuple[int,
     resize = _resize_upsampling_class() if any(type(e).__name__ == "UpSampling2D" for e in embeddings) else None
 
     def set_unroll(config: dict[str, Any]) -> None:
-        config["unroll"] = True
+        if "unroll" in config:
+            config["unroll"] = True
         for key in ("layer", "backward_layer"):
             inner = config.get(key)
             if isinstance(inner, dict) and isinstance(inner.get("config"), dict):
@@ -185,7 +187,7 @@ def _micro_friendly(model: Any, inputs: list[InputSpec], shapes: list[tuple[int,
 
     def clone(layer: Any) -> Any:
         config = layer.get_config()
-        if _is_rnn(layer) or _is_rnn(getattr(layer, "layer", None)):
+        if _is_rnn(layer) or any(_is_rnn(getattr(layer, a, None)) for a in ("layer", "forward_layer")):
             set_unroll(config)
         if any(layer is e for e in embeddings):
             return (gather if type(layer).__name__ == "Embedding" else resize).from_config(config)
