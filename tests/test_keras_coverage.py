@@ -245,3 +245,20 @@ def test_validate_on_the_emulated_board_reads_outputs_back(k3, tmp_path: Path) -
     host = CliRunner().invoke(cli, ["validate", tflite, "--data", test, "--samples", "6", "--json"])
     assert json.loads(host.stdout)["outputs"][0]["accuracy"] == report["outputs"][0]["accuracy"]
     assert result.info.is_int8
+
+
+def test_adapted_normalization_collapse_is_explained(k3) -> None:
+    rng = np.random.default_rng(0)
+    scales = np.array([0.01, 0.1, 1.0, 10.0, 100.0, 1000.0], np.float32)
+    x = (rng.normal(size=(200, 6)) * scales + scales).astype(np.float32)
+    norm = k3.layers.Normalization()
+    norm.adapt(x)
+    model = k3.Sequential([k3.Input((6,)), norm, k3.layers.Dense(8, activation="relu"), k3.layers.Dense(1)])
+    y = ((x - scales) / scales)[:, :1]
+    model.compile("adam", "mse")
+    model.fit(x, y, epochs=5, verbose=0)
+    result = _quantize(model, x[:100], test_data=(x[100:], y[100:]))
+    out = result.comparison["outputs"][0]
+    assert out["collapsed"] and out["r2"] < 0.5, out
+    warnings = " ".join(result.comparison["warnings"])
+    assert "COLLAPSED" in warnings and "'normalization' (Normalization)" in warnings

@@ -451,11 +451,36 @@ def quantize_model(model: LoadedModel, rep_data: Any, also: tuple[str, ...] = ()
     else:
         main.comparison = compare_int8(model, main, rep, None, "representative data (calibration set; pass "
                                        "held-out data for an honest figure)", task)
+    main.comparison["warnings"] += _input_scale_advice(model, rep, main.comparison)
     conversions = [main]
     for kind in also:
         if kind != "int8":
             conversions.append(convert(model, kind, rep))
     return conversions
+
+
+def _input_scale_advice(model: LoadedModel, xs: list[np.ndarray], comparison: dict[str, Any]) -> list[str]:
+    """When an output collapsed and the model normalises its inputs itself (an adapted Normalization layer),
+    say why: input features on very different scales share the one int8 scale of the input tensor."""
+    if not any(o.get("collapsed") for o in comparison.get("outputs", [])):
+        return []
+    target = model.keras_model if model.keras_model is not None else model.keras3_model
+    norm = next((layer for layer in _all_layers(target) if type(layer).__name__ == "Normalization"), None) \
+        if target is not None else None
+    lines = []
+    for spec, x in zip(model.inputs, xs, strict=False):
+        if spec.is_integer or x.ndim < 2:
+            continue
+        spread = np.abs(x.reshape(len(x), -1)).max(axis=0)
+        spread = spread[spread > 0]
+        if spread.size < 2 or spread.max() / spread.min() < 100:
+            continue
+        where = f"layer '{norm.name}' (Normalization) inside the model" if norm is not None else "the model"
+        lines.append(f"WARNING: input '{spec.name}' holds features from {spread.min():.3g} to {spread.max():.3g} "
+                     f"(x{spread.max() / spread.min():.0f}) and {where} rescales them only after the int8 input, "
+                     "whose one scale rounds the small features to zero. Normalise in your own code (on the "
+                     "device, in float) and convert the model without that step")
+    return lines
 
 
 def write_outputs(conversions: list[Conversion], out_dir: Path, source: str,
