@@ -251,7 +251,7 @@ def test_adapted_normalization_collapse_is_explained(k3) -> None:
     rng = np.random.default_rng(0)
     scales = np.array([0.01, 0.1, 1.0, 10.0, 100.0, 1000.0], np.float32)
     x = (rng.normal(size=(200, 6)) * scales + scales).astype(np.float32)
-    norm = k3.layers.Normalization()
+    norm = k3.layers.Normalization(name="norm")
     norm.adapt(x)
     model = k3.Sequential([k3.Input((6,)), norm, k3.layers.Dense(8, activation="relu"), k3.layers.Dense(1)])
     y = ((x - scales) / scales)[:, :1]
@@ -261,4 +261,4 @@ def test_adapted_normalization_collapse_is_explained(k3) -> None:
     out = result.comparison["outputs"][0]
     assert out["collapsed"] and out["r2"] < 0.5, out
     warnings = " ".join(result.comparison["warnings"])
-    assert "COLLAPSED" in warnings and "'normalization' (Normalization)" in warnings
+    assert "COLLAPSED" in warnings and "'norm' (Normalization)" in warnings
