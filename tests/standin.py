@@ -12,7 +12,7 @@ import os
 import shutil
 import subprocess
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +49,14 @@ def _run(argv: list[str]) -> None:
 
 def _compile_all(jobs: list[list[str]]) -> None:
     with ThreadPoolExecutor(max_workers=max(os.cpu_count() or 2, 2)) as pool:
-        list(pool.map(_run, jobs))
+        futures = [pool.submit(_run, job) for job in jobs]
+        try:
+            for future in as_completed(futures):
+                future.result()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
 
 
 def library_inputs(lib: Library, kernels: str, project: Path, third_party: Path) -> tuple[Path, list[str], list[str]]:
@@ -67,15 +74,19 @@ def library_inputs(lib: Library, kernels: str, project: Path, third_party: Path)
     return root, files, list(lib.build.get("include_dirs", ["."]))
 
 
-def build_library(lib: Library, kernels: str, cpu: list[str], project: Path,
-                  third_party: Path) -> tuple[Path, list[str], list[str]]:
-    """The library archive (cached), its -I flags and defines."""
+def build_library(lib: Library, kernels: str, cpu: list[str], project: Path, third_party: Path,
+                  port_dir: Path) -> tuple[Path, list[str], list[str]]:
+    """The library archive (cached), its -I flags and defines. The framework's headers the library includes
+    (Arduino.h, esp_timer.h) come from the stand-in port."""
     root, files, incs = library_inputs(lib, kernels, project, third_party)
     includes = [f"-I{root / d}" for d in incs]
+    port_includes = [f"-I{port_dir}", f"-I{PORTS}"]
     defines = [f"-D{d}" for d in lib.defines(kernels) + list(lib.build.get("target_defines", []))]
     digest = hashlib.sha256()
     for rel in files:
         digest.update(rel.encode() + hashlib.sha256((root / rel).read_bytes()).digest())
+    for header in sorted(port_dir.rglob("*.h")) + sorted(PORTS.glob("*.h")):
+        digest.update(header.read_bytes())
     key = hashlib.sha256(json.dumps([lib.id, kernels, cpu, defines, digest.hexdigest()]).encode()).hexdigest()[:16]
     archive = CACHE / f"{lib.id}-{kernels}-{key}" / "liblib.a"
     if not archive.exists():
@@ -92,7 +103,7 @@ def build_library(lib: Library, kernels: str, cpu: list[str], project: Path,
             else:
                 argv = ["arm-none-eabi-g++", *lib.build.get("cxxflags", []), *cpu, opt]
             jobs.append([*argv, "-ffunction-sections", "-fdata-sections", "-w", *defines, *includes,
-                         "-c", str(root / rel), "-o", str(obj)])
+                         *port_includes, "-c", str(root / rel), "-o", str(obj)])
         work.mkdir(parents=True, exist_ok=True)
         _compile_all(jobs)
         tmp = archive.with_suffix(".tmp")
@@ -111,7 +122,8 @@ def build_standin(project: Path, board: Board, lib: Library | None, kernels: str
     port_dir = PORTS / ("espidf" if framework == "espidf" else "arduino")
     archive, includes, defines = (None, [], [])
     if lib is not None:
-        archive, includes, defines = build_library(lib, kernels or lib.default_kernels, cpu, project, third_party)
+        archive, includes, defines = build_library(lib, kernels or lib.default_kernels, cpu, project, third_party,
+                                                   port_dir)
     common = [*cpu, "-O2", "-ffunction-sections", "-fdata-sections", f"-I{project / 'src'}", f"-I{port_dir}",
               f"-I{PORTS}", f"-I{QEMU_PORT}", "-DTK_START_DELAY_MS=0", *defines, *includes]
     sources = sorted((project / "src").glob("*.c*")) + sorted(p for p in port_dir.glob("*.c*"))

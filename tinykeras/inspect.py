@@ -261,9 +261,32 @@ def require_tflm_ops(info: ModelInfo, lib: Library | None = None) -> None:
     require_model_supported(info, lib or reference_library())
 
 
-def require_int8(info: ModelInfo) -> None:
-    """Raise ModelError unless inputs and outputs are int8 (full-integer quantization)."""
-    bad = [t for t in info.input_tensors() + info.output_tensors() if t.dtype != "int8"]
+def index_inputs(info: ModelInfo) -> set[int]:
+    """int32 model inputs used only as GATHER indices (token ids for an Embedding)."""
+    found = set()
+    for t in info.inputs:
+        if info.tensors[t].dtype != "int32":
+            continue
+        users = [(op, k) for op in info.ops for k, i in enumerate(op.inputs) if i == t]
+        if users and all(op.op == "GATHER" and k == 1 for op, k in users):
+            found.add(t)
+    return found
+
+
+def require_int8(info: ModelInfo, allow_index_inputs: bool = False) -> None:
+    """Raise ModelError unless inputs and outputs are int8 (full-integer quantization).
+
+    ``allow_index_inputs``: also accept int32 inputs that only index a GATHER (Embedding token ids)."""
+    allowed = index_inputs(info) if allow_index_inputs else set()
+    bad = [t for t in info.input_tensors() + info.output_tensors() if t.dtype != "int8" and t.index not in allowed]
+    if not bad and not allow_index_inputs:
+        return
+    ids = [t for t in info.input_tensors() if t.index in index_inputs(info)]
+    if ids and [t for t in bad if t not in ids] == [] and not allow_index_inputs:
+        raise ModelError(f"{info.path or 'model'}: input '{ids[0].name}' takes int32 token ids (an Embedding); "
+                         "the benchmark firmware fills inputs with random bytes, which are not valid ids, so "
+                         "`build` takes int8 inputs only. Check the model on the host with `tinykeras validate`/"
+                         "`emulate`, or feed the Embedding output (int8) from your own firmware code")
     if bad:
         listed = ", ".join(f"'{t.name}' is {t.dtype}" for t in bad)
         raise ModelError(f"{info.path or 'model'}: int8 model required, but {listed}; "

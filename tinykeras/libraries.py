@@ -286,7 +286,10 @@ def check_model(info: Any, lib: Library) -> list[Problem]:
     ops its resolver does not register, known gaps (``[[gaps]]``: e.g. per-channel FULLY_CONNECTED) and a model
     that is not full-integer int8. Empty when the library runs it."""
     problems: list[Problem] = []
-    bad_io = [t for t in info.input_tensors() + info.output_tensors() if t.dtype != "int8"]
+    from tinykeras.inspect import index_inputs
+
+    token_ids = index_inputs(info)   # int32 token ids that only index a GATHER (Embedding) are fine for TFLM
+    bad_io = [t for t in info.input_tensors() + info.output_tensors() if t.dtype != "int8" and t.index not in token_ids]
     if bad_io:
         listed = ", ".join(f"'{t.name}' is {t.dtype}" for t in bad_io)
         problems.append(Problem("not-int8", "", -1, f"int8 model required, but {listed}",

@@ -59,6 +59,8 @@ class BuildOptions:
     port: str | None = None
     monitor: bool = False
     run: bool = False
+    name: str | None = None  # project/report name (default: settings.json "name", else the model's file/dir)
+    custom_objects: str | None = None  # module defining a Keras model's custom layers
 
 
 @dataclass
@@ -127,19 +129,20 @@ def resolve_model(options: BuildOptions) -> Path:
     return path
 
 
-def load_int8_model(path: Path, rep_data: Path | None, log: Callable[[str], None]) -> tuple[bytes, str]:
+def load_int8_model(path: Path, rep_data: Path | None, log: Callable[[str], None],
+                    custom_objects: str | None = None) -> tuple[bytes, str]:
     """Bytes of an int8 .tflite from ``path``: read as is, or quantized from a Keras model first."""
     if path.suffix == ".tflite":
         return read_model_bytes(path), path.name
     from tinykeras.convert import quantize_model
-    from tinykeras.keras_io import load_arrays, load_model, split_xy
+    from tinykeras.keras_io import load_arrays, load_model
 
     x = None
     if rep_data is not None:
-        x, _ = split_xy(load_arrays(rep_data), str(rep_data))
+        x = load_arrays(rep_data)
     else:
         log("warning: no --rep-data: int8 scales are calibrated on random noise; pass --rep-data rep.npz")
-    conversion = quantize_model(load_model(path), x)[0]
+    conversion = quantize_model(load_model(path, custom_objects=custom_objects), x)[0]
     return conversion.data, f"{path.stem}.tflite"
 
 
@@ -197,6 +200,13 @@ def _model_settings(model_path: Path) -> dict[str, Any] | None:
     return settings if isinstance(settings, dict) else None
 
 
+def _project_name(options: BuildOptions, settings: dict[str, Any] | None, model_path: Path) -> str:
+    """``--name``, else the name settings.json carries, else the model's file or directory name."""
+    from tinykeras.keras_io import model_name
+
+    return options.name or str((settings or {}).get("name") or "") or model_name(model_path)
+
+
 def _labels(settings: dict[str, Any] | None) -> tuple[str, ...] | None:
     labels = (settings or {}).get("labels")
     return tuple(str(label) for label in labels) if isinstance(labels, list) else None
@@ -249,11 +259,11 @@ def build(options: BuildOptions, log: Callable[[str], None] | None = None) -> Bu
         raise DataError(f"--runs must be >= 1 and warm-up >= 0 (got {options.runs}, {options.warmup})")
 
     model_path = resolve_model(options)
-    model, source_name = load_int8_model(model_path, options.rep_data, log)
+    model, source_name = load_int8_model(model_path, options.rep_data, log, options.custom_objects)
     info = inspect_bytes(model, path=source_name)
     require_int8(info)
-    model_name = c_identifier(options.recipe if options.model is None else model_path.stem)
     settings = _model_settings(model_path)
+    model_name = c_identifier(options.recipe if options.model is None else _project_name(options, settings, model_path))
     frontend = front_end(settings, model_path)
 
     if runtime == "tflm":

@@ -69,11 +69,14 @@ class TflmRunner:
                                          "`tinykeras inspect` for the model's ops") from None
             raise ModelError(f"{info.path or 'model'}: TFLite-Micro cannot load it ({str(exc).strip()[:300]})") from exc
 
-    def invoke(self, sample: np.ndarray) -> list[np.ndarray]:
-        """Run one sample (with a batch axis of 1) and return every output as its raw dtype."""
+    def invoke(self, sample: np.ndarray | list[np.ndarray]) -> list[np.ndarray]:
+        """Run one sample (with a batch axis of 1; a list with one array per input for several inputs) and
+        return every output as its raw dtype."""
         if hasattr(self._interp, "reset"):  # variable tensors (LSTM states) start from zero for every sample
             self._interp.reset()
-        self._interp.set_input(np.ascontiguousarray(sample), 0)
+        parts = list(sample) if isinstance(sample, (list, tuple)) else [sample]
+        for k, part in enumerate(parts):
+            self._interp.set_input(np.ascontiguousarray(part), k)
         self._interp.invoke()
         return [np.array(self._interp.get_output(k)) for k in range(len(self.info.outputs))]
 

@@ -66,11 +66,14 @@ def boards(as_json: bool) -> None:
 @click.option("--run", "do_run", is_flag=True,
               help="Run the benchmark and print its report (qemu_m4: in QEMU; PlatformIO boards: flash, then "
                    "read --port).")
+@click.option("--name", help="Name of the project and its reports (default: the model's settings.json name, "
+                             "else its file or directory name): out/BOARD-NAME-RUNTIME.")
+@click.option("--custom-objects", help="Python file or import path defining a Keras model's custom layers.")
 @click.option("--json", "as_json", is_flag=True, help="Print the build result as JSON.")
 def build(board: str, model: Path | None, recipe: str, runtime: str | None, kernels: str | None,
           tflm_dir: Path | None, runs: int, warmup: int,
           out: Path | None, rep_data: Path | None, do_compile: bool, upload: bool, port: str | None,
-          monitor: bool, do_run: bool, as_json: bool) -> None:
+          monitor: bool, do_run: bool, name: str | None, custom_objects: str | None, as_json: bool) -> None:
     """Render a firmware project for BOARD that benchmarks the model over serial.
 
     Checks that the model is int8, that the runtime has its ops and that it fits the board's flash and RAM
@@ -90,7 +93,7 @@ def build(board: str, model: Path | None, recipe: str, runtime: str | None, kern
     options = BuildOptions(board=board, model=model, recipe=recipe, runtime=runtime, kernels=kernels,
                            tflm_dir=tflm_dir, runs=runs, warmup=warmup,
                            out=out, rep_data=rep_data, compile=do_compile, upload=upload, port=port,
-                           monitor=monitor, run=do_run)
+                           monitor=monitor, run=do_run, name=name, custom_objects=custom_objects)
     result = run_build(options, log=lambda msg: click.echo(msg, err=True))
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
