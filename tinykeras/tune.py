@@ -195,7 +195,7 @@ def search_limits(board: Board, max_ram: int | None = None, max_flash: int | Non
         s = qemu_settings(board)
         clock, label = int(s["estimate_clock_hz"]), str(s["estimate_label"])
     else:
-        clock = int(board.clock_hz)
+        clock = int(board.mcu.clock_hz)
         label = (f"estimate: qemu_m4 instructions at {board.name}'s {clock / 1e6:g} MHz, assuming 1 instruction "
                  "per cycle")
     return SearchLimits(board.name, int(ram), int(flash), max_latency_ms, clock, label)
@@ -611,9 +611,13 @@ def make_oracle(options: TuneOptions) -> Any:
     if options.algorithm == "random":
         return kt.oracles.RandomSearchOracle(max_trials=options.max_trials, **common)
     if options.algorithm == "bayesian":
-        return kt.oracles.BayesianOptimizationOracle(max_trials=options.max_trials,
-                                                     num_initial_points=max(2, min(4, options.max_trials // 3)),
-                                                     **common)
+        try:
+            return kt.oracles.BayesianOptimizationOracle(max_trials=options.max_trials,
+                                                         num_initial_points=max(2, min(4, options.max_trials // 3)),
+                                                         **common)
+        except ImportError as exc:
+            raise ToolchainError("--algorithm bayesian needs scikit-learn: pip install 'keras-tuner[bayesian]' "
+                                 "(or use --algorithm random)") from exc
     max_epochs = options.epochs or (2 if options.quick else 60)
     oracle = kt.oracles.HyperbandOracle(max_epochs=max_epochs, factor=3, **common)
     oracle.max_trials = options.max_trials  # Oracle.create_trial stops at max_trials
@@ -688,6 +692,7 @@ def tune(options: TuneOptions, progress: Progress | None = None) -> TuneResult:
     tuner = _tuner_class()(ctx, oracle=oracle, hypermodel=HyperModel(), directory=str(out), project_name=PROJECT,
                            overwrite=False)
     if role == "chief":
+        tuner.oracle.verbose = 0  # the chief prints its own one-line records
         tuner.save()
         serve_chief(tuner.oracle, options.worker_timeout, progress)
     else:
