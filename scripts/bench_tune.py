@@ -146,7 +146,8 @@ def bench_distributed(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "command_single": "tinykeras " + " ".join(base) + " -o DIR",
         "command_chief": "tinykeras " + " ".join(base) + f" -o DIR --chief --oracle {oracle}",
-        "command_worker": "KERASTUNER_TUNER_ID=tunerN tinykeras " + " ".join(base) + f" -o DIR --worker --oracle {oracle}",
+        "command_worker": ("KERASTUNER_TUNER_ID=tunerN tinykeras " + " ".join(base)
+                           + f" -o DIR --worker --oracle {oracle}"),
         "single": {"exit_code": rc_single, "wall_s": single_s, "trials": len(single),
                    "completed": sum(t["status"] == "completed" for t in single)},
         "distributed": {"exit_code_chief": rc_chief, "exit_code_workers": worker_rc, "wall_s": dist_s,

@@ -165,7 +165,8 @@ def _wait_for(path: Path, text: str, timeout: float) -> None:
         if path.exists() and text in path.read_text():
             return
         time.sleep(0.5)
-    raise AssertionError(f"'{text}' not in {path} after {timeout} s:\n{path.read_text()[-2000:] if path.exists() else ''}")
+    tail = path.read_text()[-2000:] if path.exists() else ""
+    raise AssertionError(f"'{text}' not in {path} after {timeout} s:\n{tail}")
 
 
 def _start(args: list[str], log: Path, tuner_id: str | None = None) -> subprocess.Popen:
