@@ -223,3 +223,24 @@ def test_worker_dying_mid_trial_is_recorded_as_failed(tmp_path: Path) -> None:
     failed = report["trials"][0]
     assert "worker doomed stopped responding" in failed["message"]
     assert report["trials_failed"] == 1 and report["best"] in ("1", "2")
+
+
+@needs_qemu
+@pytest.mark.slow
+def test_interrupted_search_resumes_the_interrupted_trial(tmp_path: Path) -> None:
+    args = [*TINY, "--max-trials", "3", "-o", str(tmp_path / "o")]
+    first = _start(args, tmp_path / "first.log")
+    try:
+        _wait_for(tmp_path / "first.log", "trial 1 ", 180)
+        first.send_signal(signal.SIGINT)
+        assert first.wait(timeout=60) == 130
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert "interrupted" in (tmp_path / "first.log").read_text()
+    second = run_tinykeras(*args)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert "trial 1 " in second.stderr and "trial 2 " in second.stderr and "trial 0 " not in second.stderr
+    report = json.loads((tmp_path / "o" / "tune.json").read_text())
+    assert [(t["trial_id"], t["status"]) for t in report["trials"]] == [("0", "completed"), ("1", "completed"),
+                                                                      ("2", "completed")]

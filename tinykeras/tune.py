@@ -689,8 +689,9 @@ def tune(options: TuneOptions, progress: Progress | None = None) -> TuneResult:
         def build(self, hp: Any) -> Any:
             return ctx.build_hp(hp)
 
-    tuner = _tuner_class()(ctx, oracle=oracle, hypermodel=HyperModel(), directory=str(out), project_name=PROJECT,
-                           overwrite=False)
+    with _quiet_stdout():  # "Reloading Tuner from ..." when resuming
+        tuner = _tuner_class()(ctx, oracle=oracle, hypermodel=HyperModel(), directory=str(out),
+                               project_name=PROJECT, overwrite=False)
     if role == "chief":
         tuner.oracle.verbose = 0  # the chief prints its own one-line records
         tuner.save()
