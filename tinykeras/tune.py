@@ -399,6 +399,9 @@ class SearchContext:
         self.limits = limits
         self.progress = progress
         self.recipe = get_recipe(options.recipe)
+        if self.recipe.task != "classification":
+            raise DataError(f"recipe {options.recipe} has no search space yet: its validation split holds only "
+                            "normal data, so there is no validation AUC to search on; tune kws or gesture")
         self.model_fn = load_model_fn(options.model_fn) if options.model_fn else None
         self.space = None if self.model_fn else load_space(options.recipe, options.space)
         self._source: Any = None
@@ -612,9 +615,8 @@ def make_oracle(options: TuneOptions) -> Any:
         return kt.oracles.RandomSearchOracle(max_trials=options.max_trials, **common)
     if options.algorithm == "bayesian":
         try:
-            return kt.oracles.BayesianOptimizationOracle(max_trials=options.max_trials,
-                                                         num_initial_points=max(2, min(4, options.max_trials // 3)),
-                                                         **common)
+            return _bayesian_class(kt)(max_trials=options.max_trials,
+                                       num_initial_points=max(2, min(4, options.max_trials // 3)), **common)
         except ImportError as exc:
             raise ToolchainError("--algorithm bayesian needs scikit-learn: pip install 'keras-tuner[bayesian]' "
                                  "(or use --algorithm random)") from exc
@@ -622,6 +624,23 @@ def make_oracle(options: TuneOptions) -> Any:
     oracle = kt.oracles.HyperbandOracle(max_epochs=max_epochs, factor=3, **common)
     oracle.max_trials = options.max_trials  # Oracle.create_trial stops at max_trials
     return oracle
+
+
+def _bayesian_class(kt: Any) -> Any:
+    class UntriedBayesian(kt.oracles.BayesianOptimizationOracle):
+        """Keras Tuner's Gaussian-process oracle, except that a proposal equal to a trial already run (it does not
+        check) is replaced by random untried values, so no trial of the budget repeats another."""
+
+        def populate_space(self, trial_id: str) -> dict[str, Any]:
+            result = super().populate_space(trial_id)
+            values = result.get("values")
+            if result.get("status") == "RUNNING" and values is not None and self._duplicate(values):
+                fresh = self._random_values()
+                result = {"status": "RUNNING", "values": fresh} if fresh is not None else \
+                    {"status": "STOPPED", "values": None}
+            return result
+
+    return UntriedBayesian
 
 
 def import_keras_tuner() -> Any:
