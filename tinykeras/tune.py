@@ -747,6 +747,7 @@ def _check_same_search(out: Path, options: TuneOptions, role: str) -> None:
         return
     stamp = out / PROJECT / "tinykeras_search.json"
     want = {"recipe": options.recipe, "board": options.board, "objective": options.objective,
+            "max_ram": options.max_ram, "max_flash": options.max_flash, "max_latency_ms": options.max_latency_ms,
             "algorithm": options.algorithm, "model_fn": options.model_fn,
             "space": None if options.model_fn else load_space(options.recipe, options.space)}
     if stamp.exists():
