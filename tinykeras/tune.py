@@ -606,8 +606,11 @@ def _write_trial(trial_dir: Path, values: dict[str, Any], metrics: dict[str, flo
 # --------------------------------------------------------------------------------------------------- the search
 
 def make_oracle(options: TuneOptions) -> Any:
+    import warnings
+
     import keras_tuner as kt
 
+    warnings.filterwarnings("ignore", module="sklearn")  # Gaussian-process fit notes, one per trial
     objective = kt.Objective("score", direction="max")
     common = {"objective": objective, "seed": options.seed + 1,
               "max_consecutive_failed_trials": MAX_CONSECUTIVE_FAILURES}
