@@ -244,3 +244,26 @@ def test_interrupted_search_resumes_the_interrupted_trial(tmp_path: Path) -> Non
     report = json.loads((tmp_path / "o" / "tune.json").read_text())
     assert [(t["trial_id"], t["status"]) for t in report["trials"]] == [("0", "completed"), ("1", "completed"),
                                                                       ("2", "completed")]
+
+
+def test_bayesian_oracle_never_repeats_a_trial(tmp_path: Path) -> None:
+    from tinykeras.tune import _bayesian_class, import_keras_tuner
+
+    kt = import_keras_tuner()
+    oracle = _bayesian_class(kt)(objective=kt.Objective("score", "max"), max_trials=8, num_initial_points=1,
+                                 seed=1)
+    oracle._set_project_dir(str(tmp_path), "p")
+    hp = kt.HyperParameters()
+    hp.Choice("width", [0.5, 1.0, 1.5])
+    hp.Choice("blocks", [3, 4])
+    oracle.update_space(hp)
+    seen = []
+    for _ in range(8):
+        trial = oracle.create_trial("tuner0")
+        if trial.status == "STOPPED":
+            break
+        seen.append(tuple(sorted(trial.hyperparameters.values.items())))
+        oracle.update_trial(trial.trial_id, {"score": float(trial.hyperparameters.values["width"])})
+        trial.status = "COMPLETED"
+        oracle.end_trial(trial)
+    assert len(seen) == len(set(seen)) and len(seen) == 6  # all 3 x 2 points, each once, then stop
