@@ -156,8 +156,16 @@ def bench_distributed(args: argparse.Namespace) -> dict[str, Any]:
         "same_trial_count": len(single) == len(dist) == args.trials,
         "no_duplicate_trial_ids": len(ids) == len(set(ids)),
         "no_duplicate_hyperparameters": len(hashes) == len(set(hashes)),
+        "same_hyperparameters_as_single": [t["hyperparameters"] for t in single] == [t["hyperparameters"]
+                                                                                       for t in dist],
+        "same_figures_as_single": [_figures(t) for t in single] == [_figures(t) for t in dist],
         "speedup": round(single_s / dist_s, 2) if dist_s else None,
     }
+
+
+def _figures(trial: dict[str, Any]) -> tuple[Any, ...]:
+    m = trial["metrics"]
+    return trial["trial_id"], m.get("val_accuracy"), m.get("instructions"), m.get("arena_bytes")
 
 
 def main() -> None:
