@@ -190,7 +190,8 @@ def main() -> None:
         args.trials, args.epochs = args.trials or 6, args.epochs or 2
         args.search_dir = args.search_dir or tempfile.mkdtemp(prefix="tinykeras-bench-tune-")
         result = bench_distributed(args)
-    result["machine"] = {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()}
+    result["machine"] = {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(),
+                         "load_average_1_5_15_min_at_end": [round(v, 2) for v in os.getloadavg()]}
     text = json.dumps(result, indent=2, sort_keys=True) + "\n"
     out = args.out or ROOT / "bench" / f"tune_{args.what}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
