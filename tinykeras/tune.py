@@ -243,6 +243,8 @@ def violations(costs: dict[str, Any], limits: SearchLimits) -> list[dict[str, An
     for what, key, limit in (("ram", "ram_bytes", limits.ram_bytes), ("flash", "flash_bytes", limits.flash_bytes),
                              ("latency", "latency_ms", limits.latency_ms)):
         needed = costs.get(key)
+        if needed is not None:
+            needed = int(needed) if key.endswith("_bytes") else round(float(needed), 3)
         if limit is not None and needed is not None and needed > limit:
             out.append({"what": what, "needed": needed, "limit": limit, "ratio": round(needed / limit, 4)})
     return out
