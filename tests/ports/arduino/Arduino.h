@@ -32,6 +32,28 @@ class HardwareSerial {
   int pending_ = -1;
 };
 extern HardwareSerial Serial;
+
+// The Arduino API's fixed-size byte ring buffer (Chirale's test_over_serial helpers use it).
+template <int N>
+class RingBufferN {
+ public:
+  uint8_t _aucBuffer[N];
+  void store_char(uint8_t c) {
+    if (count_ < N) { _aucBuffer[head_] = c; head_ = (head_ + 1) % N; ++count_; }
+  }
+  void clear() { head_ = tail_ = count_ = 0; }
+  int read_char() {
+    if (count_ == 0) return -1;
+    uint8_t c = _aucBuffer[tail_]; tail_ = (tail_ + 1) % N; --count_; return c;
+  }
+  int available() const { return count_; }
+  int availableForStore() const { return N - count_; }
+  int peek() const { return count_ == 0 ? -1 : _aucBuffer[tail_]; }
+  bool isFull() const { return count_ == N; }
+
+ private:
+  int head_ = 0, tail_ = 0, count_ = 0;
+};
 #endif
 
 /* DWT and CoreDebug as a Cortex-M core's CMSIS headers name them. QEMU's mps2 boards model no DWT, so the
