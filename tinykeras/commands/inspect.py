@@ -59,7 +59,7 @@ def inspect(model: Path, as_json: bool, check: bool) -> None:
         if weights:
             inputs += f" | w {_shape_text(weights[0])} {_quant_text(weights[0])}"
         table.add_row(str(op["index"]), op["op"], str(op["version"]), inputs,
-                      ", ".join(_shape_text(t) for t in op["outputs"]), _quant_text(op["outputs"][0]),
+                      ", ".join(_shape_text(t) for t in op["outputs"]), _quant_text(op["outputs"][0] if op["outputs"] else None),
                       f"{op['params']:,}", f"{op['macs']:,}", f"{op['activation_bytes']:,}")
     console.print(table)
     totals = info["totals"]
