@@ -266,7 +266,7 @@ class _Verifier:
                 self.fail(f"{where}: output of rank {len(out)} (at most 6)")
             for s in shapes[:2]:
                 assert s is not None
-                if len(s) > len(out) or any(a not in (1, b) for a, b in zip(s[::-1], out[::-1])):
+                if len(s) > len(out) or any(a not in (1, b) for a, b in zip(s[::-1], out[::-1], strict=False)):
                     self.fail(f"{where}: input {s} does not broadcast to output {out}")
         elif name == "RESHAPE":
             need(1)
@@ -281,7 +281,8 @@ class _Verifier:
                 self.fail(f"{where}: axis {axis} outside rank {len(out)}")
             total = 0
             for s in shapes:
-                if s is None or len(s) != len(out) or any(a != b for k, (a, b) in enumerate(zip(s, out)) if k != axis):
+                if s is None or len(s) != len(out) or \
+                        any(a != b for k, (a, b) in enumerate(zip(s, out, strict=True)) if k != axis):
                     self.fail(f"{where}: input {s} does not concatenate into {out} along axis {axis}")
                 total += s[axis] if s else 1
             if out and total != out[axis]:
@@ -295,7 +296,7 @@ class _Verifier:
             if pads is not None:
                 if pads.size != 2 * len(x) or np.any(pads < 0):
                     self.fail(f"{where}: paddings {pads.tolist()} do not fit input {x}")
-                if [a + int(p[0]) + int(p[1]) for a, p in zip(x, pads.reshape(-1, 2))] != out:
+                if [a + int(p[0]) + int(p[1]) for a, p in zip(x, pads.reshape(-1, 2), strict=True)] != out:
                     self.fail(f"{where}: input {x} padded by {pads.reshape(-1, 2).tolist()} is not {out}")
         elif name in ("MEAN", "SUM", "REDUCE_MAX", "REDUCE_MIN"):
             need(2)
