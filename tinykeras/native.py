@@ -51,6 +51,7 @@ class Child:
         self.module = module
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: Any = None
+        self._log_mark = 0  # where the current request's log starts
 
     def start(self) -> None:
         self._log = tempfile.TemporaryFile(prefix="tinykeras-native-")
@@ -68,6 +69,7 @@ class Child:
         proc = self._proc
         assert proc is not None and proc.stdin is not None and proc.stdout is not None
         payload = pickle.dumps(request, protocol=pickle.HIGHEST_PROTOCOL)
+        self._log_mark = self._log.seek(0, os.SEEK_END) if self._log is not None else 0
         deadline = time.monotonic() + (DEFAULT_TIMEOUT_S if timeout is None else timeout)
         try:
             proc.stdin.write(_HEADER.pack(len(payload)) + payload)
@@ -131,7 +133,7 @@ class Child:
         if self._log is None:
             return ""
         with contextlib.suppress(Exception):
-            self._log.seek(0)
+            self._log.seek(self._log_mark)
             return self._log.read()[-2000:].decode("utf-8", "replace")
         return ""
 

@@ -51,13 +51,13 @@ class TflmRunner:
     """
 
     def __init__(self, model: bytes, info: ModelInfo, arena_size: int | None = None,
-                 timeout: float | None = None):
+                 timeout: float | None = None, child: Any = None):
         from tinykeras.native import Child
 
         self.info = info
         self.timeout = timeout
         self.last_seconds = 0.0
-        self._child = Child("tinykeras.tflm_host")
+        self._child = child if child is not None else Child("tinykeras.tflm_host")  # a shared one: fuzzing
         size = arena_size or default_arena_size(model, info)
         self._call(("load", model, size), "load it")
 

@@ -43,6 +43,11 @@ _ZERO_OUTPUT_OPS = {"ASSIGN_VARIABLE", "CALL_ONCE"}
 _ELEMENTWISE_UNARY = {"SOFTMAX", "LOGISTIC", "TANH", "RELU", "RELU6", "RELU_N1_TO_1", "QUANTIZE", "DEQUANTIZE",
                       "HARD_SWISH", "LEAKY_RELU", "ABS", "NEG", "ELU", "PRELU", "LOG_SOFTMAX", "EXP", "SQRT",
                       "RSQRT", "GELU"}
+_SAME_TYPE = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D", "SOFTMAX", "ADD",
+              "MUL", "SUB", "RESHAPE", "CONCATENATION", "PAD", "PADV2", "MEAN", "LOGISTIC", "TANH", "RELU", "RELU6",
+              "TRANSPOSE_CONV", "HARD_SWISH", "LEAKY_RELU", "SQUEEZE", "EXPAND_DIMS", "STRIDED_SLICE"}
+_RESOURCE_OPS = {"VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE", "HASHTABLE", "HASHTABLE_FIND",
+                 "HASHTABLE_IMPORT", "HASHTABLE_SIZE", "CUSTOM", "WHILE", "IF"}
 _BINARY = {"ADD", "SUB", "MUL", "DIV", "SQUARED_DIFFERENCE", "MAXIMUM", "MINIMUM", "FLOOR_DIV", "FLOOR_MOD"}
 
 
@@ -165,6 +170,13 @@ class _Verifier:
         if inputs and inputs[0] < 0 and name != "CUSTOM":
             self.fail(f"{where} has no first input")
         self.options(where, name, op)
+        if name in _SAME_TYPE and inputs and outputs:
+            t_in, t_out = tensors[inputs[0]].type, tensors[outputs[0]].type
+            if t_in != t_out and not (name == "SOFTMAX" and (t_in, t_out) == (9, 7)):
+                self.fail(f"{where} reads type {t_in} and writes type {t_out}; they must be the same")
+        for i in inputs + outputs:
+            if i >= 0 and tensors[i].type in (5, 13, 14) and name not in _RESOURCE_OPS:
+                self.fail(f"{where} uses tensor #{i} of non-numeric type {tensors[i].type}")
         shapes = [None if i < 0 else [int(d) for d in (tensors[i].shape if tensors[i].shape is not None else ())]
                   for i in inputs]
         out_shapes = [[int(d) for d in (tensors[i].shape if tensors[i].shape is not None else ())] for i in outputs]
@@ -193,6 +205,8 @@ class _Verifier:
             if (low.startswith("stride") or low.startswith("dilation") or low.startswith("filter")) and \
                     not 1 <= value <= MAX_OPTION_VALUE:
                 self.fail(f"{where} has {key} = {value} (must be 1..{MAX_OPTION_VALUE})")
+            if key == "weightsFormat" and value not in (0, 1):
+                self.fail(f"{where} has unknown weights format {value}")
             if key == "depthMultiplier" and not 0 <= value <= MAX_OPTION_VALUE:
                 self.fail(f"{where} has depthMultiplier {value}")
 
