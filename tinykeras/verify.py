@@ -110,7 +110,8 @@ class _Verifier:
                       f"{MAX_TENSOR_BYTES // 2**20} MiB limit for one tensor")
         if t.shapeSignature is not None and len(t.shapeSignature):
             if len(t.shapeSignature) != len(shape) or any(int(d) < -1 for d in t.shapeSignature):
-                self.fail(f"{name} has a shape signature {[int(d) for d in t.shapeSignature]} that does not match {shape}")
+                signature = [int(d) for d in t.shapeSignature]
+                self.fail(f"{name} has a shape signature {signature} that does not match {shape}")
         if not 0 <= t.buffer < len(self.buffers):
             self.fail(f"{name} names buffer {t.buffer}, but the model has {len(self.buffers)} buffers")
         if t.sparsity is not None:
