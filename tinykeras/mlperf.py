@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from tinykeras.bench_protocol import MAX_COUNT, MAX_TEXT, BenchReport, ProtocolParser, Run, _num
+from tinykeras.bench_protocol import MAX_COUNT, MAX_RUNS, MAX_TEXT, BenchReport, ProtocolParser, Run, _num
 from tinykeras.bench_source import PortReader, RawLog, _open_log, open_port
 
 # -------------------------------------------------------------------------------------- MLPerf Tiny
@@ -72,7 +72,7 @@ class MlperfParser:
             us = None
             if self._batch and len(self._laps) >= 2 and self._laps[-1] >= self._laps[0]:
                 us = _num((self._laps[-1] - self._laps[0]) / self._batch)
-            if us is not None and len(rep.runs) < (rep.expected_runs or 100_000):
+            if us is not None and len(rep.runs) < (rep.expected_runs or MAX_RUNS):
                 rep.runs.append(Run(i=len(rep.runs), us=us))
             else:
                 rep.malformed += 1
@@ -172,7 +172,7 @@ def collect_mlperf(url: str, *, baud: int = 115200, runs: int = 10, iterations: 
         reader = PortReader(port, timeout)
         status, detail = "complete", ""
         try:
-            _drain(port, parser, log)
+            _drain(port, parser, log, limit=min(2.0, timeout / 2))  # counts against the first reply's timeout
             _command(port, reader, parser, log, "name", "m-name-")
             _command(port, reader, parser, log, "profile", "m-profile-")
             if input_bytes:
@@ -199,11 +199,11 @@ def collect_mlperf(url: str, *, baud: int = 115200, runs: int = 10, iterations: 
             pass
 
 
-def _drain(port: Any, parser: MlperfParser, log: RawLog, quiet: float = 0.2) -> None:
+def _drain(port: Any, parser: MlperfParser, log: RawLog, quiet: float = 0.2, limit: float = 2.0) -> None:
     """Swallow boot output (``m-init-done``, ``m-ready``) until the line is quiet, so replies stay in step."""
     import serial
 
-    deadline = time.monotonic() + 2.0
+    deadline = time.monotonic() + limit
     last = time.monotonic()
     while time.monotonic() < deadline and time.monotonic() - last < quiet:
         try:
@@ -220,7 +220,7 @@ def _command(port: Any, reader: PortReader, parser: MlperfParser, log: RawLog, c
              expect: str) -> None:
     """Send ``cmd%`` and read until ``m-ready`` follows a line starting with ``expect`` (or an ``e-`` line).
 
-    The reader's timeout restarts when the command is sent and when its expected reply arrives; other
+    The reader's timeout restarts only when an expected reply arrives (``expect``, then ``m-ready``); other
     bytes (log lines, garbage, unrelated ``m-`` lines) do not extend it.
     """
     import serial
@@ -230,7 +230,6 @@ def _command(port: Any, reader: PortReader, parser: MlperfParser, log: RawLog, c
         port.flush()
     except (serial.SerialException, OSError) as exc:
         raise _Stop("disconnected", str(exc).strip().splitlines()[0] if str(exc).strip() else "") from exc
-    reader.heard()
     seen = expect == ""
     for chunk in reader:
         log.write(chunk)
@@ -238,6 +237,7 @@ def _command(port: Any, reader: PortReader, parser: MlperfParser, log: RawLog, c
             text = _mlperf_message(line.strip())
             if text == "m-ready":
                 if seen:
+                    reader.heard()
                     return
             elif not seen and (text.startswith("e-[") or (expect and text.startswith(expect))):
                 seen = True
