@@ -122,6 +122,9 @@ def quantize_model(model: LoadedModel, rep_data: np.ndarray | None, also: tuple[
         if not np.issubdtype(rep_data.dtype, np.floating):
             raise DataError("representative data must be float (the model's float inputs), "
                             f"got {rep_data.dtype}")
+        from tinykeras.datacheck import require_finite_samples
+
+        require_finite_samples(rep_data, "representative data")
     main = convert(model, "int8", rep_data)
     main.comparison = compare_int8(model, main, rep_data)
     conversions = [main]

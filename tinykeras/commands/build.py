@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -44,8 +45,10 @@ def boards(as_json: bool) -> None:
 @click.option("--runtime", type=click.Choice(["tflm", "aot"]),
               help="tflm (TFLite-Micro; default on PlatformIO boards) or aot (tinykeras' generated C; "
                    "default on qemu_m4).")
-@click.option("--runs", type=int, default=10, show_default=True, help="Timed inferences the firmware reports.")
-@click.option("--warmup", type=int, default=2, show_default=True, help="Untimed warm-up inferences before them.")
+@click.option("--runs", type=click.IntRange(1, 10_000), default=10, show_default=True,
+              help="Timed inferences the firmware reports.")
+@click.option("--warmup", type=click.IntRange(0, 10_000), default=2, show_default=True,
+              help="Untimed warm-up inferences before them.")
 @click.option("-o", "--out", "out", type=click.Path(path_type=Path),
               help="Project directory (default: out/BOARD-MODEL-RUNTIME).")
 @click.option("--rep-data", type=click.Path(path_type=Path),
@@ -82,7 +85,17 @@ def build(board: str, model: Path | None, recipe: str, runtime: str | None, runs
     result = run_build(options, log=lambda msg: click.echo(msg, err=True))
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
-        return
+    else:
+        _print(result, do_compile, upload, do_run)
+    if result.bench is not None and not result.bench.get("complete"):
+        from tinykeras.errors import IncompleteRunError
+
+        # a board that died, reset or disconnected before all runs is a failed build --run
+        raise IncompleteRunError(f"incomplete benchmark: {result.bench.get('message')}; "
+                                 f"partial report and raw log saved in {result.project_dir}")
+
+
+def _print(result: Any, do_compile: bool, upload: bool, do_run: bool) -> None:
     arena = result.arena
     measured = f", {arena.measured_bytes:,} B measured on the host" if arena.measured_bytes is not None else ""
     fit = result.fit

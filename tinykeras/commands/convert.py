@@ -7,8 +7,6 @@ from pathlib import Path
 
 import click
 
-from tinykeras.errors import DataError
-
 
 @click.command()
 @click.argument("model", type=click.Path(path_type=Path))
@@ -60,9 +58,9 @@ def quantize(model: Path, rep_data: Path | None, out_dir: Path, also: tuple[str,
 def _read_labels(path: Path | None) -> list[str] | None:
     if path is None:
         return None
-    if not path.exists():
-        raise DataError(f"{path}: no such labels file")
-    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    from tinykeras.datacheck import read_text_lines
+
+    return read_text_lines(path)
 
 
 @click.command()
@@ -79,9 +77,11 @@ def carray(model: Path, out_dir: Path, name: str, labels: Path | None) -> None:
       tinykeras carray out/model.tflite -o firmware/src --name g_model
     """
     from tinykeras.cgen import c_sources
+    from tinykeras.datacheck import require_c_identifier
     from tinykeras.fsutil import atomic_output_dir
     from tinykeras.inspect import inspect_bytes, read_model_bytes
 
+    require_c_identifier(name)
     data = read_model_bytes(model)
     info = inspect_bytes(data, path=str(model))
     files = c_sources(data, info, name=name, labels=_read_labels(labels))

@@ -21,7 +21,7 @@ PROGRESS_FROM = 200  # samples: show a progress bar from this many on
 @click.option("--runtime", type=click.Choice(["tflm", "aot"]), default="tflm", show_default=True,
               help="tflm: TFLite-Micro host interpreter; aot: tinykeras' generated C (host gcc), checked "
                    "bit for bit against TFLM.")
-@click.option("--samples", type=click.IntRange(min=1),
+@click.option("--samples", type=click.IntRange(1, 1_000_000),
               help="Use the first N samples (random inputs: how many; default 32).")
 @click.option("--labels", "labels_path", type=click.Path(path_type=Path),
               help="Text file, one class name per line (confusion matrix axes).")

@@ -7,31 +7,33 @@ from pathlib import Path
 
 import click
 
+from tinykeras.commands.params import EPOCHS, FRACTION_OPEN, SEED, Finite
+
 
 @click.command()
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--data", "data_path", required=True, type=click.Path(path_type=Path),
               help="Training data .npz: x_train/y_train (+ x_val/y_val, x_test/y_test), or x/y (split "
                    "80/10/10). Autoencoders: y_test holds anomaly labels (0 normal, 1 anomalous).")
-@click.option("--prune", type=float, help="Magnitude pruning to this sparsity, strictly between 0 and 1.")
+@click.option("--prune", type=FRACTION_OPEN, help="Magnitude pruning to this sparsity, strictly between 0 and 1.")
 @click.option("--schedule", type=click.Choice(["polynomial", "constant"]), default="polynomial",
               show_default=True, help="How sparsity ramps up during fine-tuning.")
 @click.option("--structured", metavar="2:4|channels[:FRACTION]",
               help="2:4 sparsity, or channel pruning that removes FRACTION (default 0.5) of every prunable "
                    "layer's channels and rebuilds a smaller model.")
-@click.option("--target-macs", type=float,
+@click.option("--target-macs", type=Finite(0.0, 1.0, min_open=True),
               help="With --structured channels: remove channels until MACs fall to this ratio (0.5 = half).")
 @click.option("--qat", is_flag=True, help="Quantization-aware training (keeps the pruned zeros) before int8.")
-@click.option("--epochs", type=int, default=2, show_default=True, help="Fine-tuning epochs per stage.")
-@click.option("--qat-epochs", type=int, help="QAT epochs (default: --epochs).")
-@click.option("--batch-size", type=int, default=32, show_default=True)
-@click.option("--lr", "learning_rate", type=float, default=5e-4, show_default=True,
+@click.option("--epochs", type=EPOCHS, default=2, show_default=True, help="Fine-tuning epochs per stage.")
+@click.option("--qat-epochs", type=EPOCHS, help="QAT epochs (default: --epochs).")
+@click.option("--batch-size", type=click.IntRange(1, 65_536), default=32, show_default=True)
+@click.option("--lr", "learning_rate", type=Finite(0.0, 10.0, min_open=True), default=5e-4, show_default=True,
               help="Adam learning rate for fine-tuning (QAT uses half).")
 @click.option("--metric", type=click.Choice(["auto", "accuracy", "auc", "mse"]), default="auto",
               show_default=True, help="auto: accuracy for classifiers, AUC (or MSE) for autoencoders.")
 @click.option("--importance", type=click.Choice(["l1", "bn"]), default="l1", show_default=True,
               help="Channel ranking for --structured channels: filter L1 norm or BatchNorm |gamma|.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--labels", type=click.Path(path_type=Path), help="Text file, one class label per line.")
 @click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path), default=Path("out"), show_default=True,
               help="Output directory (written atomically).")
