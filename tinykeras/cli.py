@@ -102,7 +102,18 @@ def cli() -> None:
     """
 
 
+def _exit_on_signal(signum: int, frame: Any) -> None:
+    """SIGTERM/SIGHUP unwind like an exception, so every ``finally`` runs (QEMU and workers are killed,
+    temporary output directories removed) before tinykeras exits with 128 + the signal number."""
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
+    import signal
+
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), _exit_on_signal)
     cli.main(prog_name="tinykeras")
 
 

@@ -37,6 +37,17 @@ class ChildFailed(Exception):
         self.log = log
 
 
+def die_with_parent() -> None:
+    """``preexec_fn`` for children that must not outlive tinykeras (QEMU, interpreter workers): on Linux the
+    kernel sends them SIGKILL when tinykeras dies, even by SIGKILL. Elsewhere a no-op."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 def _signal_name(number: int) -> str:
     try:
         return signal.Signals(number).name
@@ -58,7 +69,7 @@ class Child:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self._proc = subprocess.Popen(
             [sys.executable, "-m", self.module], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=self._log, env=env, start_new_session=False,
+            stderr=self._log, env=env, preexec_fn=die_with_parent,
         )
 
     def call(self, request: Any, timeout: float | None = None) -> Any:
