@@ -31,6 +31,16 @@ def require_c_identifier(name: str, what: str = "--name") -> str:
     """
     if not _IDENT.match(name) or len(name) > 200:
         raise DataError(f"{what} '{name}' is not a C identifier (letters, digits, '_', not starting with a digit)")
+    return require_not_keyword(name, what)
+
+
+def require_not_keyword(name: str, what: str = "--name") -> str:
+    """Raise DataError if ``name`` is a C/C++ keyword or a compiler-reserved name (other names are turned
+    into identifiers by ``cgen.c_identifier``).
+
+    >>> require_not_keyword("ad model")
+    'ad model'
+    """
     if name in C_KEYWORDS:
         raise DataError(f"{what} '{name}' is a C or C++ keyword; choose another name, e.g. g_{name}")
     if name.startswith("__") or (name.startswith("_") and name[1:2].isupper()):

@@ -61,6 +61,13 @@ def _enum(cls: Any) -> dict[int, str]:
     return {value: name for name, value in vars(cls).items() if not name.startswith("_")}
 
 
+def _runnable(op_name: str) -> bool:
+    """Ops some runtime executes (the rest are refused later as unsupported, naming the op)."""
+    from tinykeras.inspect import tflm_resolver_methods
+
+    return op_name in tflm_resolver_methods()
+
+
 def expected_options(op_name: str) -> int | None:
     """The BuiltinOptions type an op carries (``CONV_2D`` -> Conv2DOptions), or None if it has none."""
     by_lower = {name.lower(): value for value, name in _enum(_schema().BuiltinOptions).items()}
@@ -188,7 +195,7 @@ class _Verifier:
         if kind not in self.option_names:
             self.fail(f"{where} has unknown options type {kind}")
         expected = expected_options(name)
-        if expected is not None and kind not in (0, expected):
+        if expected is not None and kind not in (0, expected) and _runnable(name):
             self.fail(f"{where} carries {self.option_names[kind]} instead of {self.option_names[expected]}")
         if name in _OPTIONS_REQUIRED and (kind == 0 or op.builtinOptions is None):
             self.fail(f"{where} has no {self.option_names.get(expected or 0, 'options')} (builtin_options_type 0)")

@@ -8,6 +8,8 @@ from typing import Any
 
 import click
 
+from tinykeras.commands.params import force_option
+
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the boards as JSON.")
@@ -61,6 +63,7 @@ def boards(as_json: bool) -> None:
               help="Run the benchmark and print its report (qemu_m4: in QEMU; PlatformIO boards: flash, then "
                    "read --port).")
 @click.option("--json", "as_json", is_flag=True, help="Print the build result as JSON.")
+@force_option
 def build(board: str, model: Path | None, recipe: str, runtime: str | None, runs: int, warmup: int,
           out: Path | None, rep_data: Path | None, do_compile: bool, upload: bool, port: str | None,
           monitor: bool, do_run: bool, as_json: bool) -> None:

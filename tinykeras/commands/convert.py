@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from tinykeras.commands.params import force_option
+
 
 @click.command()
 @click.argument("model", type=click.Path(path_type=Path))
@@ -18,6 +20,7 @@ import click
               help="Also write model_float32.tflite / model_dynamic.tflite for comparison.")
 @click.option("--labels", type=click.Path(path_type=Path), help="Text file, one class label per line.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@force_option
 def quantize(model: Path, rep_data: Path | None, out_dir: Path, also: tuple[str, ...], labels: Path | None,
              as_json: bool) -> None:
     """Convert MODEL (.keras, .h5 or SavedModel dir) to a full-integer int8 .tflite and C array.
@@ -77,14 +80,14 @@ def carray(model: Path, out_dir: Path, name: str, labels: Path | None) -> None:
       tinykeras carray out/model.tflite -o firmware/src --name g_model
     """
     from tinykeras.cgen import c_sources
-    from tinykeras.datacheck import require_c_identifier
+    from tinykeras.datacheck import require_not_keyword
     from tinykeras.fsutil import atomic_output_dir
     from tinykeras.inspect import inspect_bytes, read_model_bytes
 
-    require_c_identifier(name)
+    require_not_keyword(name)
     data = read_model_bytes(model)
     info = inspect_bytes(data, path=str(model))
     files = c_sources(data, info, name=name, labels=_read_labels(labels))
-    with atomic_output_dir(out_dir) as tmp:
+    with atomic_output_dir(out_dir, replace=False) as tmp:  # adds its files to a source folder
         files.write(tmp)
     click.echo(f"wrote {', '.join(str(out_dir / n) for n in sorted(files.files))}")

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from tinykeras.commands.params import force_option
+
 PROGRESS_FROM = 200  # samples: show a progress bar from this many on
 
 
@@ -30,6 +32,7 @@ PROGRESS_FROM = 200  # samples: show a progress bar from this many on
               help="Write confusion_matrix.png (with labels) and scores.png into this directory.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("-o", "--out", "out_json", type=click.Path(path_type=Path), help="Also write the JSON report here.")
+@force_option
 def emulate(model: Path, data_path: Path | None, keras_path: Path | None, runtime: str, samples: int | None,
             labels_path: Path | None, no_tflite: bool, plots_dir: Path | None, as_json: bool,
             out_json: Path | None) -> None:

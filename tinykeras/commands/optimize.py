@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from tinykeras.commands.params import EPOCHS, FRACTION_OPEN, SEED, Finite
+from tinykeras.commands.params import EPOCHS, FRACTION_OPEN, SEED, Finite, force_option
 
 
 @click.command()
@@ -38,6 +38,7 @@ from tinykeras.commands.params import EPOCHS, FRACTION_OPEN, SEED, Finite
 @click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path), default=Path("out"), show_default=True,
               help="Output directory (written atomically).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@force_option
 def optimize(model: Path, data_path: Path, prune: float | None, schedule: str, structured: str | None,
              target_macs: float | None, qat: bool, epochs: int, qat_epochs: int | None, batch_size: int,
              learning_rate: float, metric: str, importance: str, seed: int, labels: Path | None, out_dir: Path,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from typing import Any
 
 import click
@@ -24,3 +26,18 @@ class Finite(click.FloatRange):
 SEED = click.IntRange(0, MAX_SEED)
 EPOCHS = click.IntRange(1, MAX_EPOCHS)
 FRACTION_OPEN = Finite(0.0, 1.0, min_open=True, max_open=True)
+
+
+def force_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    """``--force``: the command may replace an output directory that tinykeras did not make (put it directly
+    above the ``def``)."""
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, force: bool = False, **kwargs: Any) -> Any:
+        from tinykeras.fsutil import forcing
+
+        with forcing(force):
+            return f(*args, **kwargs)
+
+    return click.option("--force", is_flag=True,
+                        help="Replace the output directory even if it is not an earlier tinykeras output.")(wrapper)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from tinykeras.commands.params import EPOCHS, FRACTION_OPEN, SEED
+from tinykeras.commands.params import EPOCHS, FRACTION_OPEN, SEED, force_option
 
 RECIPES = ["kws", "gesture", "sensor"]
 
@@ -28,6 +28,7 @@ RECIPES = ["kws", "gesture", "sensor"]
 @click.option("--qat", is_flag=True, help="Then optimize: quantization-aware training before int8.")
 @click.option("--optimize-epochs", type=EPOCHS, default=4, show_default=True,
               help="Fine-tuning epochs per optimization stage.")
+@force_option
 def train(recipe: str, data_dir: Path | None, epochs: int | None, seed: int, quick: bool, variant: str | None,
           out_dir: Path | None, prune: float | None, structured: str | None, qat: bool,
           optimize_epochs: int) -> None:
