@@ -101,7 +101,33 @@ def auto_port(ports: list[Any] | None = None) -> str:
     return scored[0][1]
 
 
-READ_BLOCK = 4096  # bytes asked of the port per read; a read returns after its ``read_timeout`` at the latest
+READ_BLOCK = 1 << 16  # at most this many bytes per read
+POLL_S = 0.05  # a read returns after this long at the latest, so the deadline is checked
+
+
+def read_some(port: Any) -> bytes:
+    """What the port has now, in one block (up to READ_BLOCK bytes), or b"" after POLL_S s of nothing.
+
+    pyserial's ``read(n)`` waits for all ``n`` bytes and drops what it got when the connection closes
+    meanwhile, and over ``socket://`` its ``in_waiting`` says at most 1; so a plain TCP port is read from its
+    socket directly, and other ports for what ``in_waiting`` reports (or one byte, waiting up to the port's
+    timeout). Raises serial.SerialException or OSError when the device is gone.
+    """
+    import select
+
+    import serial
+
+    sock = getattr(port, "_socket", None)
+    if sock is not None and type(port).__module__.endswith("protocol_socket"):
+        ready, _, _ = select.select([sock], [], [], POLL_S)
+        if not ready:
+            return b""
+        data = sock.recv(READ_BLOCK)
+        if not data:
+            raise serial.SerialException("socket disconnected")
+        return bytes(data)
+    waiting = int(getattr(port, "in_waiting", 0) or 0)
+    return bytes(port.read(min(waiting, READ_BLOCK) if waiting > 0 else 1))
 MAX_RAW_LOG = 64 * 1024 * 1024  # raw log bytes kept; a babbling port cannot fill the disk
 
 
@@ -130,8 +156,7 @@ class PortReader:
                 self.end, self.detail = "timeout", f"no progress for {self.timeout:g} s"
                 return
             try:
-                waiting = getattr(self.port, "in_waiting", 0) or 0
-                chunk = self.port.read(max(READ_BLOCK, min(int(waiting), 1 << 16)))
+                chunk = read_some(self.port)
             except (serial.SerialException, OSError) as exc:
                 text = str(exc).strip()
                 self.end, self.detail = "disconnected", text.splitlines()[0] if text else type(exc).__name__

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tinykeras.bench_protocol import MAX_COUNT, MAX_RUNS, MAX_TEXT, BenchReport, ProtocolParser, Run, _num
-from tinykeras.bench_source import PortReader, RawLog, _open_log, open_port
+from tinykeras.bench_source import PortReader, RawLog, _open_log, open_port, read_some
 
 # -------------------------------------------------------------------------------------- MLPerf Tiny
 
@@ -207,7 +207,7 @@ def _drain(port: Any, parser: MlperfParser, log: RawLog, quiet: float = 0.2, lim
     last = time.monotonic()
     while time.monotonic() < deadline and time.monotonic() - last < quiet:
         try:
-            chunk = port.read(4096)
+            chunk = read_some(port)
         except (serial.SerialException, OSError) as exc:
             raise _Stop("disconnected", str(exc).strip().splitlines()[0] if str(exc).strip() else "") from exc
         if chunk:
