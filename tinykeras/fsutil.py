@@ -88,9 +88,8 @@ def _clean_leftovers(final: Path) -> None:
             parts = item.name[len(f".{final.name}.{kind}-"):].split("-", 1)
             if not parts[0].isdigit() or _pid_alive(int(parts[0])):
                 continue
-            if kind == "old" and not final.exists():
-                os.replace(item, final)  # cut between "old away" and "new in": put the old one back
-                continue
+            if kind == "old" and not final.exists() and (item / "tree").is_dir():
+                os.replace(item / "tree", final)  # cut between "old away" and "new in": put the old one back
             shutil.rmtree(item, ignore_errors=True)
 
 
