@@ -220,8 +220,8 @@ def _command(port: Any, reader: PortReader, parser: MlperfParser, log: RawLog, c
              expect: str) -> None:
     """Send ``cmd%`` and read until ``m-ready`` follows a line starting with ``expect`` (or an ``e-`` line).
 
-    The reader's timeout restarts only when an expected reply arrives (``expect``, then ``m-ready``); other
-    bytes (log lines, garbage, unrelated ``m-`` lines) do not extend it.
+    The whole reply must arrive within the reader's timeout, which restarts only when a command completes;
+    other bytes (log lines, garbage, unrelated ``m-`` lines) do not extend it.
     """
     import serial
 
@@ -241,6 +241,5 @@ def _command(port: Any, reader: PortReader, parser: MlperfParser, log: RawLog, c
                     return
             elif not seen and (text.startswith("e-[") or (expect and text.startswith(expect))):
                 seen = True
-                reader.heard()
     raise _Stop(reader.end, f"{reader.detail} waiting for the reply to `{cmd}%`")
 

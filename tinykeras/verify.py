@@ -31,7 +31,11 @@ _INT_RANGE = {3: (0, 255), 9: (-128, 127), 7: (-32768, 32767), 17: (-8, 7)}
 
 # Ops whose kernels divide by or loop over option values: options must be present and sane.
 _OPTIONS_REQUIRED = {"CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "MAX_POOL_2D", "L2_POOL_2D",
-                     "TRANSPOSE_CONV", "CONV_3D"}
+                     "TRANSPOSE_CONV", "CONV_3D", "SOFTMAX"}
+# Quantized kernels read the scale and zero point of these ops' integer tensors: they must be there.
+_NEEDS_QUANTIZATION = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D", "SOFTMAX",
+                       "ADD", "MUL", "SUB", "LOGISTIC", "TANH", "MEAN", "QUANTIZE", "DEQUANTIZE", "TRANSPOSE_CONV",
+                       "HARD_SWISH", "LEAKY_RELU", "PAD", "PADV2"}
 _OPTIONS_ALIASES = {
     "AVERAGE_POOL_2D": "Pool2DOptions", "MAX_POOL_2D": "Pool2DOptions", "L2_POOL_2D": "Pool2DOptions",
     "MEAN": "ReducerOptions", "SUM": "ReducerOptions", "REDUCE_MAX": "ReducerOptions",
@@ -185,6 +189,10 @@ class _Verifier:
         for i in inputs + outputs:
             if i >= 0 and tensors[i].type in (5, 13, 14) and name not in _RESOURCE_OPS:
                 self.fail(f"{where} uses tensor #{i} of non-numeric type {tensors[i].type}")
+            q = tensors[i].quantization if i >= 0 else None
+            if i >= 0 and name in _NEEDS_QUANTIZATION and tensors[i].type in (3, 7, 9) and \
+                    (q is None or q.scale is None or len(q.scale) == 0):
+                self.fail(f"{where} uses integer tensor #{i} without quantization parameters")
         shapes = [None if i < 0 else [int(d) for d in (tensors[i].shape if tensors[i].shape is not None else ())]
                   for i in inputs]
         out_shapes = [[int(d) for d in (tensors[i].shape if tensors[i].shape is not None else ())] for i in outputs]
@@ -201,6 +209,9 @@ class _Verifier:
             self.fail(f"{where} has no {self.option_names.get(expected or 0, 'options')} (builtin_options_type 0)")
         if op.builtinOptions is None:
             return
+        beta = getattr(op.builtinOptions, "beta", None)
+        if name == "SOFTMAX" and not (isinstance(beta, float) and 1e-30 <= beta < 1e6):
+            self.fail(f"{where} has softmax beta {beta} (must be finite and positive)")
         for key, value in vars(op.builtinOptions).items():
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
                 continue
