@@ -171,3 +171,12 @@ def test_fuzz_slice_has_no_internal_errors_or_hangs() -> None:
     assert result["hangs"] == 0, result["examples"]
     assert result["stages"]["inspect"].get("clean", 0) > 50  # the mutants really are hostile
     assert result["stages"]["tflm"].get("accepted", 0) > 10  # and some still run
+
+
+def test_testing_helpers_fail_instead_of_crashing() -> None:
+    from tinykeras import testing
+
+    x = np.zeros((2, 49, 10, 1), dtype=np.int8)
+    with pytest.raises(ModelError):
+        testing.run_tflm(_crashing_model(), x)
+    assert testing.run_tflm(KWS, x).shape == (2, 12)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from tinykeras.commands.params import EPOCHS, FRACTION_OPEN, SEED, Finite, force_option
+from tinykeras.commands.params import EPOCHS, SEED, Finite, force_option
 
 
 @click.command()
@@ -15,7 +15,7 @@ from tinykeras.commands.params import EPOCHS, FRACTION_OPEN, SEED, Finite, force
 @click.option("--data", "data_path", required=True, type=click.Path(path_type=Path),
               help="Training data .npz: x_train/y_train (+ x_val/y_val, x_test/y_test), or x/y (split "
                    "80/10/10). Autoencoders: y_test holds anomaly labels (0 normal, 1 anomalous).")
-@click.option("--prune", type=FRACTION_OPEN, help="Magnitude pruning to this sparsity, strictly between 0 and 1.")
+@click.option("--prune", type=float, help="Magnitude pruning to this sparsity, strictly between 0 and 1.")
 @click.option("--schedule", type=click.Choice(["polynomial", "constant"]), default="polynomial",
               show_default=True, help="How sparsity ramps up during fine-tuning.")
 @click.option("--structured", metavar="2:4|channels[:FRACTION]",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from tinykeras.commands.params import EPOCHS, FRACTION_OPEN, SEED, force_option
+from tinykeras.commands.params import EPOCHS, SEED, force_option
 
 RECIPES = ["kws", "gesture", "sensor"]
 
@@ -22,7 +22,7 @@ RECIPES = ["kws", "gesture", "sensor"]
 @click.option("--model", "variant", help="Model variant (kws: dscnn, dscnn-small).")
 @click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path), default=None,
               help="Output directory. Default: out/<recipe>.")
-@click.option("--prune", type=FRACTION_OPEN,
+@click.option("--prune", type=float,
               help="Then optimize: magnitude pruning to this sparsity (0-1), see `tinykeras optimize`.")
 @click.option("--structured", metavar="2:4|channels[:FRACTION]", help="Then optimize: 2:4 or channel pruning.")
 @click.option("--qat", is_flag=True, help="Then optimize: quantization-aware training before int8.")
