@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, BinaryIO
 
 DEFAULT_TIMEOUT_S = float(os.environ.get("TINYKERAS_NATIVE_TIMEOUT", "300"))
@@ -37,15 +38,30 @@ class ChildFailed(Exception):
         self.log = log
 
 
-def die_with_parent() -> None:
-    """``preexec_fn`` for children that must not outlive tinykeras (QEMU, interpreter workers): on Linux the
-    kernel sends them SIGKILL when tinykeras dies, even by SIGKILL. Elsewhere a no-op."""
+def die_with_parent(parent: int | None = None) -> None:
+    """Ask Linux to SIGKILL this process when its parent dies, even by SIGKILL (PR_SET_PDEATHSIG); exit at
+    once if ``parent`` is already gone. Elsewhere a no-op. Called first thing in children (never as a
+    ``preexec_fn``, which is unsafe when the parent has threads, as TensorFlow's do)."""
     if not sys.platform.startswith("linux"):
         return
     import ctypes
 
     with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if parent is not None and os.getppid() != parent:
+        os._exit(1)
+
+
+_LAUNCHER = ("import ctypes, os, sys; ctypes.CDLL(None).prctl(1, 9); "
+             "os.getppid() == int(sys.argv[1]) or os._exit(1); os.execvp(sys.argv[2], sys.argv[2:])")
+
+
+def tied_to_us(cmd: list[str]) -> list[str]:
+    """``cmd`` wrapped so that the program dies with tinykeras (Linux): a short Python launcher sets
+    PR_SET_PDEATHSIG, then execs it. Elsewhere ``cmd`` unchanged."""
+    if not sys.platform.startswith("linux"):
+        return list(cmd)
+    return [sys.executable, "-c", _LAUNCHER, str(os.getpid()), *cmd]
 
 
 def _signal_name(number: int) -> str:
@@ -66,10 +82,12 @@ class Child:
 
     def start(self) -> None:
         self._log = tempfile.TemporaryFile(prefix="tinykeras-native-")
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        package_root = str(Path(__file__).resolve().parents[1])  # the child imports this very tinykeras
+        path = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)
+        env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=path)
         self._proc = subprocess.Popen(
             [sys.executable, "-m", self.module], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=self._log, env=env, preexec_fn=die_with_parent,
+            stderr=self._log, env=dict(env, TINYKERAS_PARENT_PID=str(os.getpid())),
         )
 
     def call(self, request: Any, timeout: float | None = None) -> Any:
@@ -192,6 +210,8 @@ def _read_exact(stream: BinaryIO, n: int) -> bytes | None:
 
 def serve(handle: Callable[[Any], Any]) -> None:
     """The child's loop: answer each request with ('ok', handle(request)) or ('error', exception)."""
+    parent = os.environ.get("TINYKERAS_PARENT_PID")
+    die_with_parent(int(parent) if parent and parent.isdigit() else None)
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # stray prints must not corrupt the channel
     while True:

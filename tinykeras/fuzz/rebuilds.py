@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tinykeras.fuzz import child_env
+
 
 def _tree(root: Path) -> dict[str, bytes]:
     if not root.is_dir():
@@ -21,7 +23,7 @@ def _tree(root: Path) -> dict[str, bytes]:
 
 def _build(recipe: str, out: Path, board: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "tinykeras", "build", "--board", board, "--recipe", recipe,
-                             "-o", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             "-o", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=child_env())
 
 
 def run_rebuilds(work: Path, count: int = 40, seed: int = 0, board: str = "qemu_m4") -> dict[str, Any]:

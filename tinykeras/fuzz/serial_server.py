@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tinykeras.fuzz import child_env
+
 Chunks = Iterator[bytes]
 
 
@@ -282,7 +284,7 @@ def run_scenario(scenario: Scenario, work: Path, timeout: float = 2.0) -> dict[s
     with HostileBoard(scenario) as board, tempfile.TemporaryFile() as out_f, tempfile.TemporaryFile() as err_f:
         cmd[cmd.index("--port") + 1] = board.url
         start = time.monotonic()
-        proc = subprocess.Popen(cmd, stdout=out_f, stderr=err_f, env=dict(os.environ, TERM="dumb", COLUMNS="120"))
+        proc = subprocess.Popen(cmd, stdout=out_f, stderr=err_f, env=child_env())
         code, peak = _wait(proc.pid, timeout + 60)
         seconds = time.monotonic() - start
         board.thread.join(timeout=5)
