@@ -275,8 +275,9 @@ def run_scenario(scenario: Scenario, work: Path, timeout: float = 2.0) -> dict[s
     line on stderr when failing, exit 0 only when complete, within ``timeout`` + 1 s (+ start-up).
     """
     out = work / scenario.name / "report.json"
-    cmd = [sys.executable, "-m", "tinykeras", "bench", "--port", "", "--timeout", str(timeout), "-o", str(out),
-           "--protocol", scenario.protocol, "--json"]
+    peak_file = work / f"{scenario.name}.peak"
+    cmd = [sys.executable, "-c", _PEAK_WRAPPER, str(peak_file), "bench", "--port", "", "--timeout", str(timeout),
+           "-o", str(out), "--protocol", scenario.protocol, "--json"]
     if scenario.protocol == "mlperf":
         cmd += ["--runs", "2"]
     import tempfile
@@ -285,13 +286,14 @@ def run_scenario(scenario: Scenario, work: Path, timeout: float = 2.0) -> dict[s
         cmd[cmd.index("--port") + 1] = board.url
         start = time.monotonic()
         proc = subprocess.Popen(cmd, stdout=out_f, stderr=err_f, env=child_env())
-        code, peak = _wait(proc.pid, timeout + 60)
+        code = _wait(proc.pid, timeout + 60)
         seconds = time.monotonic() - start
         board.thread.join(timeout=5)
         session = (board.ended_at - board.connected_at
                    if board.ended_at is not None and board.connected_at is not None else None)
         err_f.seek(0)
         stderr = err_f.read()
+    peak = round(int(peak_file.read_text()) / 1024, 1) if peak_file.exists() else None
     status = None
     if out.exists():
         try:
@@ -310,14 +312,30 @@ def run_scenario(scenario: Scenario, work: Path, timeout: float = 2.0) -> dict[s
     }
 
 
-def _wait(pid: int, limit: float) -> tuple[int, float]:
-    """Wait for ``pid`` (killing it after ``limit`` s); return (exit code or -signal, its peak RSS in MB)."""
+# Runs `tinykeras ARGS...` and writes its peak RSS (VmHWM, KiB) at exit: unlike ru_maxrss, VmHWM does not
+# carry over the memory of the (large) parent it was forked from.
+_PEAK_WRAPPER = """
+import atexit, runpy, sys
+peak_file = sys.argv[1]
+def _peak():
+    with open('/proc/self/status') as status:
+        for line in status:
+            if line.startswith('VmHWM:'):
+                with open(peak_file, 'w') as out:
+                    out.write(line.split()[1])
+atexit.register(_peak)
+sys.argv = ['tinykeras'] + sys.argv[2:]
+runpy.run_module('tinykeras', run_name='__main__', alter_sys=True)
+"""
+
+
+def _wait(pid: int, limit: float) -> int:
+    """Wait for ``pid`` (killing it after ``limit`` s); return its exit code (or -signal)."""
     deadline = time.monotonic() + limit
     while True:
-        done, status, usage = os.wait4(pid, os.WNOHANG)
+        done, status = os.waitpid(pid, os.WNOHANG)
         if done:
-            code = os.waitstatus_to_exitcode(status)
-            return code, round(usage.ru_maxrss / 1024, 1)
+            return os.waitstatus_to_exitcode(status)
         if time.monotonic() > deadline:
             os.kill(pid, 9)
         time.sleep(0.02)
