@@ -27,6 +27,7 @@ COMMANDS = {
     "emulate": "tinykeras.commands.emulate:emulate",
     "carray": "tinykeras.commands.convert:carray",
     "boards": "tinykeras.commands.build:boards",
+    "libraries": "tinykeras.commands.libraries:libraries",
     "build": "tinykeras.commands.build:build",
     "bench": "tinykeras.commands.bench:bench",
 }
@@ -40,6 +41,7 @@ SHORT_HELP = {
     "emulate": "Run a .tflite on the host with TFLite-Micro kernels (or the aot runtime).",
     "carray": "Write a .tflite as an aligned C array plus a settings header.",
     "boards": "List the boards tinykeras can build for.",
+    "libraries": "List the TFLite-Micro libraries boards pin: commit, kernels, ops, known gaps.",
     "build": "Render (and optionally compile, flash, run) a firmware project for a board.",
     "bench": "Read a serial benchmark from a board and report latency statistics.",
 }

@@ -47,8 +47,12 @@ def _converter(model: LoadedModel) -> Any:
     return tf.lite.TFLiteConverter.from_saved_model(str(model.saved_model_dir))
 
 
-def convert(model: LoadedModel, kind: str = "int8", rep_data: np.ndarray | None = None) -> Conversion:
-    """Convert ``model`` to a .tflite of ``kind`` (int8, float32 or dynamic). int8 needs ``rep_data``."""
+def convert(model: LoadedModel, kind: str = "int8", rep_data: np.ndarray | None = None,
+            per_tensor_dense: bool = False) -> Conversion:
+    """Convert ``model`` to a .tflite of ``kind`` (int8, float32 or dynamic). int8 needs ``rep_data``.
+
+    ``per_tensor_dense``: one weight scale per FULLY_CONNECTED layer instead of one per output channel, for
+    TFLM libraries without per-channel FULLY_CONNECTED (``[[gaps]]`` in libraries/*.toml)."""
     if kind not in KINDS:
         raise ModelError(f"unknown conversion kind '{kind}'; choose one of {', '.join(KINDS)}")
     tf = import_tf()
@@ -68,6 +72,8 @@ def convert(model: LoadedModel, kind: str = "int8", rep_data: np.ndarray | None 
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
+    if per_tensor_dense:
+        converter._experimental_disable_per_channel_quantization_for_dense_layers = True
     from tinykeras.stdio import capture_native_stderr
 
     try:
@@ -113,8 +119,10 @@ def compare_int8(model: LoadedModel, conversion: Conversion, x: np.ndarray) -> d
     return result
 
 
-def quantize_model(model: LoadedModel, rep_data: np.ndarray | None, also: tuple[str, ...] = ()) -> list[Conversion]:
-    """int8 conversion with its float-vs-int8 comparison, plus the ``also`` kinds for size comparison."""
+def quantize_model(model: LoadedModel, rep_data: np.ndarray | None, also: tuple[str, ...] = (),
+                   per_tensor_dense: bool = False) -> list[Conversion]:
+    """int8 conversion with its float-vs-int8 comparison, plus the ``also`` kinds for size comparison.
+    ``per_tensor_dense``: per-tensor FULLY_CONNECTED weights (see :func:`convert`)."""
     if rep_data is None:
         rep_data = random_representative(model.input_shape)
     else:
@@ -125,7 +133,7 @@ def quantize_model(model: LoadedModel, rep_data: np.ndarray | None, also: tuple[
         from tinykeras.datacheck import require_finite_samples
 
         require_finite_samples(rep_data, "representative data")
-    main = convert(model, "int8", rep_data)
+    main = convert(model, "int8", rep_data, per_tensor_dense=per_tensor_dense)
     main.comparison = compare_int8(model, main, rep_data)
     conversions = [main]
     for kind in also:

@@ -7,14 +7,20 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tinykeras.errors import InputFileError, ModelError, UnsupportedOpError
+from tinykeras.errors import InputFileError, ModelError
+from tinykeras.libraries import (
+    REFERENCE_LIBRARY,
+    Library,
+    reference_library,
+    require_model_supported,
+    resolver_methods,
+    support_summary,
+)
 from tinykeras.types import ModelInfo, OpInfo, Quantization, TensorInfo
 
 _TENSOR_TYPES = {
@@ -38,11 +44,10 @@ def _op_names() -> dict[int, str]:
     return {value: name for name, value in vars(ops).items() if not name.startswith("_")}
 
 
-@functools.lru_cache(maxsize=1)
-def tflm_resolver_methods() -> dict[str, str]:
-    """Builtin op name -> ``MicroMutableOpResolver`` method (``CONV_2D`` -> ``AddConv2D``)."""
-    text = resources.files("tinykeras").joinpath("data/tflm_ops.json").read_text()
-    return json.loads(text)["ops"]
+def tflm_resolver_methods(lib: Library | None = None) -> dict[str, str]:
+    """Builtin op name -> ``MicroMutableOpResolver`` method (``CONV_2D`` -> ``AddConv2D``) of ``lib``
+    (default: the reference TFLM, ``tinykeras.libraries.REFERENCE_LIBRARY``), generated from its sources."""
+    return resolver_methods(lib)
 
 
 def read_model_bytes(path: Path | str) -> bytes:
@@ -275,20 +280,16 @@ def activation_peak_bytes(info: ModelInfo) -> int:
     return peak
 
 
-def unsupported_tflm_ops(info: ModelInfo) -> list[tuple[int, str]]:
-    """Operators TFLite-Micro has no kernel for, as (operator index, op name)."""
-    supported = tflm_resolver_methods()
+def unsupported_tflm_ops(info: ModelInfo, lib: Library | None = None) -> list[tuple[int, str]]:
+    """Operators ``lib`` (default: the reference TFLM) registers no kernel for, as (operator index, op name)."""
+    supported = (lib or reference_library()).ops
     return [(op.index, op.op) for op in info.ops if op.op not in supported]
 
 
-def require_tflm_ops(info: ModelInfo) -> None:
-    """Raise UnsupportedOpError naming every op TFLite-Micro lacks."""
-    missing = unsupported_tflm_ops(info)
-    if missing:
-        raise UnsupportedOpError(
-            missing, "TFLite-Micro",
-            "Replace those layers with supported ones (see docs/supported_ops.md) or reconvert the model",
-        )
+def require_tflm_ops(info: ModelInfo, lib: Library | None = None) -> None:
+    """Raise UnsupportedOpError, in one line, unless ``lib`` (default: the reference TFLM) runs the model
+    correctly: every op registered, no known gap hit (e.g. per-channel FULLY_CONNECTED), int8."""
+    require_model_supported(info, lib or reference_library())
 
 
 def require_int8(info: ModelInfo) -> None:
@@ -317,6 +318,7 @@ def summary(info: ModelInfo) -> dict[str, Any]:
 
     unsupported = unsupported_tflm_ops(info)
     return {
+        "tflm_library": REFERENCE_LIBRARY,
         "path": info.path,
         "sha256": info.sha256,
         "description": info.description,
@@ -337,4 +339,5 @@ def summary(info: ModelInfo) -> dict[str, Any]:
             "distinct_ops": info.op_names,
         },
         "tflm_unsupported": [{"index": i, "op": name} for i, name in unsupported],
+        "libraries": support_summary(info),
     }

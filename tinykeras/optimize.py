@@ -50,6 +50,7 @@ class OptimizeOptions:
     importance: str = "l1"
     rep_samples: int = 200
     seed: int = 0
+    per_tensor_dense: bool = False   # one weight scale per FULLY_CONNECTED (libraries without per-channel FC)
 
     def validate(self) -> None:
         if self.prune is not None and not 0.0 < self.prune < 1.0:
@@ -680,7 +681,8 @@ def optimize(model: Any, data: Dataset, options: OptimizeOptions | None = None, 
     say("int8: full-integer conversion, evaluated on the TFLite-Micro host interpreter")
     from tinykeras.convert import convert
 
-    conv = convert(_as_loaded(current, "int8"), "int8", representative(data, options.rep_samples, options.seed))
+    conv = convert(_as_loaded(current, "int8"), "int8", representative(data, options.rep_samples, options.seed),
+                   per_tensor_dense=options.per_tensor_dense)
     int8_stage, _ = measure_int8(conv.data, task, x_eval, y_eval, unpruned,
                                  ["from the QAT model" if options.qat else "post-training quantization"])
     stages.append(int8_stage)

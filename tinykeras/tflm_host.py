@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from tinykeras.errors import ModelError
+from tinykeras.errors import ModelError, UnsupportedOpError
 from tinykeras.types import ModelInfo, TensorInfo
 
 
@@ -42,6 +42,14 @@ def prepare_inputs(x: np.ndarray, tensor: TensorInfo) -> np.ndarray:
     return x
 
 
+def _ops_without_kernel(info: ModelInfo) -> list[tuple[int, str]]:
+    """(index, name) of every op of ``info`` that TFLite-Micro's op resolver has no kernel for."""
+    from tinykeras.inspect import tflm_resolver_methods
+
+    known = tflm_resolver_methods()
+    return [(op.index, op.op) for op in info.ops if op.op not in known]
+
+
 class TflmRunner:
     """Run a model sample by sample with TFLM's reference kernels, in a child process.
 
@@ -70,6 +78,10 @@ class TflmRunner:
             self._child.close()
             raise ModelError(native_failure_message(self.info, doing, exc)) from None
         except Exception as exc:  # the child's exception, re-raised here (TFLM raises RuntimeError)
+            missing = _ops_without_kernel(self.info) if request[0] == "load" else []
+            if missing:  # name the op rather than TFLM's "failed to allocate tensors"
+                raise UnsupportedOpError(missing, "TFLite-Micro", "Replace the layer that produces it, or check "
+                                         "`tinykeras inspect` for the model's ops") from None
             raise ModelError(f"{self.info.path or 'model'}: TFLite-Micro cannot {doing} "
                              f"({str(exc).strip()[:300]})") from None
 
@@ -160,6 +172,8 @@ class _Server:
     def _invoke(self, sample: np.ndarray) -> list[np.ndarray]:
         if self.interp is None:
             raise RuntimeError("no model loaded")
+        if hasattr(self.interp, "reset"):  # variable tensors (LSTM states) start from zero for every sample
+            self.interp.reset()
         self.interp.set_input(np.ascontiguousarray(sample), 0)
         self.interp.invoke()
         return [np.array(self.interp.get_output(k)) for k in range(self.outputs)]

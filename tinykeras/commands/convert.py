@@ -19,10 +19,13 @@ from tinykeras.commands.params import force_option
 @click.option("--also", multiple=True, type=click.Choice(["float32", "dynamic"]),
               help="Also write model_float32.tflite / model_dynamic.tflite for comparison.")
 @click.option("--labels", type=click.Path(path_type=Path), help="Text file, one class label per line.")
+@click.option("--per-tensor-dense", is_flag=True,
+              help="One weight scale per FULLY_CONNECTED layer (not per output channel): needed by TFLM libraries "
+                   "without per-channel FULLY_CONNECTED, e.g. the nano33ble's (see `tinykeras libraries`).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @force_option
 def quantize(model: Path, rep_data: Path | None, out_dir: Path, also: tuple[str, ...], labels: Path | None,
-             as_json: bool) -> None:
+             per_tensor_dense: bool, as_json: bool) -> None:
     """Convert MODEL (.keras, .h5 or SavedModel dir) to a full-integer int8 .tflite and C array.
 
     Writes OUT/model.tflite, model_data.h, model_data.cc, model_settings.h and report.json
@@ -31,6 +34,7 @@ def quantize(model: Path, rep_data: Path | None, out_dir: Path, also: tuple[str,
     \b
     Example:
       tinykeras quantize model.keras --rep-data rep.npz -o out/ --also float32 --also dynamic
+      tinykeras quantize model.keras --rep-data rep.npz -o out/ --per-tensor-dense
     """
     from tinykeras.convert import quantize_model, write_outputs
     from tinykeras.fsutil import atomic_output_dir
@@ -41,7 +45,7 @@ def quantize(model: Path, rep_data: Path | None, out_dir: Path, also: tuple[str,
     if rep_data is not None:
         x, _ = split_xy(load_arrays(rep_data), str(rep_data))
     loaded = load_model(model)
-    conversions = quantize_model(loaded, x, also)
+    conversions = quantize_model(loaded, x, also, per_tensor_dense=per_tensor_dense)
     with atomic_output_dir(out_dir) as tmp:
         report = write_outputs(conversions, tmp, source=str(model), labels=label_list)
     if as_json:
