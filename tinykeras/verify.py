@@ -49,7 +49,7 @@ _ELEMENTWISE_UNARY = {"SOFTMAX", "LOGISTIC", "TANH", "RELU", "RELU6", "RELU_N1_T
                       "RSQRT", "GELU"}
 _SAME_TYPE = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "AVERAGE_POOL_2D", "MAX_POOL_2D", "SOFTMAX", "ADD",
               "MUL", "SUB", "RESHAPE", "CONCATENATION", "PAD", "PADV2", "MEAN", "LOGISTIC", "TANH", "RELU", "RELU6",
-              "TRANSPOSE_CONV", "HARD_SWISH", "LEAKY_RELU", "SQUEEZE", "EXPAND_DIMS", "STRIDED_SLICE"}
+              "HARD_SWISH", "LEAKY_RELU", "SQUEEZE", "EXPAND_DIMS", "STRIDED_SLICE"}
 _RESOURCE_OPS = {"VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE", "CALL_ONCE", "HASHTABLE", "HASHTABLE_FIND",
                  "HASHTABLE_IMPORT", "HASHTABLE_SIZE", "CUSTOM", "WHILE", "IF"}
 _BINARY = {"ADD", "SUB", "MUL", "DIV", "SQUARED_DIFFERENCE", "MAXIMUM", "MINIMUM", "FLOOR_DIV", "FLOOR_MOD"}
@@ -112,8 +112,8 @@ class _Verifier:
         shape = [int(d) for d in (t.shape if t.shape is not None else ())]
         if len(shape) > MAX_RANK:
             self.fail(f"{name} has rank {len(shape)} (at most {MAX_RANK})")
-        if any(d <= 0 for d in shape):
-            self.fail(f"{name} has shape {shape}: every dimension must be positive")
+        if any(d < 0 for d in shape):
+            self.fail(f"{name} has shape {shape}: a dimension is negative")
         count = math.prod(shape)
         size = ITEMSIZE.get(t.type, 1)
         if count * size > MAX_TENSOR_BYTES:
@@ -241,6 +241,8 @@ class _Verifier:
         def rank(shape: list[int] | None, r: int, what: str) -> list[int]:
             if shape is None or len(shape) != r:
                 self.fail(f"{where}: the {what} has shape {shape}, expected rank {r}")
+            if any(d <= 0 for d in shape):
+                self.fail(f"{where}: the {what} has shape {shape}, with an empty dimension")
             return shape  # type: ignore[return-value]
 
         def elements(shape: list[int] | None) -> int:
@@ -280,7 +282,7 @@ class _Verifier:
         elif name == "FULLY_CONNECTED":
             need(2, optional=(2,))
             w = rank(shapes[1], 2, "weights")
-            if elements(shapes[0]) % w[1]:
+            if not elements(shapes[0]) or elements(shapes[0]) % w[1]:
                 self.fail(f"{where}: input of {elements(shapes[0])} values is not a multiple of depth {w[1]}")
             if len(inputs) > 2 and inputs[2] >= 0 and elements(shapes[2]) != w[0]:
                 self.fail(f"{where}: bias has {elements(shapes[2])} values for {w[0]} units")
