@@ -49,7 +49,7 @@ def run_rebuilds(work: Path, count: int = 40, seed: int = 0, board: str = "qemu_
     for k in range(count):
         recipe = ("kws", "gesture")[k % 2]
         proc = _build(recipe, project, board)
-        time.sleep(rng.uniform(0.3 * window, 1.05 * window))
+        time.sleep(rng.uniform(0.2 * window, 0.95 * window))
         if proc.poll() is None:
             os.kill(proc.pid, rng.choice([signal.SIGKILL, signal.SIGTERM]))
             killed += 1
