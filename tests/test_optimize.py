@@ -76,7 +76,8 @@ def cli_run(trained, tmp_path_factory):
 def test_cli_writes_atomic_outputs_and_stage_json(cli_run):
     out, report = cli_run
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        ["model.tflite", "model_data.h", "model_data.cc", "model_settings.h", "optimize.json", "optimize.png"])
+        [".tinykeras-output", "model.tflite", "model_data.h", "model_data.cc", "model_settings.h", "optimize.json",
+         "optimize.png"])
     assert [s["name"] for s in report["stages"]] == ["float", "pruned", "qat", "int8"]
     for stage in report["stages"]:
         assert {"name", "metric", "value", "params", "macs", "tflite_bytes", "sparsity"} <= set(stage)

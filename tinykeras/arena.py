@@ -2,7 +2,8 @@
 
 The TFLM host interpreter (PyPI ``tflite-micro``) runs with a ``RecordingMicroAllocator``; its
 ``print_allocations()`` writes ``Arena allocation total N bytes`` to the C-level stderr, so the file
-descriptor 2 is redirected into a temporary file while it runs. That total leaves out the scratch memory the
+descriptor 2 is redirected into a temporary file while it runs. Every interpreter runs in a child process
+(``native.Child``, shared with ``tflm_host``). That total leaves out the scratch memory the
 memory planner needs during ``AllocateTensors`` (ad01: 3,984 B recorded, but AllocateTensors fails below
 4,6xx B), so the measured size is the smallest ``arena_size`` that works, found by bisection from the
 recorded total upwards. No TensorFlow.
@@ -15,16 +16,16 @@ reference kernels do not. CFU-Playground#822 saw 54 KB work where 53 KB failed.
 
 from __future__ import annotations
 
-import os
+import contextlib
 import re
-import sys
-import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 from tinykeras.errors import ModelError
-from tinykeras.stdio import capture_native_stderr
+from tinykeras.native import Child, ChildFailed
+from tinykeras.tflm_host import native_failure_message
 from tinykeras.types import ModelInfo
 
 MARGIN_FRACTION = 0.20   # of the measured total
@@ -65,16 +66,22 @@ MARGIN_RULE = (f"planned = roundup(measured + max({MARGIN_MIN_BYTES}, {MARGIN_FR
                f"{ROUND_TO}); host is 64-bit (tensorflow#39673) and target kernels may add scratch buffers")
 
 
-def recorded_arena_bytes(model: bytes, info: ModelInfo) -> int:
+def recorded_arena_bytes(model: bytes, info: ModelInfo, child: Child | None = None) -> int:
     """The ``Arena allocation total`` that TFLM's RecordingMicroAllocator prints after one inference.
 
     It leaves out the transient memory the planner needs inside ``AllocateTensors``, so an arena of exactly
-    this size can fail; :func:`measure_arena_bytes` finds the smallest size that works.
+    this size can fail; :func:`measure_arena_bytes` finds the smallest size that works. Runs in a child
+    process (``native.Child``), so a native crash is a ModelError.
     """
-    interp = _interpreter(model, info, max(64 * 1024, 4 * info.activation_peak_bytes + len(model) + 64 * 1024))
-    if interp is None:
-        raise ModelError(f"{info.path or 'model'}: TFLite-Micro cannot run it to measure the arena")
-    text = _capture_fd2(interp.print_allocations)
+    size = _record_size(model, info)
+    with _own(child) as worker:
+        try:
+            text = worker.call(("record", model, size, _inputs(info))).encode()
+        except ChildFailed as exc:
+            raise ModelError(native_failure_message(info, "measure its arena", exc)) from None
+        except Exception as exc:  # the child's exception (TFLM raises RuntimeError)
+            raise ModelError(f"{info.path or 'model'}: TFLite-Micro cannot run it to measure the arena "
+                             f"({str(exc).strip()[:300]})") from None
     match = _TOTAL.search(text)
     if match is None:
         raise ModelError("TFLite-Micro printed no 'Arena allocation total' line; cannot measure the arena "
@@ -82,61 +89,69 @@ def recorded_arena_bytes(model: bytes, info: ModelInfo) -> int:
     return int(match.group(1))
 
 
-def measure_arena_bytes(model: bytes, info: ModelInfo, recorded: int | None = None, step: int = 16) -> int:
+def measure_arena_bytes(model: bytes, info: ModelInfo, recorded: int | None = None, step: int = 16,
+                        child: Child | None = None) -> int:
     """Smallest ``arena_size`` (to ``step`` bytes) with which the TFLM host interpreter allocates and invokes.
 
-    Bisection between the recorded total (a lower bound) and a working upper bound. Each probe runs in a
-    child process: with some too-small arenas the host interpreter crashes (SIGSEGV) instead of failing.
+    Bisection between the recorded total (a lower bound) and a working upper bound, each probe a fresh
+    interpreter in a child process. Only two outcomes count as "too small": TFLM's own allocation failure,
+    and a SIGSEGV/SIGABRT/SIGBUS of the child below the size the recording run worked with (with some
+    too-small arenas the host interpreter crashes instead of failing). A child killed (out of memory), one
+    that hangs, or any other error is a ModelError, never a bigger arena.
     """
-    low = (recorded if recorded is not None else recorded_arena_bytes(model, info)) - 1  # known to fail or 0
-    high = max(low + step, 2 * low + 4096)
-    with tempfile.TemporaryDirectory(prefix="tinykeras-arena-") as tmp:
-        path = os.path.join(tmp, "model.tflite")
-        with open(path, "wb") as handle:
-            handle.write(model)
-        while not _works_in_child(path, high):
+    with _own(child) as worker:
+        low = (recorded if recorded is not None else recorded_arena_bytes(model, info, worker)) - 1
+        high = max(low + step, 2 * low + 4096)
+        while not _works(worker, model, info, high):
             high *= 2
             if high > 256 * 1024 * 1024:
                 raise ModelError(f"{info.path or 'model'}: TFLite-Micro cannot allocate it even with 256 MB")
         while high - low > step:
             mid = (low + high) // 2
-            if _works_in_child(path, mid):
+            if _works(worker, model, info, mid):
                 high = mid
             else:
                 low = mid
     return high
 
 
-def _interpreter(model: bytes, info: ModelInfo, size: int):  # type: ignore[no-untyped-def]
-    """A host interpreter that has run one inference on zeros, or None when ``size`` is too small."""
-    from tflite_micro import runtime
-
-    def attempt():  # type: ignore[no-untyped-def]
-        interp = runtime.Interpreter.from_bytes(model, arena_size=size)
-        for k, t in enumerate(info.input_tensors()):
-            interp.set_input(np.zeros(t.shape, dtype=np.dtype(t.dtype)), k)
-        interp.invoke()
-        return interp
-
-    box: list = []
-
-    def run() -> None:
-        try:
-            box.append(attempt())
-        except Exception:  # TFLM reports a too-small arena as a RuntimeError; its log goes to fd 2
-            box.append(None)
-
-    _capture_fd2(run)
-    return box[0]
+_TOO_SMALL_SIGNALS = ("SIGSEGV", "SIGABRT", "SIGBUS")
 
 
-def _works_in_child(path: str, size: int) -> bool:
-    """Probe one arena size in a fresh interpreter process; a crash counts as 'too small'."""
-    import subprocess
+def _record_size(model: bytes, info: ModelInfo) -> int:
+    """The generous arena the recording run uses; the bisection knows the model works with it."""
+    return max(64 * 1024, 4 * info.activation_peak_bytes + len(model) + 64 * 1024)
 
-    done = subprocess.run([sys.executable, "-m", "tinykeras.arena", path, str(size)],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
-    return done.returncode == 0
+
+def _works(worker: Child, model: bytes, info: ModelInfo, size: int) -> bool:
+    """Probe one arena size: True (works), False (too small); raise ModelError on any other failure.
+
+    A SIGSEGV/SIGABRT/SIGBUS counts as "too small" only below the size the recording run succeeded with.
+    """
+    try:
+        return bool(worker.call(("probe", model, size, _inputs(info))))
+    except ChildFailed as exc:
+        if exc.reason == "crashed" and any(name in exc.detail for name in _TOO_SMALL_SIGNALS) \
+                and size < _record_size(model, info):
+            return False
+        raise ModelError(native_failure_message(info, f"probe an arena of {size} bytes", exc)) from None
+    except Exception as exc:  # not an allocation failure: TFLM cannot run the model at all
+        raise ModelError(f"{info.path or 'model'}: TFLite-Micro failed with an arena of {size} bytes for "
+                         f"another reason than its size ({str(exc).strip()[:300]})") from None
+
+
+def _inputs(info: ModelInfo) -> list[tuple[tuple[int, ...], str]]:
+    return [(tuple(t.shape), t.dtype) for t in info.input_tensors()]
+
+
+@contextlib.contextmanager
+def _own(child: Child | None) -> Iterator[Child]:
+    """Use ``child``, or a new one that is closed afterwards."""
+    if child is not None:
+        yield child
+        return
+    with Child("tinykeras.tflm_host") as fresh:
+        yield fresh
 
 
 _PLANS: dict[str, ArenaPlan] = {}  # by model SHA-256: measuring takes a dozen interpreter runs
@@ -147,31 +162,12 @@ def plan_arena(model: bytes, info: ModelInfo) -> ArenaPlan:
     cached = _PLANS.get(info.sha256)
     if cached is not None:
         return cached
-    recorded = recorded_arena_bytes(model, info)
-    measured = measure_arena_bytes(model, info, recorded)
+    with Child("tinykeras.tflm_host") as child:
+        recorded = recorded_arena_bytes(model, info, child)
+        measured = measure_arena_bytes(model, info, recorded, child=child)
     plan = ArenaPlan(measured_bytes=measured, planned_bytes=plan_from_measured(measured),
                      method=f"smallest arena_size (16 B steps) with which the tflite-micro host interpreter "
                             f"allocates and invokes; its print_allocations total is {recorded} B",
                      margin_rule=MARGIN_RULE, recorded_bytes=recorded)
     _PLANS[info.sha256] = plan
     return plan
-
-
-def _capture_fd2(fn) -> bytes:  # type: ignore[no-untyped-def]
-    """Run ``fn`` with the process's file descriptor 2 captured; return what native code wrote there."""
-    with capture_native_stderr() as log:
-        fn()
-    return log.text.encode()
-
-
-def _probe_main(argv: list[str]) -> int:
-    """``python -m tinykeras.arena MODEL SIZE``: exit 0 when SIZE bytes are enough (used by the bisection)."""
-    from tinykeras.inspect import inspect_bytes
-
-    with open(argv[0], "rb") as handle:
-        model = handle.read()
-    return 0 if _interpreter(model, inspect_bytes(model), int(argv[1])) is not None else 1
-
-
-if __name__ == "__main__":
-    sys.exit(_probe_main(sys.argv[1:]))

@@ -34,9 +34,15 @@ def c_identifier(name: str) -> str:
     'kws_ds_cnn_v2'
     >>> c_identifier("2nd")
     'm_2nd'
+    >>> c_identifier("int")
+    'm_int'
     """
+    from tinykeras.datacheck import C_KEYWORDS
+
     ident = re.sub(r"[^0-9A-Za-z_]", "_", name)
-    return ident if ident and not ident[0].isdigit() else f"m_{ident}"
+    if not ident or ident[0].isdigit() or ident in C_KEYWORDS or ident.startswith("_"):
+        return f"m_{ident}"
+    return ident
 
 
 def banner(source: str, sha256: str, comment: str = "//") -> str:

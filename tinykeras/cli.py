@@ -80,17 +80,31 @@ class LazyGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(130)
+        except OSError as exc:  # a full disk or a read-only/forbidden path: one line and its own exit code
+            import errno
+
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM):
+                self._internal(ctx, exc)
+            from tinykeras.fsutil import os_error
+
+            error = os_error(exc, "a file")
+            click.echo(f"error: {error}", err=True)
+            ctx.exit(error.exit_code)
         except Exception as exc:  # an unexpected failure: a short report, the traceback only on request
-            if os.environ.get("TINYKERAS_DEBUG"):
-                traceback.print_exc()
-            where = traceback.extract_tb(exc.__traceback__)[-1]
-            click.echo(
-                f"internal error: {type(exc).__name__}: {str(exc).strip()[:300]} "
-                f"(at {os.path.basename(where.filename)}:{where.lineno}). "
-                "Rerun with TINYKERAS_DEBUG=1 for the traceback and please report it.",
-                err=True,
-            )
-            ctx.exit(70)
+            self._internal(ctx, exc)
+
+    @staticmethod
+    def _internal(ctx: click.Context, exc: BaseException) -> None:
+        if os.environ.get("TINYKERAS_DEBUG"):
+            traceback.print_exc()
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        click.echo(
+            f"internal error: {type(exc).__name__}: {str(exc).strip()[:300]} "
+            f"(at {os.path.basename(where.filename)}:{where.lineno}). "
+            "Rerun with TINYKERAS_DEBUG=1 for the traceback and please report it.",
+            err=True,
+        )
+        ctx.exit(70)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -108,7 +122,18 @@ def cli() -> None:
     """
 
 
+def _exit_on_signal(signum: int, frame: Any) -> None:
+    """SIGTERM/SIGHUP unwind like an exception, so every ``finally`` runs (QEMU and workers are killed,
+    temporary output directories removed) before tinykeras exits with 128 + the signal number."""
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
+    import signal
+
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), _exit_on_signal)
     cli.main(prog_name="tinykeras")
 
 

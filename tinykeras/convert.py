@@ -452,6 +452,10 @@ def quantize_model(model: LoadedModel, rep_data: Any, also: tuple[str, ...] = ()
         rep = random_representative(model.inputs)
     else:
         rep = model_inputs(rep_data, model.inputs, "representative data")
+        from tinykeras.datacheck import require_finite_samples
+
+        for spec, x in zip(model.inputs, rep, strict=True):
+            require_finite_samples(x, f"representative data, input '{spec.name}'")
     main = convert(model, "int8", rep, per_tensor_dense=per_tensor_dense)
     if test_data is not None:
         main.comparison = compare_int8(model, main, test_data, test_labels, "held-out data", task)

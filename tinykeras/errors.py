@@ -72,3 +72,15 @@ class IncompleteRunError(SerialError):
     """The benchmark ended before all runs were reported; a partial report was saved."""
 
     exit_code = 9
+
+
+class OutputError(TinyKerasError):
+    """An output cannot be written: read-only or forbidden location, or a directory tinykeras did not make."""
+
+    exit_code = 10
+
+
+class DiskFullError(OutputError):
+    """The disk (or quota) filled up while writing an output; nothing half-written was left behind."""
+
+    exit_code = 11

@@ -51,16 +51,39 @@ def tflm_resolver_methods(lib: Library | None = None) -> dict[str, str]:
 
 
 def read_model_bytes(path: Path | str) -> bytes:
-    """Read a .tflite file, or raise InputFileError naming it."""
+    """Read a .tflite file, or raise InputFileError naming it.
+
+    Only regular files up to ``verify.MAX_MODEL_BYTES`` are read: a device (``/dev/zero``) or a FIFO is
+    refused at once instead of filling memory or blocking.
+    """
+    import os
+    import stat
+
+    from tinykeras.verify import MAX_MODEL_BYTES
+
     path = Path(path)
-    if not path.exists():
-        raise InputFileError(f"{path}: no such file")
-    if path.is_dir():
-        raise InputFileError(f"{path}: is a directory, expected a .tflite file")
     try:
-        return path.read_bytes()
+        st = path.stat()
+    except FileNotFoundError:
+        raise InputFileError(f"{path}: no such file") from None
     except OSError as exc:
         raise InputFileError(f"{path}: cannot read ({exc.strerror})") from exc
+    if stat.S_ISDIR(st.st_mode):
+        raise InputFileError(f"{path}: is a directory, expected a .tflite file")
+    if not stat.S_ISREG(st.st_mode):
+        raise InputFileError(f"{path}: not a regular file (a device, FIFO or socket); expected a .tflite file")
+    if st.st_size > MAX_MODEL_BYTES:
+        raise InputFileError(f"{path}: {st.st_size:,} bytes, over the {MAX_MODEL_BYTES // 2**20} MiB limit "
+                             "for a model")
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as handle:
+            data = handle.read(MAX_MODEL_BYTES + 1)
+    except OSError as exc:
+        raise InputFileError(f"{path}: cannot read ({exc.strerror})") from exc
+    if len(data) > MAX_MODEL_BYTES:
+        raise InputFileError(f"{path}: grew past the {MAX_MODEL_BYTES // 2**20} MiB limit while being read")
+    return data
 
 
 def load_model_info(path: Path | str) -> ModelInfo:
@@ -75,8 +98,13 @@ def inspect_bytes(data: bytes, path: str | None = None) -> ModelInfo:
     if len(data) < 8 or not schema.Model.ModelBufferHasIdentifier(data, 0):
         raise ModelError(f"{where}: not a TFLite flatbuffer (missing the 'TFL3' identifier); "
                          "re-export it with `tinykeras quantize`")
+    from tinykeras.verify import MAX_MODEL_BYTES, verify_model
+
+    if len(data) > MAX_MODEL_BYTES:
+        raise ModelError(f"{where}: {len(data):,} bytes, over the {MAX_MODEL_BYTES // 2**20} MiB limit for a model")
     try:
         model = schema.ModelT.InitFromPackedBuf(data, 0)
+        verify_model(model, data, where)
         return _build_info(model, data, path)
     except ModelError:
         raise
@@ -201,10 +229,12 @@ def _macs(name: str, inputs: list[TensorInfo | None], outputs: list[TensorInfo],
 
     Only weight layers count (the MLPerf Tiny convention): pooling, elementwise and data-movement ops are 0.
     """
-    if not outputs:
+    if not outputs or any(t is not None and not t.shape for t in inputs[:3]):
         return 0
     out = outputs[0]
     weights = inputs[1] if len(inputs) > 1 else None
+    if weights is not None and name in ("CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV") and len(weights.shape) != 4:
+        return 0
     if name == "CONV_2D" and weights is not None:  # filter [Cout, kh, kw, Cin]
         _, kh, kw, cin = weights.shape
         return out.num_elements * kh * kw * cin
@@ -212,7 +242,8 @@ def _macs(name: str, inputs: list[TensorInfo | None], outputs: list[TensorInfo],
         return out.num_elements * weights.shape[1] * weights.shape[2]
     if name == "FULLY_CONNECTED" and weights is not None:  # weights [units, in]
         return out.num_elements * weights.shape[-1]
-    if name == "TRANSPOSE_CONV" and len(inputs) > 2 and inputs[1] is not None and inputs[2] is not None:
+    if name == "TRANSPOSE_CONV" and len(inputs) > 2 and inputs[1] is not None and inputs[2] is not None \
+            and len(inputs[1].shape) == 4:
         _, kh, kw, cout = inputs[1].shape  # filter [Cout, kh, kw, Cin]
         return inputs[2].num_elements * kh * kw * inputs[1].shape[0]
     if name == "BATCH_MATMUL" and len(inputs) > 1 and inputs[0] is not None:

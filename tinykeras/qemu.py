@@ -364,8 +364,10 @@ def qemu_session(elf: Path, board: Board, *, start_timeout: float = 20.0) -> Ite
         cmd = [QEMU, *qemu_args(board), "-kernel", str(elf),
                "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on"]
         with tempfile.TemporaryFile() as err:
-            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-                                    start_new_session=True)
+            from tinykeras.native import tied_to_us
+
+            proc = subprocess.Popen(tied_to_us(cmd), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=err, start_new_session=True)  # dies with tinykeras, even by SIGKILL
             try:
                 state = _wait_listening(proc, err, start_timeout)
                 if state == "listening":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -50,35 +51,46 @@ def _ops_without_kernel(info: ModelInfo) -> list[tuple[int, str]]:
 
 
 class TflmRunner:
-    """Run a model sample by sample with TFLM's reference kernels.
+    """Run a model sample by sample with TFLM's reference kernels, in a child process.
 
-    ``arena_size`` defaults to a generous size; ``arena_used_bytes()`` reads what TFLM really used.
+    The interpreter lives in one child process per runner (``native.Child``): a native crash (SIGSEGV,
+    SIGABRT, SIGFPE) or a hang there becomes a ``ModelError`` here, never a dead tinykeras. ``arena_size``
+    defaults to a generous size. ``last_seconds`` is the time the last ``invoke`` spent in the interpreter.
     """
 
-    def __init__(self, model: bytes, info: ModelInfo, arena_size: int | None = None):
-        from tflite_micro import runtime
+    def __init__(self, model: bytes, info: ModelInfo, arena_size: int | None = None,
+                 timeout: float | None = None, child: Any = None):
+        from tinykeras.native import Child
 
         self.info = info
-        size = arena_size or max(64 * 1024, 4 * info.activation_peak_bytes + len(model) // 2 + 64 * 1024)
+        self.timeout = timeout
+        self.last_seconds = 0.0
+        self._child = child if child is not None else Child("tinykeras.tflm_host")  # a shared one: fuzzing
+        size = arena_size or default_arena_size(model, info)
+        self._call(("load", model, size), "load it")
+
+    def _call(self, request: tuple, doing: str):  # type: ignore[no-untyped-def,type-arg]
+        from tinykeras.native import ChildFailed
+
         try:
-            self._interp = runtime.Interpreter.from_bytes(model, arena_size=size)
-        except Exception as exc:
-            missing = _ops_without_kernel(info)
+            return self._child.call(request, self.timeout)
+        except ChildFailed as exc:
+            self._child.close()
+            raise ModelError(native_failure_message(self.info, doing, exc)) from None
+        except Exception as exc:  # the child's exception, re-raised here (TFLM raises RuntimeError)
+            missing = _ops_without_kernel(self.info) if request[0] == "load" else []
             if missing:  # name the op rather than TFLM's "failed to allocate tensors"
                 raise UnsupportedOpError(missing, "TFLite-Micro", "Replace the layer that produces it, or check "
                                          "`tinykeras inspect` for the model's ops") from None
-            raise ModelError(f"{info.path or 'model'}: TFLite-Micro cannot load it ({str(exc).strip()[:300]})") from exc
+            raise ModelError(f"{self.info.path or 'model'}: TFLite-Micro cannot {doing} "
+                             f"({str(exc).strip()[:300]})") from None
 
     def invoke(self, sample: np.ndarray | list[np.ndarray]) -> list[np.ndarray]:
         """Run one sample (with a batch axis of 1; a list with one array per input for several inputs) and
         return every output as its raw dtype."""
-        if hasattr(self._interp, "reset"):  # variable tensors (LSTM states) start from zero for every sample
-            self._interp.reset()
-        parts = list(sample) if isinstance(sample, (list, tuple)) else [sample]
-        for k, part in enumerate(parts):
-            self._interp.set_input(np.ascontiguousarray(part), k)
-        self._interp.invoke()
-        return [np.array(self._interp.get_output(k)) for k in range(len(self.info.outputs))]
+        parts = [np.ascontiguousarray(p) for p in (sample if isinstance(sample, (list, tuple)) else [sample])]
+        outputs, self.last_seconds = self._call(("invoke", parts), "run it")
+        return outputs  # type: ignore[no-any-return]
 
     def run(self, x: np.ndarray) -> Iterator[np.ndarray]:
         """Yield the first output for each sample of ``x`` (already prepared with ``prepare_inputs``)."""
@@ -86,5 +98,106 @@ class TflmRunner:
             yield self.invoke(x[k:k + 1])[0]
 
     def run_all(self, x: np.ndarray) -> np.ndarray:
-        """First output for every sample, stacked along the batch axis."""
-        return np.concatenate([out for out in self.run(x)], axis=0)
+        """First output for every sample, stacked along the batch axis (one request for the whole batch)."""
+        outputs, seconds = self._call(("run_all", np.ascontiguousarray(x)), "run it")
+        self.last_seconds = seconds
+        return outputs  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        """Stop the child process (also done when the runner is garbage-collected)."""
+        self._child.close()
+
+
+def default_arena_size(model: bytes, info: ModelInfo) -> int:
+    """A generous arena for host runs: four times the activation peak plus half the model, at least 64 KiB."""
+    return max(64 * 1024, 4 * info.activation_peak_bytes + len(model) // 2 + 64 * 1024)
+
+
+def native_failure_message(info: ModelInfo, doing: str, exc: Any) -> str:
+    """One line for a child that crashed, was killed or hung while TFLite-Micro tried to ``doing``."""
+    log = " ".join(line.strip() for line in (exc.log or "").splitlines() if line.strip())[-200:]
+    return (f"{info.path or 'model'}: the TFLite-Micro host interpreter {exc.detail} while trying to {doing}"
+            + (f" (it said: {log})" if log else "")
+            + "; the model is malformed or uses something TFLite-Micro cannot handle")
+
+
+# ---------------------------------------------------------------------------------------------- the child
+
+
+class _Server:
+    """State of the child process: the loaded interpreter."""
+
+    def __init__(self) -> None:
+        self.interp: Any = None
+        self.outputs = 0
+
+    def handle(self, request: tuple) -> Any:  # type: ignore[type-arg]
+        import time
+
+        from tflite_micro import runtime
+
+        kind = request[0]
+        if kind == "load":
+            _, model, size = request
+            self.interp = runtime.Interpreter.from_bytes(model, arena_size=int(size))
+            self.outputs = _count_outputs(model)
+            return None
+        if kind == "invoke":
+            start = time.perf_counter()
+            outs = self._invoke(request[1])
+            return outs, time.perf_counter() - start
+        if kind == "run_all":
+            x = request[1]
+            start = time.perf_counter()
+            firsts = [self._invoke(x[k:k + 1])[0] for k in range(len(x))]
+            spent = time.perf_counter() - start
+            return (np.concatenate(firsts, axis=0) if firsts else np.zeros((0,))), spent
+        if kind == "probe":  # ("probe", model, size, [(shape, dtype), ...]) -> True | False (too small)
+            _, model, size, inputs = request
+            try:
+                _fresh(runtime, model, int(size), inputs)
+            except RuntimeError as exc:
+                if "allocate" in str(exc).lower():
+                    return False
+                raise
+            return True
+        if kind == "record":  # ("record", model, size, inputs) -> text of print_allocations
+            from tinykeras.stdio import capture_native_stderr
+
+            _, model, size, inputs = request
+            interp = _fresh(runtime, model, int(size), inputs)
+            with capture_native_stderr() as log:
+                interp.print_allocations()
+            return log.text
+        raise ValueError(f"unknown request {kind!r}")
+
+    def _invoke(self, sample: np.ndarray) -> list[np.ndarray]:
+        if self.interp is None:
+            raise RuntimeError("no model loaded")
+        if hasattr(self.interp, "reset"):  # variable tensors (LSTM states) start from zero for every sample
+            self.interp.reset()
+        parts = sample if isinstance(sample, (list, tuple)) else [sample]
+        for k, part in enumerate(parts):
+            self.interp.set_input(np.ascontiguousarray(part), k)
+        self.interp.invoke()
+        return [np.array(self.interp.get_output(k)) for k in range(self.outputs)]
+
+
+def _fresh(runtime: Any, model: bytes, size: int, inputs: list[tuple[tuple[int, ...], str]]) -> Any:
+    interp = runtime.Interpreter.from_bytes(model, arena_size=size)
+    for k, (shape, dtype) in enumerate(inputs):
+        interp.set_input(np.zeros(shape, dtype=np.dtype(dtype)), k)
+    interp.invoke()
+    return interp
+
+
+def _count_outputs(model: bytes) -> int:
+    from tinykeras.inspect import inspect_bytes
+
+    return len(inspect_bytes(model).outputs)
+
+
+if __name__ == "__main__":
+    from tinykeras.native import serve
+
+    serve(_Server().handle)

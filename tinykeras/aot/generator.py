@@ -28,6 +28,8 @@ SUPPORTED_OPS = (
 KERNEL_FILES = ("tk_fixedpoint.h", "tk_kernels.h", "tk_conv.c", "tk_ops.c") + KERNEL_FILES2
 _HINT = "use --runtime tflm"
 _INPLACE_OPS = {"ADD", "MUL", "LOGISTIC", "TANH", "QUANTIZE"}
+_MAX_TENSOR_BYTES = 16 * 1024 * 1024  # one activation in the static arena (a microcontroller has far less)
+_INT32 = (-(2**31), 2**31 - 1)
 _C_TYPES = {"int8": "int8_t", "int32": "int32_t", "float32": "float", "int16": "int16_t", "uint8": "uint8_t"}
 
 
@@ -153,11 +155,21 @@ def _c_float(x: float, double: bool = False) -> str:
     return value.hex() + ("" if double else "f")
 
 
+def _check_int(key: str, value: Any) -> None:
+    """Every integer a parameter struct receives must fit the C ``int``/``int32_t`` field it is written to."""
+    if isinstance(value, (int, np.integer)) and not _INT32[0] <= int(value) <= _INT32[1]:
+        raise _Unsupported(f"parameter {key} = {int(value)} does not fit a 32-bit int")
+
+
 def _struct(ctype: str, name: str, fields: dict[str, Any]) -> str:
     parts = []
     for key, value in fields.items():
         if isinstance(value, (list, tuple)):
+            for v in value:
+                _check_int(key, v)
             value = "{" + ", ".join(str(int(v)) for v in value) + "}"
+        else:
+            _check_int(key, value)
         parts.append(f"  .{key} = {value},")
     return f"static const {ctype} {name} = {{\n" + "\n".join(parts) + "\n};\n"
 
@@ -235,7 +247,10 @@ class _Generator(Ops2Mixin):
     def q(t: TensorInfo) -> tuple[float, int]:
         if t.quantization is None:
             raise _Unsupported(f"tensor '{t.name}' is not quantized")
-        return t.quantization.scale, t.quantization.zero_point
+        scale = t.quantization.scale
+        if not (math.isfinite(scale) and scale > 0) or not _INT32[0] <= t.quantization.zero_point <= _INT32[1]:
+            raise _Unsupported(f"tensor '{t.name}' has scale {scale} and zero point {t.quantization.zero_point}")
+        return scale, t.quantization.zero_point
 
     def require_dtype(self, t: TensorInfo, *dtypes: str) -> None:
         if t.dtype not in dtypes:
@@ -258,13 +273,35 @@ class _Generator(Ops2Mixin):
     def emit(self, op: OpInfo) -> None:
         handler = getattr(self, "op_" + op.op.lower())
         ins = [i for i in op.inputs]
+        self.check_operands(op)
         self.calls.append(f"  /* #{op.index} {op.op} */")
-        kernel, scratch, in_place = handler(op, ins, op.outputs[0])
+        try:
+            kernel, scratch, in_place = handler(op, ins, op.outputs[0])
+        except (IndexError, KeyError, ValueError, TypeError, ZeroDivisionError, OverflowError) as exc:
+            raise _Unsupported(f"malformed parameters ({type(exc).__name__}: {exc})") from None
         if scratch:
             self.scratch[op.index] = scratch
         self.plans.append(OpPlan(index=op.index, op=op.op, kernel=kernel, inputs=tuple(op.inputs),
                                  outputs=tuple(op.outputs), scratch_bytes=scratch, in_place=in_place,
                                  macs=op.macs))
+
+    def check_operands(self, op: OpInfo) -> None:
+        """Before any parameter is computed: operands exist, activations are of a size the arena can hold,
+        and every option the kernels receive is a small positive integer."""
+        if not op.outputs or not op.inputs or op.inputs[0] < 0:
+            raise _Unsupported("missing input or output")
+        for i in tuple(op.inputs) + tuple(op.outputs):
+            if not -1 <= i < len(self.info.tensors):
+                raise _Unsupported(f"tensor index {i} out of range")
+            if i >= 0 and not self.info.tensors[i].is_constant and self.info.tensors[i].nbytes > _MAX_TENSOR_BYTES:
+                raise _Unsupported(f"tensor #{i} of {self.info.tensors[i].nbytes:,} bytes (the aot arena takes "
+                                   f"at most {_MAX_TENSOR_BYTES // 2**20} MiB per tensor)")
+        for key in ("strideH", "strideW", "dilationHFactor", "dilationWFactor", "filterHeight", "filterWidth"):
+            value = op.options.get(key, 1)
+            if not isinstance(value, int) or not 1 <= value <= 65535:
+                raise _Unsupported(f"{key} = {value}")
+        if op.options.get("padding", "SAME") not in ("SAME", "VALID"):
+            raise _Unsupported(f"padding {op.options.get('padding')}")
 
     def try_in_place(self, op: OpInfo, candidates: list[int], out: int) -> bool:
         """Let ``out`` share memory with an input that dies at this op and has the same size."""
@@ -299,6 +336,8 @@ class _Generator(Ops2Mixin):
             self.require_dtype(b, "int32")
             if b.data is None:
                 raise _Unsupported("non-constant bias")
+            if b.data.size != channels:
+                raise _Unsupported(f"bias has {b.data.size} values for {channels} channels")
             return b.data.astype(np.int64).reshape(-1)
         return np.zeros(channels, dtype=np.int64)
 
@@ -319,6 +358,12 @@ class _Generator(Ops2Mixin):
         return folded
 
     def per_channel(self, op: OpInfo, x: TensorInfo, w: TensorInfo, out: TensorInfo, channels: int) -> tuple[str, str]:
+        assert w.quantization is not None
+        scales = [self.q(x)[0], self.q(out)[0], *w.quantization.scales]
+        if len(w.quantization.scales) not in (1, channels):
+            raise _Unsupported(f"{len(w.quantization.scales)} weight scales for {channels} channels")
+        if not all(math.isfinite(v) and v > 0 for v in scales):
+            raise _Unsupported("quantization scales must be finite and positive")
         mults, shifts = quant.conv_multipliers(self.q(x)[0], w.quantization.scales, self.q(out)[0], channels)
         m = self.add_array("int32_t", f"tk_mult_{op.index}", mults)
         s = self.add_array("int8_t", f"tk_shift_{op.index}", shifts)

@@ -9,24 +9,25 @@ from typing import Any
 
 import click
 
+from tinykeras.commands.params import Finite
 from tinykeras.errors import DataError, InputFileError
 
 
 @click.group(invoke_without_command=True)
 @click.option("--port", default="auto", show_default=True,
               help="Serial port or pyserial URL: /dev/ttyUSB0, COM3, auto, socket://HOST:PORT, rfc2217://HOST:PORT.")
-@click.option("--baud", default=115200, show_default=True, help="Baud rate.")
-@click.option("--runs", type=click.IntRange(min=1), help="Stop after N runs (default: as the firmware announces).")
-@click.option("--timeout", default=30.0, show_default=True, type=click.FloatRange(min=0.1),
+@click.option("--baud", default=115200, show_default=True, type=click.IntRange(50, 20_000_000), help="Baud rate.")
+@click.option("--runs", type=click.IntRange(1, 10_000), help="Stop after N runs (default: as the firmware announces).")
+@click.option("--timeout", default=30.0, show_default=True, type=Finite(0.1, 86_400.0),
               help="Give up after this many seconds without a benchmark record.")
 @click.option("--replay", type=click.Path(path_type=Path), help="Parse a saved raw log instead of a port.")
 @click.option("--protocol", type=click.Choice(["tk", "mlperf"]), default="tk", show_default=True,
               help="tk: read `@tk` records (docs/protocol.md); mlperf: drive the MLPerf Tiny DUT commands.")
 @click.option("--model", "model_path", type=click.Path(path_type=Path),
               help="The .tflite the board runs, for MACs (time and cycles per MAC) when the firmware omits them.")
-@click.option("--iterations", default=1, show_default=True, type=click.IntRange(min=1),
+@click.option("--iterations", default=1, show_default=True, type=click.IntRange(1, 1_000_000),
               help="mlperf: inferences per `infer` command (one run = their mean).")
-@click.option("--warmup", default=1, show_default=True, type=click.IntRange(min=0),
+@click.option("--warmup", default=1, show_default=True, type=click.IntRange(0, 1_000_000),
               help="mlperf: warm-up inferences before the first run.")
 @click.option("--input", "input_path", type=click.Path(path_type=Path),
               help="mlperf: int8 input to load with `db` (.npy/.npz first sample, or raw .bin bytes).")

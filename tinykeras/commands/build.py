@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
+
+from tinykeras.commands.params import force_option
 
 
 @click.command()
@@ -53,8 +56,10 @@ def boards(as_json: bool) -> None:
               help="A TFLite-Micro tree at the board library's pinned commit, for boards that copy TFLM into the "
                    "project (pico, nucleo_l4r5zi, qemu_m4 --runtime tflm). Default: $TINYKERAS_TFLM_DIR, else a "
                    "pinned clone cached in ~/.cache/tinykeras (online).")
-@click.option("--runs", type=int, default=10, show_default=True, help="Timed inferences the firmware reports.")
-@click.option("--warmup", type=int, default=2, show_default=True, help="Untimed warm-up inferences before them.")
+@click.option("--runs", type=click.IntRange(1, 10_000), default=10, show_default=True,
+              help="Timed inferences the firmware reports.")
+@click.option("--warmup", type=click.IntRange(0, 10_000), default=2, show_default=True,
+              help="Untimed warm-up inferences before them.")
 @click.option("-o", "--out", "out", type=click.Path(path_type=Path),
               help="Project directory (default: out/BOARD-MODEL-RUNTIME).")
 @click.option("--rep-data", type=click.Path(path_type=Path),
@@ -70,6 +75,7 @@ def boards(as_json: bool) -> None:
                              "else its file or directory name): out/BOARD-NAME-RUNTIME.")
 @click.option("--custom-objects", help="Python file or import path defining a Keras model's custom layers.")
 @click.option("--json", "as_json", is_flag=True, help="Print the build result as JSON.")
+@force_option
 def build(board: str, model: Path | None, recipe: str, runtime: str | None, kernels: str | None,
           tflm_dir: Path | None, runs: int, warmup: int,
           out: Path | None, rep_data: Path | None, do_compile: bool, upload: bool, port: str | None,
@@ -97,7 +103,17 @@ def build(board: str, model: Path | None, recipe: str, runtime: str | None, kern
     result = run_build(options, log=lambda msg: click.echo(msg, err=True))
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
-        return
+    else:
+        _print(result, do_compile, upload, do_run)
+    if result.bench is not None and not result.bench.get("complete"):
+        from tinykeras.errors import IncompleteRunError
+
+        # a board that died, reset or disconnected before all runs is a failed build --run
+        raise IncompleteRunError(f"incomplete benchmark: {result.bench.get('message')}; "
+                                 f"partial report and raw log saved in {result.project_dir}")
+
+
+def _print(result: Any, do_compile: bool, upload: bool, do_run: bool) -> None:
     arena = result.arena
     measured = f", {arena.measured_bytes:,} B measured on the host" if arena.measured_bytes is not None else ""
     fit = result.fit

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from tinykeras.errors import DataError
+from tinykeras.commands.params import force_option
 
 CUSTOM_OBJECTS_HELP = ("Python file (my_layers.py) or import path (pkg.layers) defining the model's custom or "
                        "registered layers, models and functions.")
@@ -34,6 +34,7 @@ CUSTOM_OBJECTS_HELP = ("Python file (my_layers.py) or import path (pkg.layers) d
 @click.option("--task", type=click.Choice(["auto", "classification", "binary", "regression"]), default="auto",
               show_default=True, help="Metrics per output: auto detects from the output op, shape and labels.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@force_option
 def quantize(model: Path, rep_data: Path | None, test_data: Path | None, out_dir: Path, also: tuple[str, ...],
              labels: Path | None, per_tensor_dense: bool, name: str | None, custom_objects: str | None, task: str,
              as_json: bool) -> None:
@@ -104,9 +105,9 @@ def metrics_line(m: dict) -> str:
 def _read_labels(path: Path | None) -> list[str] | None:
     if path is None:
         return None
-    if not path.exists():
-        raise DataError(f"{path}: no such labels file")
-    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    from tinykeras.datacheck import read_text_lines
+
+    return read_text_lines(path)
 
 
 @click.command()
@@ -123,12 +124,14 @@ def carray(model: Path, out_dir: Path, name: str, labels: Path | None) -> None:
       tinykeras carray out/model.tflite -o firmware/src --name g_model
     """
     from tinykeras.cgen import c_sources
+    from tinykeras.datacheck import require_not_keyword
     from tinykeras.fsutil import atomic_output_dir
     from tinykeras.inspect import inspect_bytes, read_model_bytes
 
+    require_not_keyword(name)
     data = read_model_bytes(model)
     info = inspect_bytes(data, path=str(model))
     files = c_sources(data, info, name=name, labels=_read_labels(labels))
-    with atomic_output_dir(out_dir) as tmp:
+    with atomic_output_dir(out_dir, replace=False) as tmp:  # adds its files to a source folder
         files.write(tmp)
     click.echo(f"wrote {', '.join(str(out_dir / n) for n in sorted(files.files))}")

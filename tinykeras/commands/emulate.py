@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from tinykeras.commands.params import force_option
+
 PROGRESS_FROM = 200  # samples: show a progress bar from this many on
 
 
@@ -21,7 +23,7 @@ PROGRESS_FROM = 200  # samples: show a progress bar from this many on
 @click.option("--runtime", type=click.Choice(["tflm", "aot"]), default="tflm", show_default=True,
               help="tflm: TFLite-Micro host interpreter; aot: tinykeras' generated C (host gcc), checked "
                    "bit for bit against TFLM.")
-@click.option("--samples", type=click.IntRange(min=1),
+@click.option("--samples", type=click.IntRange(1, 1_000_000),
               help="Use the first N samples (random inputs: how many; default 32).")
 @click.option("--labels", "labels_path", type=click.Path(path_type=Path),
               help="Text file, one class name per line (confusion matrix axes).")
@@ -31,6 +33,7 @@ PROGRESS_FROM = 200  # samples: show a progress bar from this many on
 @click.option("--custom-objects", help="Python file or import path defining the --keras model's custom layers.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("-o", "--out", "out_json", type=click.Path(path_type=Path), help="Also write the JSON report here.")
+@force_option
 def emulate(model: Path, data_path: Path | None, keras_path: Path | None, runtime: str, samples: int | None,
             labels_path: Path | None, no_tflite: bool, plots_dir: Path | None, custom_objects: str | None,
             as_json: bool, out_json: Path | None) -> None:

@@ -74,8 +74,9 @@ def inspect(model: Path, as_json: bool, check: bool, board: str | None, library_
         inputs = ", ".join(_shape_text(t) for t in activations)
         if weights:
             inputs += f" | w {_shape_text(weights[0])} {_quant_text(weights[0])}"
+        first_out = op["outputs"][0] if op["outputs"] else None
         table.add_row(str(op["index"]), op["op"], str(op["version"]), inputs,
-                      ", ".join(_shape_text(t) for t in op["outputs"]), _quant_text(op["outputs"][0]),
+                      ", ".join(_shape_text(t) for t in op["outputs"]), _quant_text(first_out),
                       f"{op['params']:,}", f"{op['macs']:,}", f"{op['activation_bytes']:,}")
     console.print(table)
     totals = info["totals"]

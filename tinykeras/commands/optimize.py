@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from tinykeras.commands.params import EPOCHS, SEED, Finite, force_option
+
 
 @click.command()
 @click.argument("model", type=click.Path(path_type=Path))
@@ -19,19 +21,19 @@ import click
 @click.option("--structured", metavar="2:4|channels[:FRACTION]",
               help="2:4 sparsity, or channel pruning that removes FRACTION (default 0.5) of every prunable "
                    "layer's channels and rebuilds a smaller model.")
-@click.option("--target-macs", type=float,
+@click.option("--target-macs", type=Finite(0.0, 1.0, min_open=True),
               help="With --structured channels: remove channels until MACs fall to this ratio (0.5 = half).")
 @click.option("--qat", is_flag=True, help="Quantization-aware training (keeps the pruned zeros) before int8.")
-@click.option("--epochs", type=int, default=2, show_default=True, help="Fine-tuning epochs per stage.")
-@click.option("--qat-epochs", type=int, help="QAT epochs (default: --epochs).")
-@click.option("--batch-size", type=int, default=32, show_default=True)
-@click.option("--lr", "learning_rate", type=float, default=5e-4, show_default=True,
+@click.option("--epochs", type=EPOCHS, default=2, show_default=True, help="Fine-tuning epochs per stage.")
+@click.option("--qat-epochs", type=EPOCHS, help="QAT epochs (default: --epochs).")
+@click.option("--batch-size", type=click.IntRange(1, 65_536), default=32, show_default=True)
+@click.option("--lr", "learning_rate", type=Finite(0.0, 10.0, min_open=True), default=5e-4, show_default=True,
               help="Adam learning rate for fine-tuning (QAT uses half).")
 @click.option("--metric", type=click.Choice(["auto", "accuracy", "auc", "mse"]), default="auto",
               show_default=True, help="auto: accuracy for classifiers, AUC (or MSE) for autoencoders.")
 @click.option("--importance", type=click.Choice(["l1", "bn"]), default="l1", show_default=True,
               help="Channel ranking for --structured channels: filter L1 norm or BatchNorm |gamma|.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--per-tensor-dense", is_flag=True,
               help="int8 stage: one weight scale per FULLY_CONNECTED layer (see `tinykeras quantize --help`).")
 @click.option("--labels", type=click.Path(path_type=Path), help="Text file, one class label per line.")
@@ -39,6 +41,7 @@ import click
               help="Output directory (written atomically).")
 @click.option("--custom-objects", help="Python file or import path defining the model's custom layers (tf_keras).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@force_option
 def optimize(model: Path, data_path: Path, prune: float | None, schedule: str, structured: str | None,
              target_macs: float | None, qat: bool, epochs: int, qat_epochs: int | None, batch_size: int,
              learning_rate: float, metric: str, importance: str, seed: int, per_tensor_dense: bool,

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from tinykeras.commands.params import EPOCHS, SEED, force_option
+
 RECIPES = ["kws", "gesture", "sensor"]
 
 
@@ -14,8 +16,8 @@ RECIPES = ["kws", "gesture", "sensor"]
 @click.option("--data", "data_dir", type=click.Path(path_type=Path),
               help="Dataset directory in the recipe's layout. Default: synthesise one into the cache "
                    "($TINYKERAS_CACHE or ~/.cache/tinykeras).")
-@click.option("--epochs", type=int, help="Maximum epochs (early stopping may end sooner). Default: the recipe's.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for data splits, init and shuffling.")
+@click.option("--epochs", type=EPOCHS, help="Maximum epochs (early stopping may end sooner). Default: the recipe's.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed for data splits, init and shuffling.")
 @click.option("--quick", is_flag=True, help="A small subset for a few epochs: for tests and smoke checks.")
 @click.option("--model", "variant", help="Model variant (kws: dscnn, dscnn-small).")
 @click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path), default=None,
@@ -24,10 +26,11 @@ RECIPES = ["kws", "gesture", "sensor"]
               help="Then optimize: magnitude pruning to this sparsity (0-1), see `tinykeras optimize`.")
 @click.option("--structured", metavar="2:4|channels[:FRACTION]", help="Then optimize: 2:4 or channel pruning.")
 @click.option("--qat", is_flag=True, help="Then optimize: quantization-aware training before int8.")
-@click.option("--optimize-epochs", type=int, default=4, show_default=True,
+@click.option("--optimize-epochs", type=EPOCHS, default=4, show_default=True,
               help="Fine-tuning epochs per optimization stage.")
 @click.option("--per-tensor-dense", is_flag=True,
               help="Then optimize: one weight scale per FULLY_CONNECTED in the int8 model (see `tinykeras quantize`).")
+@force_option
 def train(recipe: str, data_dir: Path | None, epochs: int | None, seed: int, quick: bool, variant: str | None,
           out_dir: Path | None, prune: float | None, structured: str | None, qat: bool,
           optimize_epochs: int, per_tensor_dense: bool) -> None:
@@ -89,13 +92,15 @@ def data() -> None:
 @data.command()
 @click.argument("recipe", type=click.Choice(RECIPES))
 @click.argument("dest", type=click.Path(path_type=Path))
-@click.option("--per-word", type=int, default=200, show_default=True, help="kws: clips per keyword.")
-@click.option("--unknown", type=int, default=400, show_default=True,
+@click.option("--per-word", type=click.IntRange(1, 100_000), default=200, show_default=True,
+              help="kws: clips per keyword.")
+@click.option("--unknown", type=click.IntRange(0, 1_000_000), default=400, show_default=True,
               help="kws: clips of non-keywords, spread over 25 words.")
-@click.option("--per-class", type=int, default=80, show_default=True,
+@click.option("--per-class", type=click.IntRange(1, 100_000), default=80, show_default=True,
               help="gesture: windows per class per subject.")
-@click.option("--normal", type=int, default=200, show_default=True, help="sensor: normal training clips.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--normal", type=click.IntRange(1, 100_000), default=200, show_default=True,
+              help="sensor: normal training clips.")
+@click.option("--seed", type=SEED, default=0, show_default=True)
 def synth(recipe: str, dest: Path, per_word: int, unknown: int, per_class: int, normal: int, seed: int) -> None:
     """Synthesise a RECIPE dataset into DEST (kws needs espeak-ng and sox).
 
