@@ -136,7 +136,7 @@ def test_settings_with_labels_only_has_no_front_end(reference_models: dict[str, 
     model.write_bytes(reference_models["ad01_int8"].read_bytes())
     (model.parent / "settings.json").write_text(json.dumps({"labels": ["normal", "anomaly"]}))
     out = tmp_path / "p"
-    data = _build("--board", "pico", "--model", str(model), "-o", str(out))
+    data = _build("--board", "nano33ble", "--model", str(model), "-o", str(out))
     assert data["frontend"] is None
     header = (out / "src" / "model_settings.h").read_text()
     assert '#define TK_LABELS { "normal", "anomaly" }' in header and "TK_FE_" not in header
