@@ -58,6 +58,7 @@ class AotProgram:
     macs: int = 0
     buffers: tuple[Buffer, ...] = ()
     buffer_offsets: dict[str, int] = field(default_factory=dict)
+    streams: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 class _Unsupported(Exception):
@@ -170,6 +171,7 @@ class _Generator:
         self.overlaps: list[tuple[int, int, int]] = []  # (input, output, gap) of streaming kernels
         self.buffers: tuple[Buffer, ...] = ()
         self.buffer_offsets: dict[str, int] = {}
+        self.streams: dict[tuple[str, str], int] = {}
         n = len(info.ops)
         self.group = {t.index: t.index for t in info.tensors}
         # Lifetimes over the op order; graph inputs exist before op 0, outputs live to the end.
@@ -622,33 +624,24 @@ class _Generator:
         for t in self.first:
             members.setdefault(self.find(t), []).append(t)
         size = {g: max(self.info.tensors[m].nbytes for m in ms) for g, ms in members.items()}
-        # Streaming overlaps: groups chained into one region, each at an offset inside it.
-        region = {g: g for g in members}
-        rel = {g: 0 for g in members}
-        for i, o, gap in self.overlaps:
-            gi, go = self.find(i), self.find(o)
-            ri, ro = region[gi], region[go]
-            if ri == ro or any(region[g] == ro for g in members if g != go):
-                continue  # the output's group must still be on its own
-            offset = rel[gi] - gap
-            if offset < 0:
-                for g in members:
-                    if region[g] == ri:
-                        rel[g] -= offset
-                offset = 0
-            region[go], rel[go] = ri, offset
         buffers = []
-        for r in sorted(set(region.values())):
-            gs = [g for g in members if region[g] == r]
-            extent = max(rel[g] + size[g] for g in gs)
-            first = min(self.first[m] for g in gs for m in members[g])
-            last = max(self.last[m] for g in gs for m in members[g])
-            buffers.append(Buffer(f"t{r}", align_up(extent, 4), first, last))
+        for g in sorted(members):
+            first = min(self.first[m] for m in members[g])
+            last = max(self.last[m] for m in members[g])
+            buffers.append(Buffer(f"t{g}", align_up(size[g], 4), first, last))
         for index, nbytes in sorted(self.scratch.items()):
             buffers.append(Buffer(f"s{index}", align_up(nbytes, 4), index, index))
-        offsets, total = pack(buffers)
+        # Streaming kernels: the output may start up to `gap` bytes below its dying input.
+        streams: dict[tuple[str, str], int] = {}
+        for i, o, gap in self.overlaps:
+            gi, go = self.find(i), self.find(o)
+            if gi != go:
+                key = (f"t{gi}", f"t{go}")
+                streams[key] = max(streams.get(key, 0), gap)
+        offsets, total = pack(buffers, streams=streams)
+        self.streams = streams
         for g in members:
-            offsets[f"g{g}"] = offsets[f"t{region[g]}"] + rel[g]
+            offsets[f"g{g}"] = offsets[f"t{g}"]
         return offsets, max(total, 16), buffers
 
     def files(self) -> tuple[dict[str, str], int, dict[int, int]]:
@@ -783,5 +776,5 @@ def generate(model: bytes, info: ModelInfo, name: str = "model") -> AotProgram:
     return AotProgram(
         files=files, arena_bytes=arena, weights_bytes=gen.weights_bytes, input_bytes=ins[0].nbytes,
         output_bytes=outs[0].nbytes, ops=tuple(gen.plans), tensor_offsets=offsets, macs=info.macs,
-        buffers=gen.buffers, buffer_offsets=gen.buffer_offsets,
+        buffers=gen.buffers, buffer_offsets=gen.buffer_offsets, streams=dict(gen.streams),
     )
