@@ -8,6 +8,7 @@ and shifts become ``static const`` arrays (flash); activations live in one stati
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +25,7 @@ SUPPORTED_OPS = (
     "ADD", "AVERAGE_POOL_2D", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D", "DEQUANTIZE", "FULLY_CONNECTED",
     "LOGISTIC", "MAX_POOL_2D", "MEAN", "MUL", "PAD", "QUANTIZE", "RESHAPE", "SOFTMAX", "TANH",
 )
-KERNEL_FILES = ("tk_fixedpoint.h", "tk_kernels.h", "tk_conv.c", "tk_ops.c")
+KERNEL_FILES = ("tk_fixedpoint.h", "tk_kernels.h", "tk_fast.h", "tk_conv.c", "tk_ops.c")
 _HINT = "use --runtime tflm"
 _INPLACE_OPS = {"ADD", "MUL", "LOGISTIC", "TANH", "QUANTIZE"}
 _C_TYPES = {"int8": "int8_t", "int32": "int32_t", "float32": "float", "int16": "int16_t", "uint8": "uint8_t"}
@@ -42,6 +43,7 @@ class OpPlan:
     scratch_bytes: int
     in_place: bool
     macs: int
+    fast_path: bool = True  # False: a general kernel runs (the op falls off the specialised fast paths)
 
 
 @dataclass(frozen=True)
@@ -159,15 +161,18 @@ def _struct(ctype: str, name: str, fields: dict[str, Any]) -> str:
 
 
 class _Generator:
-    def __init__(self, info: ModelInfo, name: str):
+    def __init__(self, info: ModelInfo, name: str, profile: bool = False):
         self.info = info
         self.name = name
+        self.profile = profile
         self.decls: list[str] = []
         self.calls: list[str] = []
         self.weights_bytes = 0
         self.const_names: dict[int, str] = {}
+        self.array_bytes: dict[str, int] = {}
         self.plans: list[OpPlan] = []
         self.scratch: dict[int, int] = {}
+        self.general: set[int] = set()  # ops running on general (not specialised) kernels
         self.overlaps: list[tuple[int, int, int]] = []  # (input, output, gap) of streaming kernels
         self.buffers: tuple[Buffer, ...] = ()
         self.buffer_offsets: dict[str, int] = {}
@@ -222,8 +227,17 @@ class _Generator:
     def add_array(self, ctype: str, name: str, values: Any) -> str:
         arr = np.asarray(values)
         self.decls.append(_c_array(ctype, name, arr))
-        self.weights_bytes += max(arr.size, 1) * {"int8_t": 1, "uint8_t": 1, "int16_t": 2}.get(ctype, 4)
+        nbytes = max(arr.size, 1) * {"int8_t": 1, "uint8_t": 1, "int16_t": 2}.get(ctype, 4)
+        self.weights_bytes += nbytes
+        self.array_bytes[name] = nbytes
         return name
+
+    def drop_decls(self, *names: str) -> None:
+        """Remove declarations (arrays by name, or the op's parameter struct) a fast path does not use."""
+        for name in names:
+            pattern = re.compile(rf"^static const \w+ {re.escape(name)}(\[\d+\])? =")
+            self.decls = [d for d in self.decls if not pattern.match(d)]
+            self.weights_bytes -= self.array_bytes.pop(name, 0)
 
     def tensor(self, index: int) -> TensorInfo:
         return self.info.tensors[index]
@@ -257,11 +271,13 @@ class _Generator:
         ins = [i for i in op.inputs]
         self.calls.append(f"  /* #{op.index} {op.op} */")
         kernel, scratch, in_place = handler(op, ins, op.outputs[0])
+        if self.profile:
+            self.calls.append(f"  TK_PROFILE_MARK({op.index});")
         if scratch:
             self.scratch[op.index] = scratch
         self.plans.append(OpPlan(index=op.index, op=op.op, kernel=kernel, inputs=tuple(op.inputs),
                                  outputs=tuple(op.outputs), scratch_bytes=scratch, in_place=in_place,
-                                 macs=op.macs))
+                                 macs=op.macs, fast_path=op.index not in self.general))
 
     def try_in_place(self, op: OpInfo, candidates: list[int], out: int) -> bool:
         """Let ``out`` share memory with an input that dies at this op and has the same size."""
@@ -321,6 +337,31 @@ class _Generator:
         s = self.add_array("int8_t", f"tk_shift_{op.index}", shifts)
         return m, s
 
+    # ---- fast paths (runtime/aot/tk_fast.h) ----------------------------------------------------------
+    def fast_rq(self, op: OpInfo, x: TensorInfo, w: TensorInfo, out: TensorInfo, channels: int,
+                acc_bound: int) -> list[tuple[int, int, int]] | None:
+        """Per-channel (multiplier, 2^(e-1), e) for tk_rq, or None when the fast requantization would not
+        give TFLM's integers (a left shift or none, or accumulators that may reach 2^30)."""
+        if acc_bound >= 2**30:
+            return None
+        mults, shifts = quant.conv_multipliers(self.q(x)[0], w.quantization.scales, self.q(out)[0], channels)
+        out_rq = []
+        for m, s in zip(mults, shifts):
+            if m == 0:
+                out_rq.append((0, 1, 1))
+                continue
+            e = -s
+            if m < 0 or not 1 <= e <= 31:
+                return None
+            out_rq.append((m, 1 << (e - 1), e))
+        return out_rq
+
+    def add_struct_array(self, ctype: str, name: str, rows: list[tuple[int, ...]]) -> str:
+        body = ",\n".join("  {" + ", ".join(str(int(v)) for v in row) + "}" for row in rows)
+        self.decls.append(f"static const {ctype} {name}[{len(rows)}] = {{\n{body}\n}};\n")
+        self.weights_bytes += 4 * sum(len(row) for row in rows)
+        return name
+
     def op_conv_2d(self, op: OpInfo, ins: list[int], out_i: int) -> tuple[str, int, bool]:
         x, out = self.tensor(ins[0]), self.tensor(out_i)
         self.require_dtype(x, "int8")
@@ -352,6 +393,16 @@ class _Generator:
         if n == 1:
             self.try_overlap(op, ins[0], out_i, streaming_gap((h, wi, c), (oh, ow, oc), (sh, sw), (pad_h, pad_w), 2))
         scratch_ref = f"(int8_t *)(tk_arena + TK_SCRATCH_{op.index})" if scratch else "(int8_t *)0"
+        rq = self.fast_rq(op, x, w, out, oc, np.abs(bias).max(initial=0) + kh * kw * c * 128 * 128)
+        if n == 1 and dh == 1 and dw == 1 and rq is not None:
+            self.drop_decls(f"tk_p_{op.index}", m, s)
+            self.add_struct_array("tk_rq_param", f"tk_rq_{op.index}", rq)
+            self.calls.append(
+                f"  tk_conv_fast({self.ref(ins[0])}, {self.ref(out_i)}, {scratch_ref}, {h}, {wi}, {c}, {oh}, {ow}, {oc}, "
+                f"{kh}, {kw}, {sh}, {sw}, {pad_h}, {pad_w}, {in_zp}, {wname}, {bname}, tk_rq_{op.index}, "
+                f"{self.q(out)[1]}, {lo}, {hi});")
+            return ("tk_conv_fast 1x1" if direct else "tk_conv_fast"), scratch, False
+        self.general.add(op.index)
         self.calls.append(f"  tk_conv_s8(&tk_p_{op.index}, {self.ref(ins[0])}, {self.ref(out_i)}, {scratch_ref});")
         return "tk_conv_s8", scratch, False
 
@@ -381,9 +432,29 @@ class _Generator:
             "in_zp": in_zp, "out_zp": self.q(out)[1], "act_min": lo, "act_max": hi,
             "weights": wname, "bias": bname, "mult": m, "shift": s,
         }))
+        pads = (_compute_padding(sh, dh, h, kh, oh), _compute_padding(sw, dw, wi, kw, ow))
         if n == 1:
-            pads = (_compute_padding(sh, dh, h, kh, oh), _compute_padding(sw, dw, wi, kw, ow))
             self.try_overlap(op, ins[0], out_i, streaming_gap((h, wi, c), (oh, ow, oc), (sh, sw), pads, 1))
+        rq = self.fast_rq(op, x, w, out, oc, np.abs(bias).max(initial=0) + kh * kw * 255 * 128)
+        if (n == 1 and (kh, kw) == (3, 3) and (dh, dw) == (1, 1) and sh == sw and oc == c and c % 4 == 0
+                and rq is not None):
+            self.drop_decls(f"tk_p_{op.index}", m, s)
+            wsum = wd.reshape(9, c).sum(axis=0)
+            adj = self.fold(bias, in_zp, wsum)
+            # per 4-channel group and tap: (w[c], w[c+2]) and (w[c+1], w[c+3]) as int16 lanes of an int32
+            w9 = wd.reshape(9, c // 4, 4).transpose(1, 0, 2)  # [group][tap][4]
+            lanes = np.stack([w9[..., 0] & 0xFFFF | (w9[..., 2] << 16), w9[..., 1] & 0xFFFF | (w9[..., 3] << 16)],
+                             axis=-1)
+            lanes = lanes.astype(np.int64)
+            lanes = np.where(lanes >= 2**31, lanes - 2**32, lanes)
+            wx = self.add_array("int32_t", f"tk_wx_{op.index}", lanes)
+            ba = self.add_array("int32_t", f"tk_ba_{op.index}", adj)
+            self.add_struct_array("tk_rq_param", f"tk_rq_{op.index}", rq)
+            self.calls.append(
+                f"  tk_dw3x3_fast({self.ref(ins[0])}, {self.ref(out_i)}, {h}, {wi}, {c}, {oh}, {ow}, {sh}, {pads[0]}, "
+                f"{pads[1]}, {in_zp}, {wx}, {wname}, {bname}, {ba}, tk_rq_{op.index}, {self.q(out)[1]}, {lo}, {hi});")
+            return "tk_dw3x3_fast", 0, False
+        self.general.add(op.index)
         self.calls.append(f"  tk_dwconv_s8(&tk_p_{op.index}, {self.ref(ins[0])}, {self.ref(out_i)});")
         return "tk_dwconv_s8", 0, False
 
@@ -407,6 +478,15 @@ class _Generator:
             "batches": x.num_elements // depth, "depth": depth, "units": units, "out_zp": self.q(out)[1],
             "act_min": lo, "act_max": hi, "weights": wname, "bias_adj": bname, "mult": m, "shift": s,
         }))
+        rq = self.fast_rq(op, x, w, out, units, np.abs(bias).max(initial=0) + depth * 128 * 128)
+        if rq is not None:
+            self.drop_decls(f"tk_p_{op.index}", m, s)
+            self.add_struct_array("tk_rq_param", f"tk_rq_{op.index}", rq)
+            self.calls.append(
+                f"  tk_fc_fast({self.ref(ins[0])}, {self.ref(out_i)}, {x.num_elements // depth}, {depth}, {units}, "
+                f"{wname}, {bname}, tk_rq_{op.index}, {self.q(out)[1]}, {lo}, {hi});")
+            return "tk_fc_fast", 0, False
+        self.general.add(op.index)
         self.calls.append(f"  tk_fc_s8(&tk_p_{op.index}, {self.ref(ins[0])}, {self.ref(out_i)});")
         return "tk_fc_s8", 0, False
 
@@ -662,8 +742,12 @@ class _Generator:
         out_list = ", ".join(f"tk_arena + {tensor_offsets[t.index]}" for t in outs)
         in_sizes = ", ".join(str(t.nbytes) for t in ins)
         out_sizes = ", ".join(str(t.nbytes) for t in outs)
+        decls, calls = "\n".join(self.decls), "\n".join(self.calls)
+        if self.profile:
+            decls = _PROFILE_DECLS.format(n=len(info.ops)) + decls
+            calls = "  uint64_t tk_prof_t = tk_profile_now();\n" + calls
         source = _SOURCE.format(
-            banner=head, defines="\n".join(defines), decls="\n".join(self.decls), calls="\n".join(self.calls),
+            banner=head, defines="\n".join(defines), decls=decls, calls=calls,
             in_list=in_list, out_list=out_list, in_sizes=in_sizes, out_sizes=out_sizes,
             name=self.name,
         )
@@ -714,8 +798,21 @@ unsigned tk_output_bytes_at(unsigned i);
 #endif /* TK_MODEL_H_ */
 """
 
+_PROFILE_DECLS = """/* Profile build (tinykeras profile): a counter read after every op. Not the benchmark build. */
+uint64_t tk_profile_now(void);  /* the profile firmware's counter: instructions, cycles or microseconds */
+uint64_t tk_profile_counts[{n}];
+const unsigned tk_profile_num_ops = {n};
+#define TK_PROFILE_MARK(k) do {{ \\
+    const uint64_t tk_prof_now = tk_profile_now(); \\
+    tk_profile_counts[k] += tk_prof_now - tk_prof_t; \\
+    tk_prof_t = tk_prof_now; \\
+  }} while (0)
+
+"""
+
 _SOURCE = """{banner}#include <string.h>
 
+#include "tk_fast.h"
 #include "tk_kernels.h"
 #include "tk_model.h"
 
@@ -761,15 +858,18 @@ int tk_invoke(void) {{
 """
 
 
-def generate(model: bytes, info: ModelInfo, name: str = "model") -> AotProgram:
+def generate(model: bytes, info: ModelInfo, name: str = "model", profile: bool = False) -> AotProgram:
     """Generate the aot C sources for ``info`` (the ModelInfo of ``model``).
+
+    ``profile=True`` adds a counter read after every op (``tk_profile_counts``, ``tk_profile_now()`` to be
+    provided by the profile firmware, see tinykeras/profile.py); the benchmark build never has it.
 
     Raises UnsupportedOpError (listing each op and its index) when an op or a tensor type is outside
     what the aot kernels implement.
     """
     if not info.ops:
         raise ModelError(f"{info.path or 'model'}: the model has no operators")
-    gen = _Generator(info, name)
+    gen = _Generator(info, name, profile)
     gen.run()
     files, arena, offsets = gen.files()
     ins, outs = info.input_tensors(), info.output_tensors()

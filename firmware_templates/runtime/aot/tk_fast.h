@@ -1,0 +1,401 @@
+/* tinykeras aot runtime: specialised int8 kernels, inlined into per-layer functions of tk_model.c.
+ *
+ * The generator (tinykeras/aot/generator.py, "fast paths") emits one small function per CONV_2D,
+ * DEPTHWISE_CONV_2D and FULLY_CONNECTED layer that calls these always-inline kernels with the layer's
+ * shapes as literal constants, so the compiler unrolls and folds them per layer. Every fast path gives
+ * the integers of TFLM's reference kernels; the generator checks the conditions that make that true:
+ *
+ * - Requantization (tk_rq): TFLM's SaturatingRoundingDoublingHighMul(acc, M) for M > 0 equals
+ *   floor((acc * M + 2^30) / 2^31) = floor((2 acc * M + 2^31) / 2^32), which is SMMULR(2 acc, M) on the
+ *   Cortex-M4 (one instruction) when |acc| < 2^30 (checked from the weights and biases at generation).
+ *   RoundingDivideByPOT(h, e) for e >= 1 is (h + 2^(e-1) - (h < 0)) >> e. Per channel the generator
+ *   stores {M, 2^(e-1), e} (tk_rq_param); channels with a zero multiplier use {0, 1, 1}.
+ * - Convolution and fully connected: bias_adj = bias - in_zp * sum(w), so padded im2col taps hold in_zp
+ *   (as TFLM skipping them). Weight rows are pair-interleaved (generator.pair_interleave); blocks of
+ *   2 output channels x 2 pixels (conv) or 4 output channels x 1 input (fully connected).
+ * - Depthwise 3x3 (depth multiplier 1, channels % 4 == 0): weights sign-extended at generation into
+ *   the SXTB16 lane order, 4 channels x 9 taps per block; interior pixels add bias_adj = bias - in_zp *
+ *   sum(w) to plain products, border pixels subtract in_zp from the valid taps only (TFLM's skipping).
+ *
+ * On cores without the DSP extension (Cortex-M0+, hosts) the same functions run portable C that
+ * computes the same integers.
+ */
+#ifndef TK_FAST_H_
+#define TK_FAST_H_
+
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#include <arm_acle.h>
+#define TK_FAST_DSP 1
+#else
+#define TK_FAST_DSP 0
+#endif
+
+#if defined(__GNUC__)
+#define TK_FAST_INLINE static inline __attribute__((always_inline))
+#else
+#define TK_FAST_INLINE static inline
+#endif
+
+typedef struct {
+  int32_t mult; /* Q31 multiplier, >= 0 */
+  int32_t rnd;  /* 2^(e-1) */
+  int32_t e;    /* right shift, 1..31 */
+} tk_rq_param;
+
+TK_FAST_INLINE uint32_t tk_ld32(const int8_t *p) {
+  uint32_t v;
+  memcpy(&v, p, 4);
+  return v;
+}
+
+#if TK_FAST_DSP
+TK_FAST_INLINE int32_t tk_sxtb16r8(uint32_t v) {
+  int32_t r;
+  __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
+  return r;
+}
+TK_FAST_INLINE int32_t tk_smmulr(int32_t a, int32_t b) {
+  int32_t r;
+  __asm__("smmulr %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+  return r;
+}
+#endif
+
+/* acc -> int8 with the layer's output zero point and activation range (see the header comment). */
+TK_FAST_INLINE int8_t tk_rq(int32_t acc, const tk_rq_param *q, int32_t zp, int32_t lo, int32_t hi) {
+#if TK_FAST_DSP
+  const int32_t h = tk_smmulr(acc * 2, q->mult);
+#else
+  const int32_t h = (int32_t)(((int64_t)acc * q->mult + ((int64_t)1 << 30)) >> 31);
+#endif
+  int32_t v = ((h + q->rnd - (int32_t)((uint32_t)h >> 31)) >> q->e) + zp;
+#if TK_FAST_DSP
+  v = __ssat(v, 8);
+  if (lo > -128) v = v < lo ? lo : v;
+  if (hi < 127) v = v > hi ? hi : v;
+#else
+  v = v < lo ? lo : v;
+  v = v > hi ? hi : v;
+#endif
+  return (int8_t)v;
+}
+
+/* Two pair-interleaved weight rows (w) against two columns: a[0..3] += r0.c0, r1.c0, r0.c1, r1.c1. */
+TK_FAST_INLINE void tk_dot2x2(const int8_t *w, const int8_t *c0, const int8_t *c1, const int depth, int32_t *a) {
+  const int k4 = depth & ~3;
+  int32_t a00 = a[0], a10 = a[1], a01 = a[2], a11 = a[3];
+  int k;
+#if TK_FAST_DSP
+  const int8_t *const end = c0 + k4;
+  while (c0 != end) {
+    const uint32_t x0 = tk_ld32(c0), x1 = tk_ld32(c1), v0 = tk_ld32(w), v1 = tk_ld32(w + 4);
+    const int32_t x0a = __sxtb16(x0), x0b = tk_sxtb16r8(x0), x1a = __sxtb16(x1), x1b = tk_sxtb16r8(x1);
+    int32_t wa = __sxtb16(v0), wb = tk_sxtb16r8(v0);
+    a00 = __smlad(x0a, wa, a00);
+    a00 = __smlad(x0b, wb, a00);
+    a01 = __smlad(x1a, wa, a01);
+    a01 = __smlad(x1b, wb, a01);
+    wa = __sxtb16(v1);
+    wb = tk_sxtb16r8(v1);
+    a10 = __smlad(x0a, wa, a10);
+    a10 = __smlad(x0b, wb, a10);
+    a11 = __smlad(x1a, wa, a11);
+    a11 = __smlad(x1b, wb, a11);
+    c0 += 4;
+    c1 += 4;
+    w += 8;
+  }
+  c0 -= k4;
+  c1 -= k4;
+#else
+  for (k = 0; k < k4; k += 4, w += 8) {
+    int j;
+    for (j = 0; j < 4; ++j) {
+      const int32_t x0 = c0[k + j], x1 = c1[k + j], v0 = w[j], v1 = w[4 + j];
+      a00 += x0 * v0;
+      a10 += x0 * v1;
+      a01 += x1 * v0;
+      a11 += x1 * v1;
+    }
+  }
+#endif
+  for (k = k4; k < depth; ++k) {
+    const int32_t v0 = w[k - k4], v1 = w[depth - k4 + k - k4];
+    a00 += c0[k] * v0;
+    a10 += c0[k] * v1;
+    a01 += c1[k] * v0;
+    a11 += c1[k] * v1;
+  }
+  a[0] = a00;
+  a[1] = a10;
+  a[2] = a01;
+  a[3] = a11;
+}
+
+/* Four rows (two interleaved pairs wa, wb) against one column: a[0..3] += rows . c0. */
+TK_FAST_INLINE void tk_dot4x1(const int8_t *wa, const int8_t *wb, const int8_t *c0, const int depth, int32_t *a) {
+  const int k4 = depth & ~3;
+  int32_t a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3];
+  int k;
+#if TK_FAST_DSP
+  const int8_t *const end = c0 + k4;
+  while (c0 != end) {
+    const uint32_t x = tk_ld32(c0);
+    const int32_t xa = __sxtb16(x), xb = tk_sxtb16r8(x);
+    uint32_t v = tk_ld32(wa);
+    a0 = __smlad(xa, __sxtb16(v), a0);
+    a0 = __smlad(xb, tk_sxtb16r8(v), a0);
+    v = tk_ld32(wa + 4);
+    a1 = __smlad(xa, __sxtb16(v), a1);
+    a1 = __smlad(xb, tk_sxtb16r8(v), a1);
+    v = tk_ld32(wb);
+    a2 = __smlad(xa, __sxtb16(v), a2);
+    a2 = __smlad(xb, tk_sxtb16r8(v), a2);
+    v = tk_ld32(wb + 4);
+    a3 = __smlad(xa, __sxtb16(v), a3);
+    a3 = __smlad(xb, tk_sxtb16r8(v), a3);
+    c0 += 4;
+    wa += 8;
+    wb += 8;
+  }
+  c0 -= k4;
+#else
+  for (k = 0; k < k4; k += 4, wa += 8, wb += 8) {
+    int j;
+    for (j = 0; j < 4; ++j) {
+      const int32_t x = c0[k + j];
+      a0 += x * wa[j];
+      a1 += x * wa[4 + j];
+      a2 += x * wb[j];
+      a3 += x * wb[4 + j];
+    }
+  }
+#endif
+  for (k = k4; k < depth; ++k) {
+    const int32_t x = c0[k];
+    a0 += x * wa[k - k4];
+    a1 += x * wa[depth - k4 + k - k4];
+    a2 += x * wb[k - k4];
+    a3 += x * wb[depth - k4 + k - k4];
+  }
+  a[0] = a0;
+  a[1] = a1;
+  a[2] = a2;
+  a[3] = a3;
+}
+
+/* rows x depth weights (pair-interleaved) times one or two columns -> rows int8 outputs per column. */
+TK_FAST_INLINE void tk_gemm_cols(const int8_t *w, const int rows, const int depth, const int8_t *c0,
+                                 const int8_t *c1, const int32_t *bias, const tk_rq_param *rq, const int32_t zp,
+                                 const int32_t lo, const int32_t hi, int8_t *o0, int8_t *o1) {
+  int r = 0;
+  int32_t a[4];
+  if (c1 == 0) {
+    for (; r + 4 <= rows; r += 4) {
+      const int8_t *wr = w + r * depth;
+      a[0] = bias[r];
+      a[1] = bias[r + 1];
+      a[2] = bias[r + 2];
+      a[3] = bias[r + 3];
+      tk_dot4x1(wr, wr + 2 * depth, c0, depth, a);
+      o0[r] = tk_rq(a[0], rq + r, zp, lo, hi);
+      o0[r + 1] = tk_rq(a[1], rq + r + 1, zp, lo, hi);
+      o0[r + 2] = tk_rq(a[2], rq + r + 2, zp, lo, hi);
+      o0[r + 3] = tk_rq(a[3], rq + r + 3, zp, lo, hi);
+    }
+    c1 = c0; /* the leftover pair computes the same column twice */
+    o1 = 0;
+  }
+  for (; r + 2 <= rows; r += 2) {
+    a[0] = bias[r];
+    a[1] = bias[r + 1];
+    a[2] = a[0];
+    a[3] = a[1];
+    tk_dot2x2(w + r * depth, c0, c1, depth, a);
+    o0[r] = tk_rq(a[0], rq + r, zp, lo, hi);
+    o0[r + 1] = tk_rq(a[1], rq + r + 1, zp, lo, hi);
+    if (o1) {
+      o1[r] = tk_rq(a[2], rq + r, zp, lo, hi);
+      o1[r + 1] = tk_rq(a[3], rq + r + 1, zp, lo, hi);
+    }
+  }
+  if (r < rows) { /* odd last row, natural layout */
+    const int8_t *wr = w + r * depth;
+    int32_t s0 = bias[r], s1 = bias[r];
+    int k;
+    for (k = 0; k < depth; ++k) {
+      s0 += c0[k] * wr[k];
+      s1 += c1[k] * wr[k];
+    }
+    o0[r] = tk_rq(s0, rq + r, zp, lo, hi);
+    if (o1) o1[r] = tk_rq(s1, rq + r, zp, lo, hi);
+  }
+}
+
+/* Word-at-a-time copy and fill (newlib-nano's memcpy/memset go byte by byte). */
+TK_FAST_INLINE void tk_fast_copy(int8_t *dst, const int8_t *src, const int n) {
+  int j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const uint32_t v = tk_ld32(src + j);
+    memcpy(dst + j, &v, 4);
+  }
+  for (; j < n; ++j) dst[j] = src[j];
+}
+
+TK_FAST_INLINE void tk_fast_fill(int8_t *dst, const int8_t value, const int n) {
+  const uint32_t v = (uint32_t)(uint8_t)value * 0x01010101u;
+  int j = 0;
+  for (; j + 4 <= n; j += 4) memcpy(dst + j, &v, 4);
+  for (; j < n; ++j) dst[j] = value;
+}
+
+/* One im2col column (no dilation): the receptive field of output pixel (oy, ox), padded taps = zp. */
+TK_FAST_INLINE void tk_fast_im2col(const int8_t *in, const int in_h, const int in_w, const int in_c, const int k_h,
+                                   const int k_w, const int s_h, const int s_w, const int pad_h, const int pad_w,
+                                   const int8_t zp, const int oy, const int ox, int8_t *col) {
+  const int iy0 = oy * s_h - pad_h, ix0 = ox * s_w - pad_w;
+  int ky;
+  if (iy0 >= 0 && iy0 + k_h <= in_h && ix0 >= 0 && ix0 + k_w <= in_w) { /* interior: k_h row copies */
+    const int8_t *src = in + (iy0 * in_w + ix0) * in_c;
+    for (ky = 0; ky < k_h; ++ky, src += in_w * in_c, col += k_w * in_c) tk_fast_copy(col, src, k_w * in_c);
+    return;
+  }
+  for (ky = 0; ky < k_h; ++ky) {
+    const int iy = iy0 + ky;
+    int kx;
+    if (iy < 0 || iy >= in_h) {
+      tk_fast_fill(col, zp, k_w * in_c);
+      col += k_w * in_c;
+      continue;
+    }
+    for (kx = 0; kx < k_w; ++kx, col += in_c) {
+      const int ix = ix0 + kx;
+      if (ix >= 0 && ix < in_w) {
+        tk_fast_copy(col, in + (iy * in_w + ix) * in_c, in_c);
+      } else {
+        tk_fast_fill(col, zp, in_c);
+      }
+    }
+  }
+}
+
+/* CONV_2D, batch 1, no dilation. 1x1 without padding reads the input in place (no im2col); otherwise two
+ * im2col columns (2 * k_h * k_w * in_c bytes of scratch). Two output pixels at a time, raster order. */
+TK_FAST_INLINE void tk_conv_fast(const int8_t *in, int8_t *out, int8_t *scratch, const int in_h, const int in_w,
+                                 const int in_c, const int out_h, const int out_w, const int out_c, const int k_h,
+                                 const int k_w, const int s_h, const int s_w, const int pad_h, const int pad_w,
+                                 const int8_t in_zp, const int8_t *w, const int32_t *bias, const tk_rq_param *rq,
+                                 const int32_t zp, const int32_t lo, const int32_t hi) {
+  const int depth = k_h * k_w * in_c;
+  const int direct = k_h == 1 && k_w == 1 && pad_h == 0 && pad_w == 0;
+  const int npix = out_h * out_w;
+  int pix = 0, oy = 0, ox = 0;
+  for (; pix < npix; pix += 2) {
+    const int8_t *c0, *c1 = 0;
+    int oy1 = oy, ox1 = ox + 1;
+    if (ox1 == out_w) {
+      ox1 = 0;
+      ++oy1;
+    }
+    if (direct) {
+      c0 = in + (oy * s_h * in_w + ox * s_w) * in_c;
+      if (pix + 1 < npix) c1 = in + (oy1 * s_h * in_w + ox1 * s_w) * in_c;
+    } else {
+      tk_fast_im2col(in, in_h, in_w, in_c, k_h, k_w, s_h, s_w, pad_h, pad_w, in_zp, oy, ox, scratch);
+      c0 = scratch;
+      if (pix + 1 < npix) {
+        tk_fast_im2col(in, in_h, in_w, in_c, k_h, k_w, s_h, s_w, pad_h, pad_w, in_zp, oy1, ox1, scratch + depth);
+        c1 = scratch + depth;
+      }
+    }
+    tk_gemm_cols(w, out_c, depth, c0, c1, bias, rq, zp, lo, hi, out + pix * out_c, c1 ? out + (pix + 1) * out_c : 0);
+    ox = ox1 + 1;
+    oy = oy1;
+    if (ox >= out_w) {
+      ox -= out_w;
+      ++oy;
+    }
+  }
+}
+
+/* FULLY_CONNECTED: `batches` input rows of `depth` values. */
+TK_FAST_INLINE void tk_fc_fast(const int8_t *in, int8_t *out, const int batches, const int depth, const int units,
+                               const int8_t *w, const int32_t *bias, const tk_rq_param *rq, const int32_t zp,
+                               const int32_t lo, const int32_t hi) {
+  int b;
+  for (b = 0; b < batches; b += 2) {
+    const int8_t *c0 = in + b * depth;
+    const int8_t *c1 = b + 1 < batches ? c0 + depth : 0;
+    tk_gemm_cols(w, units, depth, c0, c1, bias, rq, zp, lo, hi, out + b * units, c1 ? out + (b + 1) * units : 0);
+  }
+}
+
+/* DEPTHWISE_CONV_2D 3x3, depth multiplier 1, C % 4 == 0, no dilation, batch 1.
+ * wx: per 4-channel group and tap, two int32 words holding (w[c], w[c+2]) and (w[c+1], w[c+3]) as int16
+ * lanes (the SXTB16 lane order of the input word). bias_adj = bias - in_zp * sum over the 9 taps.
+ * Border pixels: plain C over the valid taps with the model's bias and the input offset. */
+TK_FAST_INLINE void tk_dw3x3_fast(const int8_t *in, int8_t *out, const int in_h, const int in_w, const int C,
+                                  const int out_h, const int out_w, const int s, const int pad_h, const int pad_w,
+                                  const int32_t in_zp, const int32_t *wx, const int8_t *w, const int32_t *bias,
+                                  const int32_t *bias_adj, const tk_rq_param *rq, const int32_t zp, const int32_t lo,
+                                  const int32_t hi) {
+  int oy, ox, c;
+  for (oy = 0; oy < out_h; ++oy) {
+    const int iy0 = oy * s - pad_h;
+    for (ox = 0; ox < out_w; ++ox) {
+      const int ix0 = ox * s - pad_w;
+      int8_t *o = out + (oy * out_w + ox) * C;
+      if (iy0 >= 0 && iy0 + 3 <= in_h && ix0 >= 0 && ix0 + 3 <= in_w) {
+        const int8_t *base = in + (iy0 * in_w + ix0) * C;
+        const int32_t *wg = wx;
+        for (c = 0; c < C; c += 4, wg += 18) {
+          const int8_t *x = base + c;
+          int32_t a0 = bias_adj[c], a1 = bias_adj[c + 1], a2 = bias_adj[c + 2], a3 = bias_adj[c + 3];
+          int t;
+#if TK_FAST_DSP
+          for (t = 0; t < 9; ++t) {
+            const uint32_t xv = tk_ld32(x + ((t / 3) * in_w + (t % 3)) * C);
+            const int32_t x02 = __sxtb16(xv), x13 = tk_sxtb16r8(xv);
+            const int32_t w02 = wg[2 * t], w13 = wg[2 * t + 1];
+            a0 = __smlabb(x02, w02, a0);
+            a2 = __smlatt(x02, w02, a2);
+            a1 = __smlabb(x13, w13, a1);
+            a3 = __smlatt(x13, w13, a3);
+          }
+#else
+          for (t = 0; t < 9; ++t) {
+            const int8_t *xt = x + ((t / 3) * in_w + (t % 3)) * C;
+            const int32_t w02 = wg[2 * t], w13 = wg[2 * t + 1];
+            a0 += xt[0] * (int32_t)(int16_t)(w02 & 0xFFFF);
+            a2 += xt[2] * (w02 >> 16);
+            a1 += xt[1] * (int32_t)(int16_t)(w13 & 0xFFFF);
+            a3 += xt[3] * (w13 >> 16);
+          }
+#endif
+          o[c] = tk_rq(a0, rq + c, zp, lo, hi);
+          o[c + 1] = tk_rq(a1, rq + c + 1, zp, lo, hi);
+          o[c + 2] = tk_rq(a2, rq + c + 2, zp, lo, hi);
+          o[c + 3] = tk_rq(a3, rq + c + 3, zp, lo, hi);
+        }
+      } else {
+        const int ky0 = iy0 < 0 ? -iy0 : 0, ky1 = in_h - iy0 < 3 ? in_h - iy0 : 3;
+        const int kx0 = ix0 < 0 ? -ix0 : 0, kx1 = in_w - ix0 < 3 ? in_w - ix0 : 3;
+        for (c = 0; c < C; ++c) {
+          int32_t acc = bias[c];
+          int ky, kx;
+          for (ky = ky0; ky < ky1; ++ky) {
+            for (kx = kx0; kx < kx1; ++kx) {
+              acc += w[(ky * 3 + kx) * C + c] * (in[((iy0 + ky) * in_w + ix0 + kx) * C + c] - in_zp);
+            }
+          }
+          o[c] = tk_rq(acc, rq + c, zp, lo, hi);
+        }
+      }
+    }
+  }
+}
+
+#endif /* TK_FAST_H_ */
