@@ -160,6 +160,30 @@ def _struct(ctype: str, name: str, fields: dict[str, Any]) -> str:
     return f"static const {ctype} {name} = {{\n" + "\n".join(parts) + "\n};\n"
 
 
+def fast_rq_params(mults: list[int], shifts: list[int], out_zp: int,
+                   acc_bound: int) -> list[tuple[int, int, int]] | None:
+    """tk_rq parameters {M, 2^(e-1) + (out_zp << e), e} per channel (runtime/aot/tk_fast.h), or None.
+
+    >>> fast_rq_params([1 << 30 | 5, 0], [-3, 0], -128, 1000)
+    [(1073741829, -1020, 3), (0, -255, 1)]
+    >>> fast_rq_params([1 << 30], [-3], 0, 1000) is None  # exactly 2^30: the sign test would differ
+    True
+    """
+    rows = []
+    for m, s in zip(mults, shifts):
+        if m == 0:
+            rows.append((0, 1 + 2 * out_zp, 1))
+            continue
+        e = -s
+        if not (1 << 30) < m < (1 << 31) or not 1 <= e <= 31:
+            return None
+        rnd = (1 << (e - 1)) + out_zp * (1 << e)
+        if acc_bound + abs(rnd) >= 2**30:
+            return None
+        rows.append((m, rnd, e))
+    return rows
+
+
 class _Generator:
     def __init__(self, info: ModelInfo, name: str, profile: bool = False):
         self.info = info
@@ -340,21 +364,11 @@ class _Generator:
     # ---- fast paths (runtime/aot/tk_fast.h) ----------------------------------------------------------
     def fast_rq(self, op: OpInfo, x: TensorInfo, w: TensorInfo, out: TensorInfo, channels: int,
                 acc_bound: int) -> list[tuple[int, int, int]] | None:
-        """Per-channel (multiplier, 2^(e-1), e) for tk_rq, or None when the fast requantization would not
-        give TFLM's integers (a left shift or none, or accumulators that may reach 2^30)."""
-        if acc_bound >= 2**30:
-            return None
+        """Per-channel (multiplier, 2^(e-1) + (out_zp << e), e) for tk_rq, or None when the fast
+        requantization would not give TFLM's integers (a shift that is not to the right, a multiplier of
+        exactly 2^30, or accumulators that may reach 2^30)."""
         mults, shifts = quant.conv_multipliers(self.q(x)[0], w.quantization.scales, self.q(out)[0], channels)
-        out_rq = []
-        for m, s in zip(mults, shifts):
-            if m == 0:
-                out_rq.append((0, 1, 1))
-                continue
-            e = -s
-            if m < 0 or not 1 <= e <= 31:
-                return None
-            out_rq.append((m, 1 << (e - 1), e))
-        return out_rq
+        return fast_rq_params(mults, shifts, self.q(out)[1], acc_bound)
 
     def add_struct_array(self, ctype: str, name: str, rows: list[tuple[int, ...]]) -> str:
         body = ",\n".join("  {" + ", ".join(str(int(v)) for v in row) + "}" for row in rows)
@@ -400,7 +414,7 @@ class _Generator:
             self.calls.append(
                 f"  tk_conv_fast({self.ref(ins[0])}, {self.ref(out_i)}, {scratch_ref}, {h}, {wi}, {c}, {oh}, {ow}, {oc}, "
                 f"{kh}, {kw}, {sh}, {sw}, {pad_h}, {pad_w}, {in_zp}, {wname}, {bname}, tk_rq_{op.index}, "
-                f"{self.q(out)[1]}, {lo}, {hi});")
+                f"{lo}, {hi});")
             return ("tk_conv_fast 1x1" if direct else "tk_conv_fast"), scratch, False
         self.general.add(op.index)
         self.calls.append(f"  tk_conv_s8(&tk_p_{op.index}, {self.ref(ins[0])}, {self.ref(out_i)}, {scratch_ref});")
@@ -438,7 +452,7 @@ class _Generator:
         rq = self.fast_rq(op, x, w, out, oc, np.abs(bias).max(initial=0) + kh * kw * 255 * 128)
         if (n == 1 and (kh, kw) == (3, 3) and (dh, dw) == (1, 1) and sh == sw and oc == c and c % 4 == 0
                 and rq is not None):
-            self.drop_decls(f"tk_p_{op.index}", m, s)
+            self.drop_decls(f"tk_p_{op.index}", m, s, wname)
             wsum = wd.reshape(9, c).sum(axis=0)
             adj = self.fold(bias, in_zp, wsum)
             # per 4-channel group and tap: (w[c], w[c+2]) and (w[c+1], w[c+3]) as int16 lanes of an int32
@@ -452,7 +466,7 @@ class _Generator:
             self.add_struct_array("tk_rq_param", f"tk_rq_{op.index}", rq)
             self.calls.append(
                 f"  tk_dw3x3_fast({self.ref(ins[0])}, {self.ref(out_i)}, {h}, {wi}, {c}, {oh}, {ow}, {sh}, {pads[0]}, "
-                f"{pads[1]}, {in_zp}, {wx}, {wname}, {bname}, {ba}, tk_rq_{op.index}, {self.q(out)[1]}, {lo}, {hi});")
+                f"{pads[1]}, {in_zp}, {wx}, {bname}, {ba}, tk_rq_{op.index}, {lo}, {hi});")
             return "tk_dw3x3_fast", 0, False
         self.general.add(op.index)
         self.calls.append(f"  tk_dwconv_s8(&tk_p_{op.index}, {self.ref(ins[0])}, {self.ref(out_i)});")
@@ -484,7 +498,7 @@ class _Generator:
             self.add_struct_array("tk_rq_param", f"tk_rq_{op.index}", rq)
             self.calls.append(
                 f"  tk_fc_fast({self.ref(ins[0])}, {self.ref(out_i)}, {x.num_elements // depth}, {depth}, {units}, "
-                f"{wname}, {bname}, tk_rq_{op.index}, {self.q(out)[1]}, {lo}, {hi});")
+                f"{wname}, {bname}, tk_rq_{op.index}, {lo}, {hi});")
             return "tk_fc_fast", 0, False
         self.general.add(op.index)
         self.calls.append(f"  tk_fc_s8(&tk_p_{op.index}, {self.ref(ins[0])}, {self.ref(out_i)});")
@@ -550,9 +564,33 @@ class _Generator:
         fields.update({"act_min": lo, "act_max": hi})
         self.decls.append(_struct("tk_binary_params", f"tk_p_{op.index}", fields))
         in_place = self.try_in_place(op, [i for i in ins if self.tensor(i).num_elements == out.num_elements], out_i)
+        if kind == "add" and not broadcast:
+            fast = self.fast_add(op, fields, lo, hi)
+            if fast:
+                self.drop_decls(f"tk_p_{op.index}")
+                self.calls.append(f"  tk_add_fast({self.ref(ins[0])}, {self.ref(ins[1])}, {self.ref(out_i)}, "
+                                  f"{out.num_elements}, {fast[0]} + 128, {fast[1]} + 128, {fast[2]}, {lo}, {hi});")
+                return "tk_add_fast", 0, in_place
+        if kind == "add":
+            self.general.add(op.index)
         kernel = f"tk_{kind}_s8"
         self.calls.append(f"  {kernel}(&tk_p_{op.index}, {self.ref(ins[0])}, {self.ref(ins[1])}, {self.ref(out_i)});")
         return kernel, 0, in_place
+
+    def fast_add(self, op: OpInfo, f: dict[str, Any], lo: int, hi: int) -> tuple[str, str, str] | None:
+        """Lookup tables of the two rescaled inputs and the output tk_rq parameters of an ADD, or None."""
+        luts = []
+        for k in (1, 2):
+            luts.append([quant.mbqm((v + f[f"in{k}_offset"]) << f["left_shift"], f[f"in{k}_mult"], f[f"in{k}_shift"])
+                         for v in range(-128, 128)])
+        bound = max(abs(a) for a in luts[0]) + max(abs(b) for b in luts[1])
+        rq = fast_rq_params([f["out_mult"]], [f["out_shift"]], f["out_offset"], bound)
+        if rq is None:
+            return None
+        names = (self.add_array("int32_t", f"tk_lut1_{op.index}", luts[0]),
+                 self.add_array("int32_t", f"tk_lut2_{op.index}", luts[1]))
+        self.add_struct_array("tk_rq_param", f"tk_rq_{op.index}", rq)
+        return names[0], names[1], f"tk_rq_{op.index}"
 
     def op_add(self, op: OpInfo, ins: list[int], out_i: int) -> tuple[str, int, bool]:
         return self.binary(op, ins, out_i, "add")

@@ -6,10 +6,12 @@
  * the integers of TFLM's reference kernels; the generator checks the conditions that make that true:
  *
  * - Requantization (tk_rq): TFLM's SaturatingRoundingDoublingHighMul(acc, M) for M > 0 equals
- *   floor((acc * M + 2^30) / 2^31) = floor((2 acc * M + 2^31) / 2^32), which is SMMULR(2 acc, M) on the
- *   Cortex-M4 (one instruction) when |acc| < 2^30 (checked from the weights and biases at generation).
- *   RoundingDivideByPOT(h, e) for e >= 1 is (h + 2^(e-1) - (h < 0)) >> e. Per channel the generator
- *   stores {M, 2^(e-1), e} (tk_rq_param); channels with a zero multiplier use {0, 1, 1}.
+ *   h = floor((acc * M + 2^30) / 2^31) = floor((2 acc * M + 2^31) / 2^32), SMMULR(2 acc, M) on the
+ *   Cortex-M4, when |acc| < 2^30. RoundingDivideByPOT(h, e) for e >= 1 is (h + 2^(e-1) - (h < 0)) >> e,
+ *   and adding the output zero point after the shift equals adding zp << e before it. For M > 2^30,
+ *   h < 0 exactly when acc < 0. So out = (SMMLAR(2 acc, M, rnd) - (acc < 0)) >> e with rnd = 2^(e-1) +
+ *   (zp << e): four instructions. The generator stores {M, rnd, e} per channel (tk_rq_param; a zero
+ *   multiplier is {0, 1 + 2 zp, 1}) and checks |acc| + |rnd| < 2^30 from the weights and biases.
  * - Convolution and fully connected: bias_adj = bias - in_zp * sum(w), so padded im2col taps hold in_zp
  *   (as TFLM skipping them). Weight rows are pair-interleaved (generator.pair_interleave); blocks of
  *   2 output channels x 2 pixels (conv) or 4 output channels x 1 input (fully connected).
@@ -40,8 +42,8 @@
 #endif
 
 typedef struct {
-  int32_t mult; /* Q31 multiplier, >= 0 */
-  int32_t rnd;  /* 2^(e-1) */
+  int32_t mult; /* Q31 multiplier: 0, or in (2^30, 2^31) */
+  int32_t rnd;  /* 2^(e-1) + (output zero point << e) */
   int32_t e;    /* right shift, 1..31 */
 } tk_rq_param;
 
@@ -64,19 +66,20 @@ TK_FAST_INLINE int32_t tk_smmulr(int32_t a, int32_t b) {
 }
 #endif
 
-/* acc -> int8 with the layer's output zero point and activation range (see the header comment). */
-TK_FAST_INLINE int8_t tk_rq(int32_t acc, const tk_rq_param *q, int32_t zp, int32_t lo, int32_t hi) {
+/* acc -> int8 with the layer's activation range; q->rnd = 2^(e-1) + (out_zp << e) folds the output zero
+ * point into the rounding (see the header comment). */
+TK_FAST_INLINE int8_t tk_rq(int32_t acc, const tk_rq_param *q, int32_t lo, int32_t hi) {
 #if TK_FAST_DSP
-  const int32_t h = tk_smmulr(acc * 2, q->mult);
-#else
-  const int32_t h = (int32_t)(((int64_t)acc * q->mult + ((int64_t)1 << 30)) >> 31);
-#endif
-  int32_t v = ((h + q->rnd - (int32_t)((uint32_t)h >> 31)) >> q->e) + zp;
-#if TK_FAST_DSP
+  const int32_t t = (int32_t)((uint32_t)acc << 1);
+  int32_t h;
+  __asm__("smmlar %0, %1, %2, %3" : "=r"(h) : "r"(t), "r"(q->mult), "r"(q->rnd));
+  int32_t v = (h - (int32_t)((uint32_t)t >> 31)) >> q->e;
   v = __ssat(v, 8);
   if (lo > -128) v = v < lo ? lo : v;
   if (hi < 127) v = v > hi ? hi : v;
 #else
+  const int32_t h = (int32_t)(((int64_t)acc * q->mult + ((int64_t)1 << 30)) >> 31);
+  int32_t v = (h + q->rnd - (int32_t)((uint32_t)acc >> 31)) >> q->e;
   v = v < lo ? lo : v;
   v = v > hi ? hi : v;
 #endif
@@ -189,8 +192,8 @@ TK_FAST_INLINE void tk_dot4x1(const int8_t *wa, const int8_t *wb, const int8_t *
 
 /* rows x depth weights (pair-interleaved) times one or two columns -> rows int8 outputs per column. */
 TK_FAST_INLINE void tk_gemm_cols(const int8_t *w, const int rows, const int depth, const int8_t *c0,
-                                 const int8_t *c1, const int32_t *bias, const tk_rq_param *rq, const int32_t zp,
-                                 const int32_t lo, const int32_t hi, int8_t *o0, int8_t *o1) {
+                                 const int8_t *c1, const int32_t *bias, const tk_rq_param *rq, const int32_t lo,
+                                 const int32_t hi, int8_t *o0, int8_t *o1) {
   int r = 0;
   int32_t a[4];
   if (c1 == 0) {
@@ -201,10 +204,10 @@ TK_FAST_INLINE void tk_gemm_cols(const int8_t *w, const int rows, const int dept
       a[2] = bias[r + 2];
       a[3] = bias[r + 3];
       tk_dot4x1(wr, wr + 2 * depth, c0, depth, a);
-      o0[r] = tk_rq(a[0], rq + r, zp, lo, hi);
-      o0[r + 1] = tk_rq(a[1], rq + r + 1, zp, lo, hi);
-      o0[r + 2] = tk_rq(a[2], rq + r + 2, zp, lo, hi);
-      o0[r + 3] = tk_rq(a[3], rq + r + 3, zp, lo, hi);
+      o0[r] = tk_rq(a[0], rq + r, lo, hi);
+      o0[r + 1] = tk_rq(a[1], rq + r + 1, lo, hi);
+      o0[r + 2] = tk_rq(a[2], rq + r + 2, lo, hi);
+      o0[r + 3] = tk_rq(a[3], rq + r + 3, lo, hi);
     }
     c1 = c0; /* the leftover pair computes the same column twice */
     o1 = 0;
@@ -215,11 +218,11 @@ TK_FAST_INLINE void tk_gemm_cols(const int8_t *w, const int rows, const int dept
     a[2] = a[0];
     a[3] = a[1];
     tk_dot2x2(w + r * depth, c0, c1, depth, a);
-    o0[r] = tk_rq(a[0], rq + r, zp, lo, hi);
-    o0[r + 1] = tk_rq(a[1], rq + r + 1, zp, lo, hi);
+    o0[r] = tk_rq(a[0], rq + r, lo, hi);
+    o0[r + 1] = tk_rq(a[1], rq + r + 1, lo, hi);
     if (o1) {
-      o1[r] = tk_rq(a[2], rq + r, zp, lo, hi);
-      o1[r + 1] = tk_rq(a[3], rq + r + 1, zp, lo, hi);
+      o1[r] = tk_rq(a[2], rq + r, lo, hi);
+      o1[r + 1] = tk_rq(a[3], rq + r + 1, lo, hi);
     }
   }
   if (r < rows) { /* odd last row, natural layout */
@@ -230,8 +233,8 @@ TK_FAST_INLINE void tk_gemm_cols(const int8_t *w, const int rows, const int dept
       s0 += c0[k] * wr[k];
       s1 += c1[k] * wr[k];
     }
-    o0[r] = tk_rq(s0, rq + r, zp, lo, hi);
-    if (o1) o1[r] = tk_rq(s1, rq + r, zp, lo, hi);
+    o0[r] = tk_rq(s0, rq + r, lo, hi);
+    if (o1) o1[r] = tk_rq(s1, rq + r, lo, hi);
   }
 }
 
@@ -288,7 +291,7 @@ TK_FAST_INLINE void tk_conv_fast(const int8_t *in, int8_t *out, int8_t *scratch,
                                  const int in_c, const int out_h, const int out_w, const int out_c, const int k_h,
                                  const int k_w, const int s_h, const int s_w, const int pad_h, const int pad_w,
                                  const int8_t in_zp, const int8_t *w, const int32_t *bias, const tk_rq_param *rq,
-                                 const int32_t zp, const int32_t lo, const int32_t hi) {
+                                 const int32_t lo, const int32_t hi) {
   const int depth = k_h * k_w * in_c;
   const int direct = k_h == 1 && k_w == 1 && pad_h == 0 && pad_w == 0;
   const int npix = out_h * out_w;
@@ -311,7 +314,7 @@ TK_FAST_INLINE void tk_conv_fast(const int8_t *in, int8_t *out, int8_t *scratch,
         c1 = scratch + depth;
       }
     }
-    tk_gemm_cols(w, out_c, depth, c0, c1, bias, rq, zp, lo, hi, out + pix * out_c, c1 ? out + (pix + 1) * out_c : 0);
+    tk_gemm_cols(w, out_c, depth, c0, c1, bias, rq, lo, hi, out + pix * out_c, c1 ? out + (pix + 1) * out_c : 0);
     ox = ox1 + 1;
     oy = oy1;
     if (ox >= out_w) {
@@ -323,25 +326,47 @@ TK_FAST_INLINE void tk_conv_fast(const int8_t *in, int8_t *out, int8_t *scratch,
 
 /* FULLY_CONNECTED: `batches` input rows of `depth` values. */
 TK_FAST_INLINE void tk_fc_fast(const int8_t *in, int8_t *out, const int batches, const int depth, const int units,
-                               const int8_t *w, const int32_t *bias, const tk_rq_param *rq, const int32_t zp,
-                               const int32_t lo, const int32_t hi) {
+                               const int8_t *w, const int32_t *bias, const tk_rq_param *rq, const int32_t lo,
+                               const int32_t hi) {
   int b;
   for (b = 0; b < batches; b += 2) {
     const int8_t *c0 = in + b * depth;
     const int8_t *c1 = b + 1 < batches ? c0 + depth : 0;
-    tk_gemm_cols(w, units, depth, c0, c1, bias, rq, zp, lo, hi, out + b * units, c1 ? out + (b + 1) * units : 0);
+    tk_gemm_cols(w, units, depth, c0, c1, bias, rq, lo, hi, out + b * units, c1 ? out + (b + 1) * units : 0);
   }
 }
 
 /* DEPTHWISE_CONV_2D 3x3, depth multiplier 1, C % 4 == 0, no dilation, batch 1.
  * wx: per 4-channel group and tap, two int32 words holding (w[c], w[c+2]) and (w[c+1], w[c+3]) as int16
  * lanes (the SXTB16 lane order of the input word). bias_adj = bias - in_zp * sum over the 9 taps.
- * Border pixels: plain C over the valid taps with the model's bias and the input offset. */
+ * Interior pixels: 9 unrolled taps of plain products. Border pixels: the valid taps only, with the input
+ * offset subtracted (TFLM skips padded taps) and the model's bias. One output pixel at a time, raster. */
+#if TK_FAST_DSP
+#define TK_DW_TAP(t, off)                                              \
+  do {                                                                 \
+    const uint32_t xv = tk_ld32(x + (off));                            \
+    const int32_t x02 = __sxtb16(xv), x13 = tk_sxtb16r8(xv);           \
+    a0 = __smlabb(x02, wg[2 * (t)], a0);                               \
+    a2 = __smlatt(x02, wg[2 * (t)], a2);                               \
+    a1 = __smlabb(x13, wg[2 * (t) + 1], a1);                           \
+    a3 = __smlatt(x13, wg[2 * (t) + 1], a3);                           \
+  } while (0)
+#else
+#define TK_DW_TAP(t, off)                                              \
+  do {                                                                 \
+    const int8_t *xt = x + (off);                                      \
+    a0 += xt[0] * (int32_t)(int16_t)(wg[2 * (t)] & 0xFFFF);            \
+    a2 += xt[2] * (wg[2 * (t)] >> 16);                                 \
+    a1 += xt[1] * (int32_t)(int16_t)(wg[2 * (t) + 1] & 0xFFFF);        \
+    a3 += xt[3] * (wg[2 * (t) + 1] >> 16);                             \
+  } while (0)
+#endif
+
 TK_FAST_INLINE void tk_dw3x3_fast(const int8_t *in, int8_t *out, const int in_h, const int in_w, const int C,
                                   const int out_h, const int out_w, const int s, const int pad_h, const int pad_w,
-                                  const int32_t in_zp, const int32_t *wx, const int8_t *w, const int32_t *bias,
-                                  const int32_t *bias_adj, const tk_rq_param *rq, const int32_t zp, const int32_t lo,
-                                  const int32_t hi) {
+                                  const int32_t in_zp, const int32_t *wx, const int32_t *bias,
+                                  const int32_t *bias_adj, const tk_rq_param *rq, const int32_t lo, const int32_t hi) {
+  const int row = in_w * C;
   int oy, ox, c;
   for (oy = 0; oy < out_h; ++oy) {
     const int iy0 = oy * s - pad_h;
@@ -349,53 +374,62 @@ TK_FAST_INLINE void tk_dw3x3_fast(const int8_t *in, int8_t *out, const int in_h,
       const int ix0 = ox * s - pad_w;
       int8_t *o = out + (oy * out_w + ox) * C;
       if (iy0 >= 0 && iy0 + 3 <= in_h && ix0 >= 0 && ix0 + 3 <= in_w) {
-        const int8_t *base = in + (iy0 * in_w + ix0) * C;
+        const int8_t *x = in + (iy0 * in_w + ix0) * C;
         const int32_t *wg = wx;
-        for (c = 0; c < C; c += 4, wg += 18) {
-          const int8_t *x = base + c;
+        for (c = 0; c < C; c += 4, wg += 18, x += 4) {
           int32_t a0 = bias_adj[c], a1 = bias_adj[c + 1], a2 = bias_adj[c + 2], a3 = bias_adj[c + 3];
-          int t;
-#if TK_FAST_DSP
-          for (t = 0; t < 9; ++t) {
-            const uint32_t xv = tk_ld32(x + ((t / 3) * in_w + (t % 3)) * C);
-            const int32_t x02 = __sxtb16(xv), x13 = tk_sxtb16r8(xv);
-            const int32_t w02 = wg[2 * t], w13 = wg[2 * t + 1];
-            a0 = __smlabb(x02, w02, a0);
-            a2 = __smlatt(x02, w02, a2);
-            a1 = __smlabb(x13, w13, a1);
-            a3 = __smlatt(x13, w13, a3);
-          }
-#else
-          for (t = 0; t < 9; ++t) {
-            const int8_t *xt = x + ((t / 3) * in_w + (t % 3)) * C;
-            const int32_t w02 = wg[2 * t], w13 = wg[2 * t + 1];
-            a0 += xt[0] * (int32_t)(int16_t)(w02 & 0xFFFF);
-            a2 += xt[2] * (w02 >> 16);
-            a1 += xt[1] * (int32_t)(int16_t)(w13 & 0xFFFF);
-            a3 += xt[3] * (w13 >> 16);
-          }
-#endif
-          o[c] = tk_rq(a0, rq + c, zp, lo, hi);
-          o[c + 1] = tk_rq(a1, rq + c + 1, zp, lo, hi);
-          o[c + 2] = tk_rq(a2, rq + c + 2, zp, lo, hi);
-          o[c + 3] = tk_rq(a3, rq + c + 3, zp, lo, hi);
+          TK_DW_TAP(0, 0);
+          TK_DW_TAP(1, C);
+          TK_DW_TAP(2, 2 * C);
+          TK_DW_TAP(3, row);
+          TK_DW_TAP(4, row + C);
+          TK_DW_TAP(5, row + 2 * C);
+          TK_DW_TAP(6, 2 * row);
+          TK_DW_TAP(7, 2 * row + C);
+          TK_DW_TAP(8, 2 * row + 2 * C);
+          o[c] = tk_rq(a0, rq + c, lo, hi);
+          o[c + 1] = tk_rq(a1, rq + c + 1, lo, hi);
+          o[c + 2] = tk_rq(a2, rq + c + 2, lo, hi);
+          o[c + 3] = tk_rq(a3, rq + c + 3, lo, hi);
         }
       } else {
         const int ky0 = iy0 < 0 ? -iy0 : 0, ky1 = in_h - iy0 < 3 ? in_h - iy0 : 3;
         const int kx0 = ix0 < 0 ? -ix0 : 0, kx1 = in_w - ix0 < 3 ? in_w - ix0 : 3;
-        for (c = 0; c < C; ++c) {
-          int32_t acc = bias[c];
-          int ky, kx;
-          for (ky = ky0; ky < ky1; ++ky) {
-            for (kx = kx0; kx < kx1; ++kx) {
-              acc += w[(ky * 3 + kx) * C + c] * (in[((iy0 + ky) * in_w + ix0 + kx) * C + c] - in_zp);
-            }
+        int xo[9], to[9], taps = 0, ky, kx, t;
+        for (ky = ky0; ky < ky1; ++ky) {
+          for (kx = kx0; kx < kx1; ++kx, ++taps) {
+            xo[taps] = ((iy0 + ky) * in_w + ix0 + kx) * C;
+            to[taps] = 2 * (ky * 3 + kx);
           }
-          o[c] = tk_rq(acc, rq + c, zp, lo, hi);
+        }
+        for (c = 0; c < C; c += 4) {
+          const int32_t *wg = wx + (c / 4) * 18;
+          int32_t a0 = bias[c], a1 = bias[c + 1], a2 = bias[c + 2], a3 = bias[c + 3];
+          for (t = 0; t < taps; ++t) {
+            const int8_t *xt = in + xo[t] + c;
+            const int32_t w02 = wg[to[t]], w13 = wg[to[t] + 1];
+            a0 += (xt[0] - in_zp) * (int32_t)(int16_t)(w02 & 0xFFFF);
+            a2 += (xt[2] - in_zp) * (w02 >> 16);
+            a1 += (xt[1] - in_zp) * (int32_t)(int16_t)(w13 & 0xFFFF);
+            a3 += (xt[3] - in_zp) * (w13 >> 16);
+          }
+          o[c] = tk_rq(a0, rq + c, lo, hi);
+          o[c + 1] = tk_rq(a1, rq + c + 1, lo, hi);
+          o[c + 2] = tk_rq(a2, rq + c + 2, lo, hi);
+          o[c + 3] = tk_rq(a3, rq + c + 3, lo, hi);
         }
       }
     }
   }
+}
+
+/* ADD of two same-shaped int8 tensors: lut1[v] / lut2[v] hold TFLM's rescaled input
+ * MultiplyByQuantizedMultiplier((v + offset) << left_shift, m, s) for v in -128..127 (pointers to entry
+ * 128, so they are indexed by the int8 value), computed at generation; the output requantization is tk_rq. */
+TK_FAST_INLINE void tk_add_fast(const int8_t *a, const int8_t *b, int8_t *o, const int n, const int32_t *lut1,
+                                const int32_t *lut2, const tk_rq_param *rq, const int32_t lo, const int32_t hi) {
+  int i;
+  for (i = 0; i < n; ++i) o[i] = tk_rq(lut1[a[i]] + lut2[b[i]], rq, lo, hi);
 }
 
 #endif /* TK_FAST_H_ */
