@@ -51,9 +51,10 @@ def check_on_qemu(model: bytes, info: ModelInfo, samples: int = 200, timeout: fl
                   name: str = "model") -> dict[str, Any]:
     """Run ``samples`` inputs through the aot firmware on qemu_m4 and the TFLM host interpreter; count the
     output bytes that differ. Raises ToolchainError/SerialError when the firmware cannot be built or run."""
+    from tflite_micro import runtime
+
     from tinykeras import aot, qemu
     from tinykeras.boards import load_board
-    from tflite_micro import runtime
 
     board = load_board("qemu_m4")
     program = aot.generate(model, info, name=name)
@@ -80,6 +81,6 @@ def check_on_qemu(model: bytes, info: ModelInfo, samples: int = 200, timeout: fl
         expected = b"".join(np.ascontiguousarray(interp.get_output(j)).tobytes() for j in range(len(outs)))
         got = bytes.fromhex(lines[str(k)])
         total += len(expected)
-        mismatches += sum(a != b for a, b in zip(got, expected)) + abs(len(got) - len(expected))
+        mismatches += sum(a != b for a, b in zip(got, expected, strict=False)) + abs(len(got) - len(expected))
     return {"samples": samples, "values": total, "mismatches": mismatches, "bit_exact": mismatches == 0,
             "board": "qemu_m4", "reference": "TFLM host interpreter"}

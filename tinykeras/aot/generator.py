@@ -170,7 +170,7 @@ def fast_rq_params(mults: list[int], shifts: list[int], out_zp: int,
     True
     """
     rows = []
-    for m, s in zip(mults, shifts):
+    for m, s in zip(mults, shifts, strict=True):
         if m == 0:
             rows.append((0, 1 + 2 * out_zp, 1))
             continue
@@ -412,8 +412,8 @@ class _Generator:
             self.drop_decls(f"tk_p_{op.index}", m, s)
             self.add_struct_array("tk_rq_param", f"tk_rq_{op.index}", rq)
             self.calls.append(
-                f"  tk_conv_fast({self.ref(ins[0])}, {self.ref(out_i)}, {scratch_ref}, {h}, {wi}, {c}, {oh}, {ow}, {oc}, "
-                f"{kh}, {kw}, {sh}, {sw}, {pad_h}, {pad_w}, {in_zp}, {wname}, {bname}, tk_rq_{op.index}, "
+                f"  tk_conv_fast({self.ref(ins[0])}, {self.ref(out_i)}, {scratch_ref}, {h}, {wi}, {c}, {oh}, {ow}, "
+                f"{oc}, {kh}, {kw}, {sh}, {sw}, {pad_h}, {pad_w}, {in_zp}, {wname}, {bname}, tk_rq_{op.index}, "
                 f"{lo}, {hi});")
             return ("tk_conv_fast 1x1" if direct else "tk_conv_fast"), scratch, False
         self.general.add(op.index)
@@ -452,7 +452,7 @@ class _Generator:
         rq = self.fast_rq(op, x, w, out, oc, np.abs(bias).max(initial=0) + kh * kw * 255 * 128)
         if (n == 1 and (kh, kw) == (3, 3) and (dh, dw) == (1, 1) and sh == sw and oc == c and c % 4 == 0
                 and rq is not None):
-            self.drop_decls(f"tk_p_{op.index}", m, s, wname)
+            self.drop_decls(f"tk_p_{op.index}", m, s, wname, bname)
             wsum = wd.reshape(9, c).sum(axis=0)
             adj = self.fold(bias, in_zp, wsum)
             # per 4-channel group and tap: (w[c], w[c+2]) and (w[c+1], w[c+3]) as int16 lanes of an int32
@@ -463,10 +463,11 @@ class _Generator:
             lanes = np.where(lanes >= 2**31, lanes - 2**32, lanes)
             wx = self.add_array("int32_t", f"tk_wx_{op.index}", lanes)
             ba = self.add_array("int32_t", f"tk_ba_{op.index}", adj)
+            zrow = self.add_array("int8_t", f"tk_zp_{op.index}", np.full(c, in_zp))
             self.add_struct_array("tk_rq_param", f"tk_rq_{op.index}", rq)
             self.calls.append(
                 f"  tk_dw3x3_fast({self.ref(ins[0])}, {self.ref(out_i)}, {h}, {wi}, {c}, {oh}, {ow}, {sh}, {pads[0]}, "
-                f"{pads[1]}, {in_zp}, {wx}, {bname}, {ba}, tk_rq_{op.index}, {lo}, {hi});")
+                f"{pads[1]}, {zrow}, {wx}, {ba}, tk_rq_{op.index}, {lo}, {hi});")
             return "tk_dw3x3_fast", 0, False
         self.general.add(op.index)
         self.calls.append(f"  tk_dwconv_s8(&tk_p_{op.index}, {self.ref(ins[0])}, {self.ref(out_i)});")

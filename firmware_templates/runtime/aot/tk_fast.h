@@ -93,6 +93,41 @@ TK_FAST_INLINE void tk_dot2x2(const int8_t *w, const int8_t *c0, const int8_t *c
   int k;
 #if TK_FAST_DSP
   const int8_t *const end = c0 + k4;
+  if ((depth & 7) == 0 && k4 > 0 && depth <= 4095 && c1 == c0 + depth) {
+    /* hand-scheduled, two blocks of 4 per iteration; column 1 read at the constant offset `depth` */
+    int32_t x0a, x0b, x1a, x1b, w0, w1, t;
+#define TK_B22                                                  \
+  "ldr    %[x1a], [%[c0], #%c[d]]\n\t"                          \
+  "ldr    %[x0a], [%[c0]], #4\n\t"                              \
+  "ldrd   %[w0], %[w1], [%[w]], #8\n\t"                         \
+  "sxtb16 %[x0b], %[x0a], ror #8\n\t"                           \
+  "sxtb16 %[x0a], %[x0a]\n\t"                                   \
+  "sxtb16 %[x1b], %[x1a], ror #8\n\t"                           \
+  "sxtb16 %[x1a], %[x1a]\n\t"                                   \
+  "sxtb16 %[t], %[w0]\n\t"                                      \
+  "smlad  %[a00], %[x0a], %[t], %[a00]\n\t"                     \
+  "smlad  %[a01], %[x1a], %[t], %[a01]\n\t"                     \
+  "sxtb16 %[t], %[w0], ror #8\n\t"                              \
+  "smlad  %[a00], %[x0b], %[t], %[a00]\n\t"                     \
+  "smlad  %[a01], %[x1b], %[t], %[a01]\n\t"                     \
+  "sxtb16 %[t], %[w1]\n\t"                                      \
+  "smlad  %[a10], %[x0a], %[t], %[a10]\n\t"                     \
+  "smlad  %[a11], %[x1a], %[t], %[a11]\n\t"                     \
+  "sxtb16 %[t], %[w1], ror #8\n\t"                              \
+  "smlad  %[a10], %[x0b], %[t], %[a10]\n\t"                     \
+  "smlad  %[a11], %[x1b], %[t], %[a11]\n\t"
+    __asm__ volatile(
+        "1:\n\t" TK_B22 TK_B22
+        "cmp    %[c0], %[end]\n\t"
+        "bne    1b\n\t"
+        : [a00] "+r"(a00), [a10] "+r"(a10), [a01] "+r"(a01), [a11] "+r"(a11), [c0] "+r"(c0), [w] "+r"(w),
+          [x0a] "=&r"(x0a), [x0b] "=&r"(x0b), [x1a] "=&r"(x1a), [x1b] "=&r"(x1b), [w0] "=&r"(w0), [w1] "=&r"(w1),
+          [t] "=&r"(t)
+        : [end] "r"(end), [d] "i"(depth)
+        : "cc", "memory");
+#undef TK_B22
+    c1 += k4;
+  }
   while (c0 != end) {
     const uint32_t x0 = tk_ld32(c0), x1 = tk_ld32(c1), v0 = tk_ld32(w), v1 = tk_ld32(w + 4);
     const int32_t x0a = __sxtb16(x0), x0b = tk_sxtb16r8(x0), x1a = __sxtb16(x1), x1b = tk_sxtb16r8(x1);
@@ -145,6 +180,40 @@ TK_FAST_INLINE void tk_dot4x1(const int8_t *wa, const int8_t *wb, const int8_t *
   int k;
 #if TK_FAST_DSP
   const int8_t *const end = c0 + k4;
+  if ((depth & 7) == 0 && k4 > 0) { /* hand-scheduled: two blocks of 4 per iteration, no spills */
+    int32_t xa, xb, w0, w1, t;
+#define TK_Q4(ROWS_A, ROWS_B)                                                                          \
+  "ldr    %[xa], [%[c0]], #4\n\t"                                                                      \
+  "ldrd   %[w0], %[w1], [%[wa]], #8\n\t"                                                               \
+  "sxtb16 %[xb], %[xa], ror #8\n\t"                                                                    \
+  "sxtb16 %[xa], %[xa]\n\t"                                                                            \
+  "sxtb16 %[t], %[w0]\n\t"                                                                             \
+  "smlad  %[a0], %[xa], %[t], %[a0]\n\t"                                                               \
+  "sxtb16 %[t], %[w0], ror #8\n\t"                                                                     \
+  "smlad  %[a0], %[xb], %[t], %[a0]\n\t"                                                               \
+  "sxtb16 %[t], %[w1]\n\t"                                                                             \
+  "smlad  %[a1], %[xa], %[t], %[a1]\n\t"                                                               \
+  "sxtb16 %[t], %[w1], ror #8\n\t"                                                                     \
+  "smlad  %[a1], %[xb], %[t], %[a1]\n\t"                                                               \
+  "ldrd   %[w0], %[w1], [%[wb]], #8\n\t"                                                               \
+  "sxtb16 %[t], %[w0]\n\t"                                                                             \
+  "smlad  %[a2], %[xa], %[t], %[a2]\n\t"                                                               \
+  "sxtb16 %[t], %[w0], ror #8\n\t"                                                                     \
+  "smlad  %[a2], %[xb], %[t], %[a2]\n\t"                                                               \
+  "sxtb16 %[t], %[w1]\n\t"                                                                             \
+  "smlad  %[a3], %[xa], %[t], %[a3]\n\t"                                                               \
+  "sxtb16 %[t], %[w1], ror #8\n\t"                                                                     \
+  "smlad  %[a3], %[xb], %[t], %[a3]\n\t"
+    __asm__ volatile(
+        "1:\n\t" TK_Q4(0, 0) TK_Q4(0, 0)
+        "cmp    %[c0], %[end]\n\t"
+        "bne    1b\n\t"
+        : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [c0] "+r"(c0), [wa] "+r"(wa), [wb] "+r"(wb),
+          [xa] "=&r"(xa), [xb] "=&r"(xb), [w0] "=&r"(w0), [w1] "=&r"(w1), [t] "=&r"(t)
+        : [end] "r"(end)
+        : "cc", "memory");
+#undef TK_Q4
+  }
   while (c0 != end) {
     const uint32_t x = tk_ld32(c0);
     const int32_t xa = __sxtb16(x), xb = tk_sxtb16r8(x);
@@ -339,12 +408,13 @@ TK_FAST_INLINE void tk_fc_fast(const int8_t *in, int8_t *out, const int batches,
 /* DEPTHWISE_CONV_2D 3x3, depth multiplier 1, C % 4 == 0, no dilation, batch 1.
  * wx: per 4-channel group and tap, two int32 words holding (w[c], w[c+2]) and (w[c+1], w[c+3]) as int16
  * lanes (the SXTB16 lane order of the input word). bias_adj = bias - in_zp * sum over the 9 taps.
- * Interior pixels: 9 unrolled taps of plain products. Border pixels: the valid taps only, with the input
- * offset subtracted (TFLM skips padded taps) and the model's bias. One output pixel at a time, raster. */
+ * Interior pixels: 9 unrolled taps at constant offsets. Border pixels: the same 9 taps through a table of
+ * pointers where padded taps point at zprow (C bytes of in_zp), which adds nothing to bias_adj's sum,
+ * exactly as TFLM skipping them. One output pixel at a time, raster order. */
 #if TK_FAST_DSP
-#define TK_DW_TAP(t, off)                                              \
+#define TK_DW_TAP(t, ptr)                                              \
   do {                                                                 \
-    const uint32_t xv = tk_ld32(x + (off));                            \
+    const uint32_t xv = tk_ld32(ptr);                                    \
     const int32_t x02 = __sxtb16(xv), x13 = tk_sxtb16r8(xv);           \
     a0 = __smlabb(x02, wg[2 * (t)], a0);                               \
     a2 = __smlatt(x02, wg[2 * (t)], a2);                               \
@@ -352,9 +422,9 @@ TK_FAST_INLINE void tk_fc_fast(const int8_t *in, int8_t *out, const int batches,
     a3 = __smlatt(x13, wg[2 * (t) + 1], a3);                           \
   } while (0)
 #else
-#define TK_DW_TAP(t, off)                                              \
+#define TK_DW_TAP(t, ptr)                                              \
   do {                                                                 \
-    const int8_t *xt = x + (off);                                      \
+    const int8_t *xt = (ptr);                                          \
     a0 += xt[0] * (int32_t)(int16_t)(wg[2 * (t)] & 0xFFFF);            \
     a2 += xt[2] * (wg[2 * (t)] >> 16);                                 \
     a1 += xt[1] * (int32_t)(int16_t)(wg[2 * (t) + 1] & 0xFFFF);        \
@@ -364,8 +434,8 @@ TK_FAST_INLINE void tk_fc_fast(const int8_t *in, int8_t *out, const int batches,
 
 TK_FAST_INLINE void tk_dw3x3_fast(const int8_t *in, int8_t *out, const int in_h, const int in_w, const int C,
                                   const int out_h, const int out_w, const int s, const int pad_h, const int pad_w,
-                                  const int32_t in_zp, const int32_t *wx, const int32_t *bias,
-                                  const int32_t *bias_adj, const tk_rq_param *rq, const int32_t lo, const int32_t hi) {
+                                  const int8_t *zprow, const int32_t *wx, const int32_t *bias_adj,
+                                  const tk_rq_param *rq, const int32_t lo, const int32_t hi) {
   const int row = in_w * C;
   int oy, ox, c;
   for (oy = 0; oy < out_h; ++oy) {
@@ -378,45 +448,47 @@ TK_FAST_INLINE void tk_dw3x3_fast(const int8_t *in, int8_t *out, const int in_h,
         const int32_t *wg = wx;
         for (c = 0; c < C; c += 4, wg += 18, x += 4) {
           int32_t a0 = bias_adj[c], a1 = bias_adj[c + 1], a2 = bias_adj[c + 2], a3 = bias_adj[c + 3];
-          TK_DW_TAP(0, 0);
-          TK_DW_TAP(1, C);
-          TK_DW_TAP(2, 2 * C);
-          TK_DW_TAP(3, row);
-          TK_DW_TAP(4, row + C);
-          TK_DW_TAP(5, row + 2 * C);
-          TK_DW_TAP(6, 2 * row);
-          TK_DW_TAP(7, 2 * row + C);
-          TK_DW_TAP(8, 2 * row + 2 * C);
+          TK_DW_TAP(0, x);
+          TK_DW_TAP(1, x + C);
+          TK_DW_TAP(2, x + 2 * C);
+          TK_DW_TAP(3, x + row);
+          TK_DW_TAP(4, x + row + C);
+          TK_DW_TAP(5, x + row + 2 * C);
+          TK_DW_TAP(6, x + 2 * row);
+          TK_DW_TAP(7, x + 2 * row + C);
+          TK_DW_TAP(8, x + 2 * row + 2 * C);
           o[c] = tk_rq(a0, rq + c, lo, hi);
           o[c + 1] = tk_rq(a1, rq + c + 1, lo, hi);
           o[c + 2] = tk_rq(a2, rq + c + 2, lo, hi);
           o[c + 3] = tk_rq(a3, rq + c + 3, lo, hi);
         }
-      } else {
-        const int ky0 = iy0 < 0 ? -iy0 : 0, ky1 = in_h - iy0 < 3 ? in_h - iy0 : 3;
-        const int kx0 = ix0 < 0 ? -ix0 : 0, kx1 = in_w - ix0 < 3 ? in_w - ix0 : 3;
-        int xo[9], to[9], taps = 0, ky, kx, t;
-        for (ky = ky0; ky < ky1; ++ky) {
-          for (kx = kx0; kx < kx1; ++kx, ++taps) {
-            xo[taps] = ((iy0 + ky) * in_w + ix0 + kx) * C;
-            to[taps] = 2 * (ky * 3 + kx);
+      } else { /* padded taps read zprow (C bytes of in_zp): TFLM skips them, bias_adj compensates */
+        const int8_t *p[9];
+        int ky, kx;
+        for (ky = 0; ky < 3; ++ky) {
+          for (kx = 0; kx < 3; ++kx) {
+            const int iy = iy0 + ky, ix = ix0 + kx;
+            p[ky * 3 + kx] = (iy >= 0 && iy < in_h && ix >= 0 && ix < in_w) ? in + (iy * in_w + ix) * C : zprow;
           }
         }
-        for (c = 0; c < C; c += 4) {
-          const int32_t *wg = wx + (c / 4) * 18;
-          int32_t a0 = bias[c], a1 = bias[c + 1], a2 = bias[c + 2], a3 = bias[c + 3];
-          for (t = 0; t < taps; ++t) {
-            const int8_t *xt = in + xo[t] + c;
-            const int32_t w02 = wg[to[t]], w13 = wg[to[t] + 1];
-            a0 += (xt[0] - in_zp) * (int32_t)(int16_t)(w02 & 0xFFFF);
-            a2 += (xt[2] - in_zp) * (w02 >> 16);
-            a1 += (xt[1] - in_zp) * (int32_t)(int16_t)(w13 & 0xFFFF);
-            a3 += (xt[3] - in_zp) * (w13 >> 16);
+        {
+          const int32_t *wg = wx;
+          for (c = 0; c < C; c += 4, wg += 18) {
+            int32_t a0 = bias_adj[c], a1 = bias_adj[c + 1], a2 = bias_adj[c + 2], a3 = bias_adj[c + 3];
+            TK_DW_TAP(0, p[0] + c);
+            TK_DW_TAP(1, p[1] + c);
+            TK_DW_TAP(2, p[2] + c);
+            TK_DW_TAP(3, p[3] + c);
+            TK_DW_TAP(4, p[4] + c);
+            TK_DW_TAP(5, p[5] + c);
+            TK_DW_TAP(6, p[6] + c);
+            TK_DW_TAP(7, p[7] + c);
+            TK_DW_TAP(8, p[8] + c);
+            o[c] = tk_rq(a0, rq + c, lo, hi);
+            o[c + 1] = tk_rq(a1, rq + c + 1, lo, hi);
+            o[c + 2] = tk_rq(a2, rq + c + 2, lo, hi);
+            o[c + 3] = tk_rq(a3, rq + c + 3, lo, hi);
           }
-          o[c] = tk_rq(a0, rq + c, lo, hi);
-          o[c + 1] = tk_rq(a1, rq + c + 1, lo, hi);
-          o[c + 2] = tk_rq(a2, rq + c + 2, lo, hi);
-          o[c + 3] = tk_rq(a3, rq + c + 3, lo, hi);
         }
       }
     }
