@@ -29,6 +29,7 @@ COMMANDS = {
     "boards": "tinykeras.commands.build:boards",
     "build": "tinykeras.commands.build:build",
     "bench": "tinykeras.commands.bench:bench",
+    "profile": "tinykeras.commands.profile:profile",
 }
 
 SHORT_HELP = {
@@ -42,6 +43,7 @@ SHORT_HELP = {
     "boards": "List the boards tinykeras can build for.",
     "build": "Render (and optionally compile, flash, run) a firmware project for a board.",
     "bench": "Read a serial benchmark from a board and report latency statistics.",
+    "profile": "Per-layer instructions, share, instructions per MAC and arena on the emulated board.",
 }
 
 

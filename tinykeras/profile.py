@@ -236,7 +236,10 @@ def bars_png(p: ModelProfile) -> bytes:
     ax.set_xticks(xs)
     ax.set_xticklabels([f"{o.index} {o.op[:10]}" for o in p.ops], rotation=90, fontsize=7)
     ax.set_ylabel(p.unit)
-    ax.set_title(f"{p.model}: {p.unit} per op ({p.runtime} on {p.board}; red: general kernels)")
+    ax.set_title(f"{p.model}: {p.unit} per op ({p.runtime}, {p.board})", fontsize=10)
+    if any(not o.fast_path for o in p.ops):
+        ax.text(0.99, 0.97, "red: general kernels", transform=ax.transAxes, ha="right", va="top", fontsize=8,
+                color="tab:red")
     fig.tight_layout()
     return _png(fig)
 
