@@ -166,7 +166,7 @@ def fast_rq_params(mults: list[int], shifts: list[int], out_zp: int,
 
     >>> fast_rq_params([1 << 30 | 5, 0], [-3, 0], -128, 1000)
     [(1073741829, -1020, 3), (0, -255, 1)]
-    >>> fast_rq_params([1 << 30], [-3], 0, 1000) is None  # exactly 2^30: the sign test would differ
+    >>> fast_rq_params([1 << 30], [2], 0, 1000) is None  # a left shift: the general kernels
     True
     """
     rows = []
@@ -175,7 +175,7 @@ def fast_rq_params(mults: list[int], shifts: list[int], out_zp: int,
             rows.append((0, 1 + 2 * out_zp, 1))
             continue
         e = -s
-        if not (1 << 30) < m < (1 << 31) or not 1 <= e <= 31:
+        if not (1 << 30) <= m < (1 << 31) or not 1 <= e <= 31:
             return None
         rnd = (1 << (e - 1)) + out_zp * (1 << e)
         if acc_bound + abs(rnd) >= 2**30:
@@ -365,8 +365,8 @@ class _Generator:
     def fast_rq(self, op: OpInfo, x: TensorInfo, w: TensorInfo, out: TensorInfo, channels: int,
                 acc_bound: int) -> list[tuple[int, int, int]] | None:
         """Per-channel (multiplier, 2^(e-1) + (out_zp << e), e) for tk_rq, or None when the fast
-        requantization would not give TFLM's integers (a shift that is not to the right, a multiplier of
-        exactly 2^30, or accumulators that may reach 2^30)."""
+        requantization would not give TFLM's integers (a shift that is not to the right, or accumulators
+        that may reach 2^30)."""
         mults, shifts = quant.conv_multipliers(self.q(x)[0], w.quantization.scales, self.q(out)[0], channels)
         return fast_rq_params(mults, shifts, self.q(out)[1], acc_bound)
 

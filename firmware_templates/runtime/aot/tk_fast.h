@@ -8,9 +8,9 @@
  * - Requantization (tk_rq): TFLM's SaturatingRoundingDoublingHighMul(acc, M) for M > 0 equals
  *   h = floor((acc * M + 2^30) / 2^31) = floor((2 acc * M + 2^31) / 2^32), SMMULR(2 acc, M) on the
  *   Cortex-M4, when |acc| < 2^30. RoundingDivideByPOT(h, e) for e >= 1 is (h + 2^(e-1) - (h < 0)) >> e,
- *   and adding the output zero point after the shift equals adding zp << e before it. For M > 2^30,
- *   h < 0 exactly when acc < 0. So out = (SMMLAR(2 acc, M, rnd) - (acc < 0)) >> e with rnd = 2^(e-1) +
- *   (zp << e): four instructions. The generator stores {M, rnd, e} per channel (tk_rq_param; a zero
+ *   and adding the output zero point after the shift equals adding zp << e before it. For M in
+ *   [2^30, 2^31), h < 0 exactly when acc < 0, except acc = -1 with M = 2^30, where h = 0 and both forms give
+ *   zp. So out = (SMMLAR(2 acc, M, rnd) - (acc < 0)) >> e with rnd = 2^(e-1) + (zp << e): four instructions. The generator stores {M, rnd, e} per channel (tk_rq_param; a zero
  *   multiplier is {0, 1 + 2 zp, 1}) and checks |acc| + |rnd| < 2^30 from the weights and biases.
  * - Convolution and fully connected: bias_adj = bias - in_zp * sum(w), so padded im2col taps hold in_zp
  *   (as TFLM skipping them). Weight rows are pair-interleaved (generator.pair_interleave); blocks of
@@ -42,7 +42,7 @@
 #endif
 
 typedef struct {
-  int32_t mult; /* Q31 multiplier: 0, or in (2^30, 2^31) */
+  int32_t mult; /* Q31 multiplier: 0, or in [2^30, 2^31) */
   int32_t rnd;  /* 2^(e-1) + (output zero point << e) */
   int32_t e;    /* right shift, 1..31 */
 } tk_rq_param;
