@@ -410,10 +410,19 @@ class _Generator:
         rq = self.fast_rq(op, x, w, out, oc, np.abs(bias).max(initial=0) + kh * kw * c * 128 * 128)
         if n == 1 and dh == 1 and dw == 1 and rq is not None:
             self.drop_decls(f"tk_p_{op.index}", m, s)
+            col_depth = kh * kw * c
+            if not direct and col_depth % 8:  # im2col columns padded to the SMLAD loop's 8, weights 0 there
+                col_depth = align_up(col_depth, 8)
+                self.drop_decls(wname)
+                padded = np.zeros((oc, col_depth), dtype=np.int64)
+                padded[:, :kh * kw * c] = wd.reshape(oc, -1)
+                wname = self.add_array("int8_t", f"tk_w_{op.index}", pair_interleave(padded))
+                scratch = 2 * col_depth
             self.add_struct_array("tk_rq_param", f"tk_rq_{op.index}", rq)
             self.calls.append(
                 f"  tk_conv_fast({self.ref(ins[0])}, {self.ref(out_i)}, {scratch_ref}, {h}, {wi}, {c}, {oh}, {ow}, "
-                f"{oc}, {kh}, {kw}, {sh}, {sw}, {pad_h}, {pad_w}, {in_zp}, {wname}, {bname}, tk_rq_{op.index}, "
+                f"{oc}, {kh}, {kw}, {sh}, {sw}, {pad_h}, {pad_w}, {in_zp}, {col_depth}, {wname}, {bname}, "
+                f"tk_rq_{op.index}, "
                 f"{lo}, {hi});")
             return ("tk_conv_fast 1x1" if direct else "tk_conv_fast"), scratch, False
         self.general.add(op.index)

@@ -359,9 +359,11 @@ TK_FAST_INLINE void tk_fast_im2col(const int8_t *in, const int in_h, const int i
 TK_FAST_INLINE void tk_conv_fast(const int8_t *in, int8_t *out, int8_t *scratch, const int in_h, const int in_w,
                                  const int in_c, const int out_h, const int out_w, const int out_c, const int k_h,
                                  const int k_w, const int s_h, const int s_w, const int pad_h, const int pad_w,
-                                 const int8_t in_zp, const int8_t *w, const int32_t *bias, const tk_rq_param *rq,
-                                 const int32_t lo, const int32_t hi) {
-  const int depth = k_h * k_w * in_c;
+                                 const int8_t in_zp, const int col_depth, const int8_t *w, const int32_t *bias,
+                                 const tk_rq_param *rq, const int32_t lo, const int32_t hi) {
+  /* col_depth: im2col column length, k_h * k_w * in_c rounded up to a multiple of 8 (the weights of the
+   * padding are 0, so whatever the column holds there adds nothing); in_c for 1x1 without padding. */
+  const int depth = col_depth;
   const int direct = k_h == 1 && k_w == 1 && pad_h == 0 && pad_w == 0;
   const int npix = out_h * out_w;
   int pix = 0, oy = 0, ox = 0;
