@@ -156,3 +156,50 @@ def test_mobilenets_bit_exact_under_sanitizers() -> None:
         x = np.random.default_rng(4).integers(-128, 128, size=(6, 96, 96, 3), dtype=np.int8)
         ours = AotHostRunner(data, info, sanitize=True).run_all(x)
         assert np.array_equal(ours, TflmRunner(data, info).run_all(x)), name
+
+
+_HOST_PORT = r"""
+#include <time.h>
+#include <stdio.h>
+#include "tk_port.h"
+/* A board without a cycle counter (like the RP2040): microseconds only. */
+void tk_port_init(void) {}
+void tk_port_write(const char *s, unsigned n) { fwrite(s, 1, n, stdout); }
+int tk_port_read_char(void) { return -1; }
+void tk_port_idle(void) {}
+uint64_t tk_port_time_us(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (uint64_t)t.tv_sec * 1000000u + (uint64_t)t.tv_nsec / 1000u;
+}
+uint64_t tk_port_counter(void) { return 0; }
+tk_counter_kind tk_port_counter_kind(void) { return TK_COUNTER_NONE; }
+"""
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
+def test_profile_firmware_without_cycle_counter_reports_microseconds(reference_models: dict[str, Path],
+                                                                      tmp_path: Path) -> None:
+    """The profile firmware on a port with no counter (built for the host here): unit us, and said so."""
+    from tinykeras.profile import assemble_profile, profile_summary
+    from tinykeras.resources import templates_dir
+
+    data = reference_models["ad01_int8"].read_bytes()
+    info = inspect_bytes(data)
+    program = generate(data, info, profile=True)
+    for name, text in program.files.items():
+        (tmp_path / name).write_text(text)
+    (tmp_path / "port.c").write_text(_HOST_PORT)
+    (tmp_path / "main.c").write_text((templates_dir() / "runtime" / "profile" / "tk_profile_main.c").read_text())
+    bench = templates_dir() / "runtime" / "bench"
+    (tmp_path / "tk_port.h").write_text((bench / "tk_port.h").read_text())
+    sources = sorted(n for n in program.files if n.endswith(".c")) + ["port.c", "main.c"]
+    subprocess.run(["gcc", "-std=c99", "-D_POSIX_C_SOURCE=199309L", "-O2", "-Wall", "-Wextra", "-Werror", "-o",
+                    "prof", *sources, "-lm"], cwd=tmp_path, check=True, capture_output=True)
+    out = subprocess.run(["./prof"], cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    line = next(ln for ln in out.splitlines() if ln.startswith("@tkprofile "))
+    raw = json.loads(line[len("@tkprofile "):])
+    assert raw["unit"] == "us" and len(raw["ops"]) == len(info.ops)
+    prof = assemble_profile(raw, program, info, "host-without-counter", "ad01")
+    assert prof.unit == "us" and "microseconds" in prof.unit_note
+    assert any("no cycle counter" in line for line in profile_summary(prof))

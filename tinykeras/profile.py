@@ -147,8 +147,18 @@ def run_aot_profile(model: bytes, info: ModelInfo, board_name: str, name: str, t
                 bench_total = measured.get("instructions_per_inference")
             except TinyKerasError as exc:
                 notes.append(f"benchmark build not measured: {exc}")
+    return assemble_profile(raw, program, info, board_name, name, bench_total, notes)
+
+
+def assemble_profile(raw: dict[str, Any], program: Any, info: ModelInfo, board_name: str, name: str,
+                     bench_total: int | None = None, notes: list[str] | None = None) -> ModelProfile:
+    """A :class:`ModelProfile` from the firmware's ``@tkprofile`` record and the generated program's plan."""
+    notes = list(notes or [])
     if "error" in raw:
         raise ToolchainError(f"the profile firmware failed: {raw['error']}")
+    if len(raw.get("ops", [])) != len(info.ops):
+        raise ToolchainError(f"the profile firmware reported {len(raw.get('ops', []))} ops, the model has "
+                             f"{len(info.ops)}")
     unit = str(raw["unit"])
     mark = float(raw["mark_cost_x65"]) / 65.0
     counts = [max(int(round(c - mark)), 0) for c in raw["ops"]]
@@ -166,6 +176,8 @@ def run_aot_profile(model: bytes, info: ModelInfo, board_name: str, name: str, t
             live_bytes=live[op.index], output_shape=out_shape))
     notes.insert(0, "profile build: the counter is read after every op, a separate firmware from the benchmark "
                     "build; the whole-model count comes from the benchmark build")
+    if unit == "us":
+        notes.insert(0, "this board has no cycle counter: the profile is in microseconds")
     peak = max(range(len(live)), key=lambda k: live[k]) if live else 0
     buffers = [{"key": b.key, "size": b.size, "first": b.first, "last": b.last,
                 "offset": program.buffer_offsets[b.key]} for b in program.buffers]
