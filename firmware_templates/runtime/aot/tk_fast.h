@@ -93,6 +93,7 @@ TK_FAST_INLINE void tk_dot2x2(const int8_t *w, const int8_t *c0, const int8_t *c
   int k;
 #if TK_FAST_DSP
   const int8_t *const end = c0 + k4;
+#if defined(__OPTIMIZE__) /* the asm takes `depth` as an immediate: a constant once inlined */
   if ((depth & 7) == 0 && k4 > 0 && depth <= 4095 && c1 == c0 + depth) {
     /* hand-scheduled, two blocks of 4 per iteration; column 1 read at the constant offset `depth` */
     int32_t x0a, x0b, x1a, x1b, w0, w1, t;
@@ -128,6 +129,7 @@ TK_FAST_INLINE void tk_dot2x2(const int8_t *w, const int8_t *c0, const int8_t *c
 #undef TK_B22
     c1 += k4;
   }
+#endif
   while (c0 != end) {
     const uint32_t x0 = tk_ld32(c0), x1 = tk_ld32(c1), v0 = tk_ld32(w), v1 = tk_ld32(w + 4);
     const int32_t x0a = __sxtb16(x0), x0b = tk_sxtb16r8(x0), x1a = __sxtb16(x1), x1b = tk_sxtb16r8(x1);
@@ -180,6 +182,7 @@ TK_FAST_INLINE void tk_dot4x1(const int8_t *wa, const int8_t *wb, const int8_t *
   int k;
 #if TK_FAST_DSP
   const int8_t *const end = c0 + k4;
+#if defined(__OPTIMIZE__) /* 13 register operands: needs the frame pointer free */
   if ((depth & 7) == 0 && k4 > 0) { /* hand-scheduled: two blocks of 4 per iteration, no spills */
     int32_t xa, xb, w0, w1, t;
 #define TK_Q4(ROWS_A, ROWS_B)                                                                          \
@@ -214,6 +217,7 @@ TK_FAST_INLINE void tk_dot4x1(const int8_t *wa, const int8_t *wb, const int8_t *
         : "cc", "memory");
 #undef TK_Q4
   }
+#endif
   while (c0 != end) {
     const uint32_t x = tk_ld32(c0);
     const int32_t xa = __sxtb16(x), xb = tk_sxtb16r8(x);
