@@ -257,8 +257,8 @@ def _fmt(v: Any) -> str:
 def markdown_table(report: dict[str, Any]) -> str:
     """The README "Runtimes" table from a bench_runtime JSON."""
     rows = ["| model | MACs | aot instructions (per MAC) | TFLM + CMSIS-NN | aot / CMSIS-NN | aot arena | TFLM arena "
-            "| arena aot / TFLM | bit-exact (host, qemu_m4) |",
-            "|---|---|---|---|---|---|---|---|---|"]
+            "| arena aot / TFLM | aot flash (.tflite) | bit-exact (host, qemu_m4) |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
     for name, m in report["models"].items():
         if name.startswith("shipped_"):
             continue
@@ -275,7 +275,7 @@ def markdown_table(report: dict[str, Any]) -> str:
         rows.append(f"| {LABELS.get(name, name)} | {_fmt(m['macs'])} | {_fmt(ins)}{per} | "
                     f"{_fmt(cmsis.get('instructions'))} | {_fmt(r['instructions_aot_over_tflm_cmsis_nn'])} | "
                     f"{_fmt(aot['arena_bytes'])} B | {_fmt(arena_t)} B | {_fmt(r['arena_aot_over_tflm'])} | "
-                    f"{marks[0]}, {marks[1]} |")
+                    f"{_fmt(aot.get('flash_bytes'))} B ({_fmt(m['model_bytes'])} B) | {marks[0]}, {marks[1]} |")
     return "\n".join(rows)
 
 
