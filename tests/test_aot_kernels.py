@@ -99,11 +99,15 @@ def _cases() -> dict[str, tuple[str, Callable[[Any], Any]]]:
         "dw3x3_valid_c4_relu6": ("DEPTHWISE_CONV_2D", lambda k: _seq(
             (5, 6, 4), k.layers.DepthwiseConv2D(3), k.layers.ReLU(6.0))),
         "fc_depth32_odd_units": ("FULLY_CONNECTED", lambda k: _seq((32,), k.layers.Dense(13, activation="relu"))),
+        "maxpool_same_c8": ("MAX_POOL_2D", lambda k: _seq(
+            (7, 9, 8), k.layers.MaxPooling2D(3, strides=2, padding="same"))),
     }
 
 # Cases that must run on the general kernels (off the fast paths), and marked as such.
 GENERAL = {"conv_dilated_same": "CONV_2D", "dw_valid_stride2_mult2": "DEPTHWISE_CONV_2D",
-           "dw_dilated_relu6": "DEPTHWISE_CONV_2D", "dw_5x5_same": "DEPTHWISE_CONV_2D", "add_broadcast": "ADD"}
+           "dw_dilated_relu6": "DEPTHWISE_CONV_2D", "dw_5x5_same": "DEPTHWISE_CONV_2D", "add_broadcast": "ADD",
+           "maxpool_same": "MAX_POOL_2D"}
+FAST_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "MAX_POOL_2D")
 
 
 CASES = _cases()
@@ -179,7 +183,7 @@ def test_fast_path_selection_is_reported(name: str, converted: dict[str, bytes])
     info = inspect_bytes(data)
     program = generate(data, info)
     for plan in program.ops:
-        if plan.op in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD"):
+        if plan.op in FAST_OPS:
             expect_general = GENERAL.get(name) == plan.op
             assert plan.fast_path is not expect_general, f"{name}: op {plan.op} kernel {plan.kernel}"
             assert ("fast" in plan.kernel) is plan.fast_path
@@ -189,7 +193,7 @@ def test_fast_path_selection_is_reported(name: str, converted: dict[str, bytes])
 @pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
                     reason="needs arm-none-eabi-gcc and qemu-system-arm (scripts/setup.sh)")
 @pytest.mark.parametrize("name", sorted(n for n, (op, _) in CASES.items()
-                                        if op in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD")))
+                                        if op in FAST_OPS))
 def test_kernel_bit_exact_on_qemu_m4(name: str, converted: dict[str, bytes]) -> None:
     """The Cortex-M4 DSP code (SMLAD/SMMLAR paths, hand-scheduled loops) against TFLM, every output byte."""
     from tinykeras.aot.device_check import check_on_qemu

@@ -532,6 +532,14 @@ class _Generator:
         if n == 1:
             pads = (_compute_padding(sh, 1, h, fh, oh), _compute_padding(sw, 1, wi, fw, ow))
             self.try_overlap(op, ins[0], out_i, streaming_gap((h, wi, c), (oh, ow, c), (sh, sw), pads, 1))
+        if kernel == "tk_maxpool_s8" and n == 1 and c % 4 == 0:
+            pads = (_compute_padding(sh, 1, h, fh, oh), _compute_padding(sw, 1, wi, fw, ow))
+            self.drop_decls(f"tk_p_{op.index}")
+            self.calls.append(f"  tk_maxpool_fast({self.ref(ins[0])}, {self.ref(out_i)}, {h}, {wi}, {c}, {oh}, {ow}, "
+                              f"{fh}, {fw}, {sh}, {sw}, {pads[0]}, {pads[1]}, {lo}, {hi});")
+            return "tk_maxpool_fast", 0, False
+        if kernel == "tk_maxpool_s8":
+            self.general.add(op.index)
         self.calls.append(f"  {kernel}(&tk_p_{op.index}, {self.ref(ins[0])}, {self.ref(out_i)});")
         return kernel, 0, False
 

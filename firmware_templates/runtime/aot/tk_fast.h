@@ -510,4 +510,65 @@ TK_FAST_INLINE void tk_add_fast(const int8_t *a, const int8_t *b, int8_t *o, con
   for (i = 0; i < n; ++i) o[i] = tk_rq(lut1[a[i]] + lut2[b[i]], rq, lo, hi);
 }
 
+/* MAX_POOL_2D, batch 1, C % 4 == 0: four channels per word (SSUB8 + SEL on the Cortex-M4), padded taps
+ * skipped, the maximum starting at -128 and clamped to the activation range, as TFLM. Raster order. */
+/* Lane-wise signed max / min of four int8 values. */
+TK_FAST_INLINE uint32_t tk_max4(uint32_t a, uint32_t b) {
+#if TK_FAST_DSP
+  (void)__ssub8(a, b); /* GE[i] set where a[i] >= b[i] (signed) */
+  return __sel(a, b);
+#else
+  uint32_t r = 0;
+  int i;
+  for (i = 0; i < 32; i += 8) {
+    const int8_t x = (int8_t)(a >> i), y = (int8_t)(b >> i);
+    r |= (uint32_t)(uint8_t)(x > y ? x : y) << i;
+  }
+  return r;
+#endif
+}
+
+TK_FAST_INLINE uint32_t tk_min4(uint32_t a, uint32_t b) {
+#if TK_FAST_DSP
+  (void)__ssub8(a, b);
+  return __sel(b, a);
+#else
+  uint32_t r = 0;
+  int i;
+  for (i = 0; i < 32; i += 8) {
+    const int8_t x = (int8_t)(a >> i), y = (int8_t)(b >> i);
+    r |= (uint32_t)(uint8_t)(x < y ? x : y) << i;
+  }
+  return r;
+#endif
+}
+
+TK_FAST_INLINE void tk_maxpool_fast(const int8_t *in, int8_t *out, const int in_h, const int in_w, const int C,
+                                    const int out_h, const int out_w, const int f_h, const int f_w, const int s_h,
+                                    const int s_w, const int pad_h, const int pad_w, const int32_t lo,
+                                    const int32_t hi) {
+  const uint32_t lo4 = (uint32_t)(uint8_t)(int8_t)lo * 0x01010101u;
+  const uint32_t hi4 = (uint32_t)(uint8_t)(int8_t)hi * 0x01010101u;
+  int oy, ox, c, fy, fx;
+  for (oy = 0; oy < out_h; ++oy) {
+    const int iy0 = oy * s_h - pad_h;
+    const int fy0 = iy0 < 0 ? -iy0 : 0, fy1 = in_h - iy0 < f_h ? in_h - iy0 : f_h;
+    for (ox = 0; ox < out_w; ++ox) {
+      const int ix0 = ox * s_w - pad_w;
+      const int fx0 = ix0 < 0 ? -ix0 : 0, fx1 = in_w - ix0 < f_w ? in_w - ix0 : f_w;
+      int8_t *o = out + (oy * out_w + ox) * C;
+      for (c = 0; c < C; c += 4) {
+        uint32_t m = 0x80808080u;
+        for (fy = fy0; fy < fy1; ++fy) {
+          const int8_t *row = in + ((iy0 + fy) * in_w + ix0) * C + c;
+          for (fx = fx0; fx < fx1; ++fx) m = tk_max4(tk_ld32(row + fx * C), m);
+        }
+        if (lo > -128) m = tk_max4(m, lo4);
+        if (hi < 127) m = tk_min4(m, hi4);
+        memcpy(o + c, &m, 4);
+      }
+    }
+  }
+}
+
 #endif /* TK_FAST_H_ */
