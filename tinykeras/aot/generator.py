@@ -140,7 +140,7 @@ def _c_array(ctype: str, name: str, values: Any, per_line: int = 24) -> str:
     for start in range(0, len(flat), per_line):
         lines.append("  " + ", ".join(str(v) for v in flat[start:start + per_line]))
     body = ",\n".join(lines)
-    return f"static const {ctype} {name}[{len(flat)}] = {{\n{body}\n}};\n"
+    return f"static const {ctype} {name}[{len(flat)}] TK_WALIGN = {{\n{body}\n}};\n"
 
 
 def _c_float(x: float, double: bool = False) -> str:
@@ -259,7 +259,7 @@ class _Generator:
     def drop_decls(self, *names: str) -> None:
         """Remove declarations (arrays by name, or the op's parameter struct) a fast path does not use."""
         for name in names:
-            pattern = re.compile(rf"^static const \w+ {re.escape(name)}(\[\d+\])? =")
+            pattern = re.compile(rf"^static const \w+ {re.escape(name)}(\[\d+\])?( TK_WALIGN)? =")
             self.decls = [d for d in self.decls if not pattern.match(d)]
             self.weights_bytes -= self.array_bytes.pop(name, 0)
 
@@ -874,8 +874,10 @@ _SOURCE = """{banner}#include <string.h>
 
 #if defined(__GNUC__) || defined(__clang__)
 #define TK_ALIGN16 __attribute__((aligned(16)))
+#define TK_WALIGN __attribute__((aligned(8))) /* weights: LDRD in tk_fast.h needs word alignment, even at -Os */
 #else
 #define TK_ALIGN16
+#define TK_WALIGN
 #endif
 
 /* Arena offsets: tensors sharing memory share an offset; op scratch areas are TK_SCRATCH_<op>. */
