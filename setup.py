@@ -1,4 +1,4 @@
-"""Copy the top-level data trees (boards, firmware_templates, models) into the wheel as tinykeras/_data."""
+"""Copy the top-level data trees (boards, libraries, firmware_templates, models) into the wheel as tinykeras/_data."""
 
 import shutil
 from pathlib import Path
@@ -6,7 +6,7 @@ from pathlib import Path
 from setuptools import setup
 from setuptools.command.build_py import build_py
 
-DATA_TREES = ("boards", "firmware_templates", "models")
+DATA_TREES = ("boards", "libraries", "firmware_templates", "models")
 
 
 class BuildPyWithData(build_py):

@@ -13,7 +13,11 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 REPO = Path(__file__).resolve().parents[1]
-REFERENCE_DIR = Path(os.environ.get("TINYKERAS_REFERENCE_MODELS", REPO.parent / "shared" / "reference_models"))
+# The MLPerf Tiny models ship with the tests (tests/data/reference_models, Apache-2.0); the variable overrides.
+REFERENCE_DIR = Path(os.environ.get("TINYKERAS_REFERENCE_MODELS", REPO / "tests" / "data" / "reference_models"))
+# Real TFLite-Micro library trees (../shared/third_party in CI, set by .ci/run); tests that compile against them
+# skip, naming the variable, when it is unset.
+THIRD_PARTY_ENV = "TINYKERAS_THIRD_PARTY"
 REFERENCE_NAMES = ("ad01_int8", "pretrainedResnet_quant")
 
 
@@ -31,6 +35,19 @@ def reference_models() -> dict[str, Path]:
     if missing:
         pytest.fail(f"reference models missing: {missing} (set TINYKERAS_REFERENCE_MODELS)")
     return paths
+
+
+@pytest.fixture(scope="session")
+def third_party_dir() -> Path:
+    """The folder of real TFLM library trees named by $TINYKERAS_THIRD_PARTY; skips when unset."""
+    value = os.environ.get(THIRD_PARTY_ENV)
+    if not value:
+        pytest.skip(f"{THIRD_PARTY_ENV} is unset: set it to a folder of TFLM library trees "
+                    "(CI: ../shared/third_party) to compile projects against the real libraries")
+    path = Path(value)
+    if not path.is_dir():
+        pytest.fail(f"{THIRD_PARTY_ENV}={value} is not a directory")
+    return path
 
 
 @pytest.fixture(scope="session")

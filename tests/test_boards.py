@@ -26,9 +26,13 @@ def test_every_issue_board_is_shipped_and_valid() -> None:
         if board.kind == "platformio":
             assert board.default_runtime == "tflm"
             assert board.tflm is not None and board.platformio is not None
-            # a pinned version: no ranges, no "latest"
-            assert not any(ch in board.tflm.version for ch in "^~*<>="), board.tflm.version
-            assert board.tflm.lib_dep.endswith(board.tflm.version)
+            # a pinned library: an exact version and commit, the reason recorded beside it
+            lib = board.tflm.lib
+            assert not any(ch in lib.version for ch in "^~*<>="), lib.version
+            assert len(lib.commit) == 40 and lib.reason.strip()
+            assert board.tflm.kernels in lib.kernels
+            if lib.lib_dep:
+                assert lib.lib_dep.endswith(lib.version)
 
 
 @pytest.mark.parametrize("name,api,counter", [
@@ -114,7 +118,7 @@ def test_boards_cli_json_and_table() -> None:
     assert [b["name"] for b in data] == board_names()
     esp32 = next(b for b in data if b["name"] == "esp32")
     assert esp32["clock_hz"] == 240_000_000 and esp32["timer"] == "esp_timer_get_time"
-    assert esp32["tflm_library"] == "tanakamasayuki/TensorFlowLite_ESP32@1.0.0"
+    assert esp32["library"] == "esp-tflite-micro-1.3.8" and esp32["framework"] == "espidf"
     table = runner.invoke(cli, ["boards"])
     assert table.exit_code == 0
     for name in board_names():

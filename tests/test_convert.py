@@ -32,7 +32,7 @@ def test_quantize_cli_writes_int8_model_c_array_and_report(tiny_cnn_path: Path, 
     assert code == 0, output
     assert sorted(p.name for p in out.iterdir()) == [
         "model.tflite", "model_data.cc", "model_data.h", "model_dynamic.tflite", "model_float32.tflite",
-        "model_settings.h", "report.json"]
+        "model_settings.h", "report.json", "settings.json"]
     info = load_model_info(out / "model.tflite")
     assert info.is_int8
     conv = next(op for op in info.ops if op.op == "CONV_2D")

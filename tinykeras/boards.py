@@ -22,7 +22,6 @@ else:  # pragma: no cover - Python 3.10
 KINDS = ("platformio", "qemu")
 RUNTIMES = ("tflm", "aot")
 TIMER_APIS = ("esp_timer_get_time", "micros", "time_us_64", "dwt", "cmsdk_timer0")
-TFLM_HOW = ("registry", "git")
 
 # key -> (type, required). Tables map to nested specs; ``None`` marks a free-form table.
 _SPEC: dict[str, Any] = {
@@ -39,7 +38,7 @@ _SPEC: dict[str, Any] = {
     "serial": ({"baud": (int, True)}, True),
     "platformio": ({"platform": (str, True), "board": (str, True), "framework": (str, True),
                     "build_flags": (list, False), "lib_deps": (list, False), "extra": (dict, False)}, False),
-    "tflm": ({"library": (str, True), "version": (str, True), "how": (str, True), "header": (str, True)}, False),
+    "tflm": ({"library": (str, True), "kernels": (str, False)}, False),
     "qemu": (None, False),
 }
 
@@ -90,17 +89,28 @@ class PlatformIO:
 
 @dataclass(frozen=True)
 class Tflm:
+    """The TFLite-Micro library a board pins (``libraries/<library>.toml``) and the kernels it builds with."""
+
     library: str
-    version: str
-    how: str
-    header: str
+    kernels: str
+
+    @property
+    def lib(self) -> Any:
+        """The :class:`tinykeras.libraries.Library`."""
+        from tinykeras.libraries import load_library
+
+        return load_library(self.library)
 
     @property
     def lib_dep(self) -> str:
-        """The ``lib_deps`` line that pulls this exact version."""
-        if self.how == "git":
-            return f"{self.library}#{self.version}"
-        return f"{self.library}@{self.version}"
+        """How a project gets the library: its ``lib_deps`` line, component or tree, for tables and reports."""
+        lib = self.lib
+        delivery = lib.delivery
+        if delivery["kind"] == "platformio":
+            return delivery["lib_dep"]
+        if delivery["kind"] == "idf-component":
+            return f"{delivery['component']}=={delivery['component_version']} (ESP-IDF component)"
+        return f"{lib.name} {lib.version} copied from a TFLM tree ({self.kernels} kernels)"
 
 
 @dataclass(frozen=True)
@@ -229,10 +239,21 @@ def _build(raw: dict[str, Any], path: Path) -> Board:
     if default_runtime not in runtimes:
         raise BoardError(f"{path}: default_runtime '{default_runtime}' is not in runtimes {list(runtimes)}")
     pio = tflm = None
+    if "tflm" in raw:
+        from tinykeras.libraries import load_library
+
+        t = raw["tflm"]
+        lib = load_library(t["library"])
+        kernels = t.get("kernels", lib.default_kernels)
+        if kernels not in lib.kernels:
+            raise BoardError(f"{path}: tflm.kernels = '{kernels}' is not one of {lib.label}'s: "
+                             f"{', '.join(lib.kernels)}")
+        tflm = Tflm(library=lib.id, kernels=kernels)
+    if "tflm" in runtimes and tflm is None:
+        raise BoardError(f"{path}: runtime 'tflm' needs a [tflm] table naming the library (libraries/*.toml)")
     if kind == "platformio":
-        for table in ("platformio", "tflm"):
-            if table not in raw:
-                raise BoardError(f"{path}: a kind = \"platformio\" board needs a [{table}] table")
+        if "platformio" not in raw:
+            raise BoardError(f"{path}: a kind = \"platformio\" board needs a [platformio] table")
         p = raw["platformio"]
         extra = p.get("extra", {})
         for key, value in extra.items():
@@ -241,9 +262,6 @@ def _build(raw: dict[str, Any], path: Path) -> Board:
         pio = PlatformIO(platform=p["platform"], board=p["board"], framework=p["framework"],
                          build_flags=tuple(p.get("build_flags", ())), lib_deps=tuple(p.get("lib_deps", ())),
                          extra=tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in extra.items())))
-        t = raw["tflm"]
-        tflm = Tflm(library=t["library"], version=t["version"], how=_choice(t["how"], TFLM_HOW, path, "tflm.how"),
-                    header=t["header"])
     elif kind == "qemu" and "qemu" not in raw:
         raise BoardError(f"{path}: a kind = \"qemu\" board needs a [qemu] table")
     limits = Limits(**raw["limits"])

@@ -54,32 +54,81 @@ def load(source: bytes | bytearray | str | Path | Model) -> Model:
     else:
         data, path = read_model_bytes(source), str(source)
     info = inspect_bytes(data, path=path)
-    if len(info.inputs) != 1:
-        raise ModelError(f"{path or 'model'}: has {len(info.inputs)} inputs; emulate handles one-input models")
+    if not info.inputs:
+        raise ModelError(f"{path or 'model'}: the model has no inputs")
     return Model(data, info)
 
 
-def random_inputs(model: Model, samples: int = DEFAULT_RANDOM_SAMPLES, seed: int = RANDOM_SEED) -> np.ndarray:
-    """Seeded random inputs in the input tensor's dtype and shape (uniform over the int8 range)."""
-    t = model.input
+def count(xq: Any) -> int:
+    """Samples in a batch (an array, or a list with one array per input)."""
+    return len(xq[0]) if isinstance(xq, list) else len(xq)
+
+
+def take(xq: Any, k: int) -> Any:
+    """Sample ``k`` with a batch axis of 1 (a list for several inputs)."""
+    return [a[k:k + 1] for a in xq] if isinstance(xq, list) else xq[k:k + 1]
+
+
+def head(xq: Any, n: int) -> Any:
+    return [a[:n] for a in xq] if isinstance(xq, list) else xq[:n]
+
+
+def random_inputs(model: Model, samples: int = DEFAULT_RANDOM_SAMPLES, seed: int = RANDOM_SEED) -> Any:
+    """Seeded random inputs in the input tensor's dtype and shape (uniform over the int8 range; int32 index
+    inputs within the table they index). A list with one batch per input for several inputs."""
+    if len(model.info.inputs) > 1:
+        return [_random_one(model, t, k, samples, seed + k) for k, t in enumerate(model.info.input_tensors())]
+    return _random_one(model, model.input, 0, samples, seed)
+
+
+def _random_one(model: Model, t: TensorInfo, index: int, samples: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     shape = (samples,) + tuple(t.shape[1:])
     if t.dtype in ("float32", "float16"):
         return rng.standard_normal(shape).astype(t.dtype)
+    if t.dtype == "int32":  # token ids: keep them inside the table they index
+        return rng.integers(0, _index_limit(model, index), size=shape).astype(np.int32)
     info = np.iinfo(np.dtype(t.dtype))
     return rng.integers(info.min, info.max, size=shape, endpoint=True).astype(t.dtype)
 
 
-def quantized_inputs(model: Model, x: np.ndarray) -> np.ndarray:
-    """Float data quantized with the input's scale and zero point, or data already in its dtype."""
+def _index_limit(model: Model, k: int = 0) -> int:
+    """Rows of the table an int32 input indexes (GATHER params), else 2."""
+    index = model.info.inputs[k]
+    for op in model.info.ops:
+        if op.op == "GATHER" and len(op.inputs) > 1 and op.inputs[1] == index:
+            table = model.info.tensors[op.inputs[0]]
+            return max(1, int(table.shape[0])) if table.shape else 2
+    return 2
+
+
+def _several(model: Model, x: Any) -> list[np.ndarray]:
+    from tinykeras.keras_io import InputSpec, model_inputs
+    from tinykeras.tflite_io import io_names
+
+    names = io_names(model.data, model.info.inputs, model.info.outputs)[0]
+    specs = [InputSpec(n, tuple(t.shape), "int32" if t.dtype == "int32" else "float32")
+             for n, t in zip(names, model.info.input_tensors(), strict=True)]
+    return model_inputs(x, specs, "data")
+
+
+def quantized_inputs(model: Model, x: Any) -> Any:
+    """Float data quantized with the input's scale and zero point, or data already in its dtype. Several
+    inputs: a list in input order or a dict keyed by input name, returned as a list."""
+    if len(model.info.inputs) > 1:
+        return [prepare_inputs(a, t) for a, t in zip(_several(model, x), model.info.input_tensors(), strict=True)]
     try:
         return prepare_inputs(np.asarray(x), model.input)
     except ModelError as exc:
         raise DataError(str(exc)) from exc
 
 
-def float_inputs(model: Model, x: np.ndarray) -> np.ndarray:
+def float_inputs(model: Model, x: Any) -> Any:
     """Inputs for a float (Keras) model: float data as given, integer data dequantized."""
+    if len(model.info.inputs) > 1:
+        parts = x if isinstance(x, list) and all(isinstance(a, np.ndarray) for a in x) else _several(model, x)
+        return [a.astype(np.float32) if a.dtype.kind == "f" or t.dtype == "int32" else dequantize(a, t)
+                for a, t in zip(parts, model.info.input_tensors(), strict=True)]
     x = np.asarray(x)
     xf = x.astype(np.float32) if x.dtype.kind == "f" else dequantize(x, model.input)
     per_sample = tuple(model.input.shape[1:])
@@ -104,16 +153,17 @@ def run_tflm(model: Model, xq: np.ndarray, progress: Callable[[Iterable[int]], I
              ) -> RunOutput:
     """The TFLM host interpreter over every sample of ``xq`` (prepared with :func:`quantized_inputs`)."""
     runner = TflmRunner(model.data, model.info)
-    indices: Iterable[int] = range(len(xq))
+    indices: Iterable[int] = range(count(xq))
     if progress is not None:
         indices = progress(indices)
     outs, spent = [], 0.0
     for k in indices:
         start = time.perf_counter()
-        out = runner.invoke(xq[k:k + 1])[0]
+        out = runner.invoke(take(xq, k))
         spent += time.perf_counter() - start
         outs.append(out)
-    return RunOutput(np.concatenate(outs, axis=0), 1e6 * spent / max(1, len(xq)))
+    every = [np.concatenate([o[j] for o in outs], axis=0) for j in range(len(model.info.outputs))]
+    return RunOutput(every[0], 1e6 * spent / max(1, count(xq)), {"outputs": every})
 
 
 def run_aot(model: Model, xq: np.ndarray) -> RunOutput:
@@ -124,9 +174,10 @@ def run_aot(model: Model, xq: np.ndarray) -> RunOutput:
     start = time.perf_counter()
     raw = runner.run_all(xq)
     spent = time.perf_counter() - start
-    us = runner.time_us(xq[:1], runs=20) if len(xq) else None
-    return RunOutput(raw.reshape((len(xq),) + tuple(model.output.shape[1:])), us,
-                     {"arena_bytes": runner.arena_bytes, "wall_us_per_inference": 1e6 * spent / max(1, len(xq))})
+    n = count(xq)
+    us = runner.time_us(take(xq, 0), runs=20) if n else None
+    return RunOutput(raw.reshape((n,) + tuple(model.output.shape[1:])), us,
+                     {"arena_bytes": runner.arena_bytes, "wall_us_per_inference": 1e6 * spent / max(1, n)})
 
 
 def run_tflite(model: Model, xq: np.ndarray) -> RunOutput:
@@ -145,16 +196,18 @@ def run_tflite(model: Model, xq: np.ndarray) -> RunOutput:
         interp.allocate_tensors()
     except Exception as exc:
         raise ModelError(f"{model.info.path or 'model'}: tf.lite cannot load it ({str(exc).strip()[:300]})") from exc
-    inp = interp.get_input_details()[0]["index"]
-    out = interp.get_output_details()[0]["index"]
+    inputs = list(model.info.inputs)  # tf.lite addresses tensors by their subgraph index
+    out = model.info.outputs[0]
     outs, spent = [], 0.0
-    for k in range(len(xq)):
-        interp.set_tensor(inp, np.ascontiguousarray(xq[k:k + 1]))
+    for k in range(count(xq)):
+        sample = take(xq, k)
+        for j, part in enumerate(sample if isinstance(sample, list) else [sample]):
+            interp.set_tensor(inputs[j], np.ascontiguousarray(part))
         start = time.perf_counter()
         interp.invoke()
         spent += time.perf_counter() - start
         outs.append(np.array(interp.get_tensor(out)))
-    return RunOutput(np.concatenate(outs, axis=0), 1e6 * spent / max(1, len(xq)))
+    return RunOutput(np.concatenate(outs, axis=0), 1e6 * spent / max(1, count(xq)))
 
 
 def run_runtime(runtime: str, model: Model, xq: np.ndarray, progress: Any = None) -> RunOutput:
@@ -174,7 +227,10 @@ def keras_predict(keras_model: Any, x: np.ndarray) -> np.ndarray:
     if isinstance(keras_model, (str, Path)):
         keras_model = load_model(keras_model)
     if isinstance(keras_model, LoadedModel):
-        fn = keras_model.predict
+        loaded = keras_model
+
+        def fn(batch: Any) -> np.ndarray:
+            return loaded.predict_all(batch if isinstance(batch, list) else [batch])[0]
     elif hasattr(keras_model, "predict") and hasattr(keras_model, "layers"):
         def fn(batch: np.ndarray) -> np.ndarray:
             return np.asarray(keras_model(batch, training=False))
@@ -182,7 +238,8 @@ def keras_predict(keras_model: Any, x: np.ndarray) -> np.ndarray:
         fn = keras_model
     else:
         raise ModelError(f"cannot run {type(keras_model).__name__} as a Keras model")
-    batches = [np.asarray(fn(x[k:k + 256]), dtype=np.float32) for k in range(0, len(x), 256)]
+    batches = [np.asarray(fn([a[k:k + 256] for a in x] if isinstance(x, list) else x[k:k + 256]), dtype=np.float32)
+               for k in range(0, count(x), 256)]
     return np.concatenate(batches, axis=0) if batches else np.zeros((0,), np.float32)
 
 
@@ -258,9 +315,10 @@ class EmulateResult:
     def write_plots(self, directory: Path) -> list[Path]:
         """confusion_matrix.png (with labels) and scores.png, written atomically into ``directory``."""
         from tinykeras.fsutil import atomic_output_dir
+        from tinykeras.keras_io import model_name
         from tinykeras.report import confusion_matrix_png, score_histogram_png
 
-        name = Path(self.data.get("model") or "model").stem
+        name = model_name(self.data.get("model") or "model")
         written = []
         with atomic_output_dir(directory) as tmp:
             matrix = self.data.get("confusion_matrix")
@@ -294,6 +352,15 @@ def emulate(model: bytes | str | Path | Model, x: np.ndarray | None = None, y: n
         xq = random_inputs(m, samples or DEFAULT_RANDOM_SAMPLES)
         source = f"random {m.input.dtype} (seed {RANDOM_SEED})"
         y = None
+    elif len(m.info.inputs) > 1:
+        x = _several(m, x)
+        if samples is not None:
+            x = head(x, samples)
+            y = None if y is None else np.asarray(y)[:samples]
+        if count(x) == 0:
+            raise DataError("no samples to run (the data is empty)")
+        xq = quantized_inputs(m, x)
+        source = f"{len(x)} inputs ({', '.join(str(a.dtype) for a in x)}), quantized with each input's scale"
     else:
         x = np.asarray(x)
         if samples is not None:
@@ -306,7 +373,7 @@ def emulate(model: bytes | str | Path | Model, x: np.ndarray | None = None, y: n
         source = (f"float data quantized with scale {q.scale:.6g}, zero point {q.zero_point}"
                   if x.dtype.kind == "f" and q is not None and m.input.dtype not in ("float32", "float16")
                   else f"{x.dtype} data")
-    n = len(xq)
+    n = count(xq)
     out_t = m.output
     tflm = run_tflm(m, xq, progress)
     outputs = {"tflm": tflm}
@@ -327,7 +394,7 @@ def emulate(model: bytes | str | Path | Model, x: np.ndarray | None = None, y: n
         if runtime == "aot":
             comparisons["tflm_vs_tflite"] = compare(tflm.raw, ref.raw, a_tensor=out_t, b_tensor=out_t)
     if keras is not None:
-        kf = keras_predict(keras, float_inputs(m, x if x is not None else xq)[:n])
+        kf = keras_predict(keras, head(float_inputs(m, x if x is not None else xq), n))
         comparisons["keras"] = compare(main.raw, kf, a_tensor=out_t, b_tensor=None)
         scores["keras"] = kf.reshape(n, -1).max(axis=1)
 
@@ -351,7 +418,31 @@ def emulate(model: bytes | str | Path | Model, x: np.ndarray | None = None, y: n
         data["bit_exact"] = comparisons[exact_ref]["bit_exact"]
         data["mismatches"] = comparisons[exact_ref]["mismatches"]
         data["bit_exact_vs"] = exact_ref
-    pred = top1(main_f)
+    from tinykeras.metrics import detect_task, output_metrics
+    from tinykeras.tflite_io import io_names
+
+    out_names = io_names(m.data, m.info.inputs, m.info.outputs)[1]
+    task0 = detect_task(m.info, 0, main.raw.shape, None if y is None else np.asarray(y))
+    data["task"] = task0
+    every = tflm.extra["outputs"] if runtime == "tflm" else [main.raw] + tflm.extra["outputs"][1:]
+    keras_all: list[Any] = []
+    if keras is not None:
+        keras_all = _keras_all(keras, head(float_inputs(m, x if x is not None else xq), n), kf)
+    per_output = []
+    for j, raw in enumerate(every):
+        t = m.info.output_tensors()[j]
+        got = dequantize(raw, t)
+        ref = keras_all[j] if j < len(keras_all) else None
+        labels_j = None if j > 0 or y is None else np.asarray(y)[:n]
+        kind = detect_task(m.info, j, raw.shape, labels_j)
+        if labels_j is not None and kind == "regression" and np.asarray(labels_j).size != got.size:
+            labels_j = None
+        per_output.append(output_metrics(got, ref, labels_j, task=kind, name=out_names[j]))
+    data["outputs"] = per_output
+    pred = top1(main_f) if task0 in ("classification", "regression") else None
+    if task0 == "regression" and y is not None:
+        data["labels_note"] = "regression/reconstruction output: see outputs[] for MAE, RMSE, R²"
+        y = None
     if y is not None and not _are_class_labels(np.asarray(y)):
         data["labels_note"] = "the labels are not class indices or one-hot rows; accuracy not computed"
         y = None
@@ -379,6 +470,18 @@ def emulate(model: bytes | str | Path | Model, x: np.ndarray | None = None, y: n
     data["host_us"] = {k: v.us_per_inference for k, v in outputs.items()}
     data["comparisons"] = comparisons
     return EmulateResult(data, scores, labels)
+
+
+def _keras_all(keras_model: Any, x: Any, first: np.ndarray) -> list[np.ndarray]:
+    """Every output of the float model (a LoadedModel gives them all; other callables: the first only)."""
+    from tinykeras.keras_io import LoadedModel
+
+    if isinstance(keras_model, LoadedModel) and len(keras_model.output_names) > 1:
+        xs = x if isinstance(x, list) else [x]
+        chunks = [keras_model.predict_all([a[k:k + 256] for a in xs]) for k in range(0, count(xs), 256)]
+        outs = [np.concatenate(parts, axis=0) for parts in zip(*chunks, strict=True)]
+        return [np.asarray(o, dtype=np.float32) for o in outs]
+    return [first]
 
 
 def bit_exact_check(model: bytes | str | Path | Model, x: np.ndarray, runtime: str = "aot",

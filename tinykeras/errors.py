@@ -27,13 +27,14 @@ class ModelError(TinyKerasError):
 class UnsupportedOpError(ModelError):
     """The model uses operators the chosen runtime does not provide."""
 
-    def __init__(self, ops: list[tuple[int, str]], runtime: str, hint: str = ""):
+    def __init__(self, ops: list[tuple[int, str]], runtime: str, hint: str = "", message: str | None = None):
         self.ops = ops
         self.runtime = runtime
-        listed = ", ".join(f"{name} (operator #{index})" for index, name in ops)
-        message = f"{runtime} does not support: {listed}"
-        if hint:
-            message += f". {hint}"
+        if message is None:
+            listed = ", ".join(f"{name} (operator #{index})" for index, name in ops)
+            message = f"{runtime} does not support: {listed}"
+            if hint:
+                message += f". {hint}"
         super().__init__(message)
 
 

@@ -7,14 +7,20 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tinykeras.errors import InputFileError, ModelError, UnsupportedOpError
+from tinykeras.errors import InputFileError, ModelError
+from tinykeras.libraries import (
+    REFERENCE_LIBRARY,
+    Library,
+    reference_library,
+    require_model_supported,
+    resolver_methods,
+    support_summary,
+)
 from tinykeras.types import ModelInfo, OpInfo, Quantization, TensorInfo
 
 _TENSOR_TYPES = {
@@ -38,11 +44,10 @@ def _op_names() -> dict[int, str]:
     return {value: name for name, value in vars(ops).items() if not name.startswith("_")}
 
 
-@functools.lru_cache(maxsize=1)
-def tflm_resolver_methods() -> dict[str, str]:
-    """Builtin op name -> ``MicroMutableOpResolver`` method (``CONV_2D`` -> ``AddConv2D``)."""
-    text = resources.files("tinykeras").joinpath("data/tflm_ops.json").read_text()
-    return json.loads(text)["ops"]
+def tflm_resolver_methods(lib: Library | None = None) -> dict[str, str]:
+    """Builtin op name -> ``MicroMutableOpResolver`` method (``CONV_2D`` -> ``AddConv2D``) of ``lib``
+    (default: the reference TFLM, ``tinykeras.libraries.REFERENCE_LIBRARY``), generated from its sources."""
+    return resolver_methods(lib)
 
 
 def read_model_bytes(path: Path | str) -> bytes:
@@ -244,25 +249,44 @@ def activation_peak_bytes(info: ModelInfo) -> int:
     return peak
 
 
-def unsupported_tflm_ops(info: ModelInfo) -> list[tuple[int, str]]:
-    """Operators TFLite-Micro has no kernel for, as (operator index, op name)."""
-    supported = tflm_resolver_methods()
+def unsupported_tflm_ops(info: ModelInfo, lib: Library | None = None) -> list[tuple[int, str]]:
+    """Operators ``lib`` (default: the reference TFLM) registers no kernel for, as (operator index, op name)."""
+    supported = (lib or reference_library()).ops
     return [(op.index, op.op) for op in info.ops if op.op not in supported]
 
 
-def require_tflm_ops(info: ModelInfo) -> None:
-    """Raise UnsupportedOpError naming every op TFLite-Micro lacks."""
-    missing = unsupported_tflm_ops(info)
-    if missing:
-        raise UnsupportedOpError(
-            missing, "TFLite-Micro",
-            "Replace those layers with supported ones (see docs/supported_ops.md) or reconvert the model",
-        )
+def require_tflm_ops(info: ModelInfo, lib: Library | None = None) -> None:
+    """Raise UnsupportedOpError, in one line, unless ``lib`` (default: the reference TFLM) runs the model
+    correctly: every op registered, no known gap hit (e.g. per-channel FULLY_CONNECTED), int8."""
+    require_model_supported(info, lib or reference_library())
 
 
-def require_int8(info: ModelInfo) -> None:
-    """Raise ModelError unless inputs and outputs are int8 (full-integer quantization)."""
-    bad = [t for t in info.input_tensors() + info.output_tensors() if t.dtype != "int8"]
+def index_inputs(info: ModelInfo) -> set[int]:
+    """int32 model inputs used only as GATHER indices (token ids for an Embedding)."""
+    found = set()
+    for t in info.inputs:
+        if info.tensors[t].dtype != "int32":
+            continue
+        users = [(op, k) for op in info.ops for k, i in enumerate(op.inputs) if i == t]
+        if users and all(op.op == "GATHER" and k == 1 for op, k in users):
+            found.add(t)
+    return found
+
+
+def require_int8(info: ModelInfo, allow_index_inputs: bool = False) -> None:
+    """Raise ModelError unless inputs and outputs are int8 (full-integer quantization).
+
+    ``allow_index_inputs``: also accept int32 inputs that only index a GATHER (Embedding token ids)."""
+    allowed = index_inputs(info) if allow_index_inputs else set()
+    bad = [t for t in info.input_tensors() + info.output_tensors() if t.dtype != "int8" and t.index not in allowed]
+    if not bad and not allow_index_inputs:
+        return
+    ids = [t for t in info.input_tensors() if t.index in index_inputs(info)]
+    if ids and [t for t in bad if t not in ids] == [] and not allow_index_inputs:
+        raise ModelError(f"{info.path or 'model'}: input '{ids[0].name}' takes int32 token ids (an Embedding); "
+                         "the benchmark firmware fills inputs with random bytes, which are not valid ids, so "
+                         "`build` takes int8 inputs only. Check the model on the host with `tinykeras validate`/"
+                         "`emulate`, or feed the Embedding output (int8) from your own firmware code")
     if bad:
         listed = ", ".join(f"'{t.name}' is {t.dtype}" for t in bad)
         raise ModelError(f"{info.path or 'model'}: int8 model required, but {listed}; "
@@ -286,6 +310,7 @@ def summary(info: ModelInfo) -> dict[str, Any]:
 
     unsupported = unsupported_tflm_ops(info)
     return {
+        "tflm_library": REFERENCE_LIBRARY,
         "path": info.path,
         "sha256": info.sha256,
         "description": info.description,
@@ -306,4 +331,5 @@ def summary(info: ModelInfo) -> dict[str, Any]:
             "distinct_ops": info.op_names,
         },
         "tflm_unsupported": [{"index": i, "op": name} for i, name in unsupported],
+        "libraries": support_summary(info),
     }

@@ -50,6 +50,7 @@ class OptimizeOptions:
     importance: str = "l1"
     rep_samples: int = 200
     seed: int = 0
+    per_tensor_dense: bool = False   # one weight scale per FULLY_CONNECTED (libraries without per-channel FC)
 
     def validate(self) -> None:
         if self.prune is not None and not 0.0 < self.prune < 1.0:
@@ -680,7 +681,8 @@ def optimize(model: Any, data: Dataset, options: OptimizeOptions | None = None, 
     say("int8: full-integer conversion, evaluated on the TFLite-Micro host interpreter")
     from tinykeras.convert import convert
 
-    conv = convert(_as_loaded(current, "int8"), "int8", representative(data, options.rep_samples, options.seed))
+    conv = convert(_as_loaded(current, "int8"), "int8", representative(data, options.rep_samples, options.seed),
+                   per_tensor_dense=options.per_tensor_dense)
     int8_stage, _ = measure_int8(conv.data, task, x_eval, y_eval, unpruned,
                                  ["from the QAT model" if options.qat else "post-training quantization"])
     stages.append(int8_stage)
@@ -772,12 +774,29 @@ def write_outputs(result: OptimizeResult, out_dir: Path, source: str, labels: li
     (out_dir / "model.tflite").write_bytes(result.tflite)
     c_sources(result.tflite, info, labels=labels).write(out_dir)
     plot_stages(result, out_dir / "optimize.png")
+    _carry_settings(source, out_dir, labels)
     report = {"source": source, "sha256": info.sha256, **result.to_json()}
     (out_dir / "optimize.json").write_text(json.dumps(report, indent=2, sort_keys=False) + "\n")
     return report
 
 
-def load_keras_model(path: Path | str) -> Any:
+def _carry_settings(source: str, out_dir: Path, labels: list[str] | None) -> None:
+    """settings.json (labels, feature front end) beside the source model, carried into ``out_dir`` with the
+    model's name, so a build of the optimized model keeps its front end, labels and name."""
+    from tinykeras.keras_io import model_name
+    from tinykeras.recipes.frontend import settings_beside
+
+    path = Path(source)
+    settings = dict((settings_beside(path) if path.suffix else None) or {})
+    if labels:
+        settings["labels"] = list(labels)
+    if not settings:
+        return
+    settings.setdefault("name", model_name(path))
+    (out_dir / "settings.json").write_text(json.dumps(settings, indent=2, sort_keys=True) + "\n")
+
+
+def load_keras_model(path: Path | str, custom_objects: str | None = None) -> Any:
     """Load a .keras/.h5/SavedModel as a tf_keras model; a Keras 3 .keras file is rebuilt in tf_keras."""
     from tinykeras.keras_io import _saved_by_keras3, load_model
 
@@ -786,7 +805,7 @@ def load_keras_model(path: Path | str) -> Any:
         from tinykeras.keras3_rebuild import rebuild_keras3
 
         return rebuild_keras3(path)
-    loaded = load_model(path)
+    loaded = load_model(path, custom_objects=custom_objects)
     if loaded.keras_model is None:
         raise ModelError(f"{path}: loaded as a plain SavedModel ({loaded.origin}), which tfmot cannot prune or "
                          "quantization-aware train. Pass the .keras or .h5 file the model was saved as")

@@ -16,13 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tinykeras import fsutil
+from tinykeras import cgen, fsutil
 from tinykeras.arena import ArenaPlan
 from tinykeras.boards import Board, load_board
 from tinykeras.cgen import c_identifier
-from tinykeras.errors import DoesNotFitError, InputFileError, ToolchainError
-from tinykeras.inspect import inspect_bytes, read_model_bytes, require_int8, require_tflm_ops
+from tinykeras.errors import BoardError, DoesNotFitError, InputFileError, ToolchainError
+from tinykeras.inspect import inspect_bytes, read_model_bytes, require_int8
 from tinykeras.resources import models_dir
+from tinykeras.runtimes import resolver_entries
 from tinykeras.types import ModelInfo
 
 RECIPES = ("kws", "gesture", "sensor")
@@ -51,11 +52,15 @@ class BuildOptions:
     warmup: int = 2
     out: Path | None = None
     rep_data: Path | None = None
+    kernels: str | None = None            # tflm: "reference" | "cmsis-nn" | "esp-nn" (default: the board's)
+    tflm_dir: Path | None = None          # tflm libraries copied from a TFLM tree: where the tree is
     compile: bool = False
     upload: bool = False
     port: str | None = None
     monitor: bool = False
     run: bool = False
+    name: str | None = None  # project/report name (default: settings.json "name", else the model's file/dir)
+    custom_objects: str | None = None  # module defining a Keras model's custom layers
 
 
 @dataclass
@@ -73,6 +78,7 @@ class BuildResult:
     bench: dict[str, Any] | None = None
     qemu: dict[str, Any] | None = None
     frontend: dict[str, Any] | None = None
+    library: dict[str, Any] | None = None
 
     def report(self) -> dict[str, Any]:
         """The build report written to the project (no absolute paths, no timestamps).
@@ -93,7 +99,7 @@ class BuildResult:
             "arena_bytes": self.arena.planned_bytes,
             "arena": self.arena.to_json(),
             "fit": self.fit,
-            "tflm_library": self.board.tflm.lib_dep if self.board.tflm and self.runtime == "tflm" else None,
+            "tflm_library": self.library,
             "files": self.files,
             **front,
         }
@@ -123,19 +129,20 @@ def resolve_model(options: BuildOptions) -> Path:
     return path
 
 
-def load_int8_model(path: Path, rep_data: Path | None, log: Callable[[str], None]) -> tuple[bytes, str]:
+def load_int8_model(path: Path, rep_data: Path | None, log: Callable[[str], None],
+                    custom_objects: str | None = None) -> tuple[bytes, str]:
     """Bytes of an int8 .tflite from ``path``: read as is, or quantized from a Keras model first."""
     if path.suffix == ".tflite":
         return read_model_bytes(path), path.name
     from tinykeras.convert import quantize_model
-    from tinykeras.keras_io import load_arrays, load_model, split_xy
+    from tinykeras.keras_io import load_arrays, load_model
 
     x = None
     if rep_data is not None:
-        x, _ = split_xy(load_arrays(rep_data), str(rep_data))
+        x = load_arrays(rep_data)
     else:
         log("warning: no --rep-data: int8 scales are calibrated on random noise; pass --rep-data rep.npz")
-    conversion = quantize_model(load_model(path), x)[0]
+    conversion = quantize_model(load_model(path, custom_objects=custom_objects), x)[0]
     return conversion.data, f"{path.stem}.tflite"
 
 
@@ -175,13 +182,13 @@ def check_fit(board: Board, runtime: str, info: ModelInfo, arena_bytes: int,
     return fit
 
 
-def _aot_program(model: bytes, info: ModelInfo, name: str) -> Any:
+def _aot_sources(model: bytes, info: ModelInfo, name: str) -> Any:
     try:
-        from tinykeras.aot import generate
+        from tinykeras.runtimes import aot_sources
     except ImportError as exc:
         raise ToolchainError("the aot runtime (tinykeras.aot) is not available in this installation; "
                              "use --runtime tflm") from exc
-    return generate(model, info, name=name)
+    return aot_sources(model, info, name)
 
 
 def _model_settings(model_path: Path) -> dict[str, Any] | None:
@@ -191,6 +198,13 @@ def _model_settings(model_path: Path) -> dict[str, Any] | None:
 
     settings = settings_beside(model_path)
     return settings if isinstance(settings, dict) else None
+
+
+def _project_name(options: BuildOptions, settings: dict[str, Any] | None, model_path: Path) -> str:
+    """``--name``, else the name settings.json carries, else the model's file or directory name."""
+    from tinykeras.keras_io import model_name
+
+    return options.name or str((settings or {}).get("name") or "") or model_name(model_path)
 
 
 def _labels(settings: dict[str, Any] | None) -> tuple[str, ...] | None:
@@ -237,8 +251,6 @@ def build(options: BuildOptions, log: Callable[[str], None] | None = None) -> Bu
     board = load_board(options.board)
     runtime = options.runtime or board.default_runtime
     if runtime not in board.runtimes:
-        from tinykeras.errors import BoardError
-
         raise BoardError(f"board '{board.name}' does not support --runtime {runtime}; "
                          f"choose one of {', '.join(board.runtimes)}")
     if options.runs < 1 or options.warmup < 0:
@@ -247,46 +259,51 @@ def build(options: BuildOptions, log: Callable[[str], None] | None = None) -> Bu
         raise DataError(f"--runs must be >= 1 and warm-up >= 0 (got {options.runs}, {options.warmup})")
 
     model_path = resolve_model(options)
-    model, source_name = load_int8_model(model_path, options.rep_data, log)
+    model, source_name = load_int8_model(model_path, options.rep_data, log, options.custom_objects)
     info = inspect_bytes(model, path=source_name)
     require_int8(info)
-    model_name = c_identifier(options.recipe if options.model is None else model_path.stem)
     settings = _model_settings(model_path)
+    model_name = c_identifier(options.recipe if options.model is None else _project_name(options, settings, model_path))
     frontend = front_end(settings, model_path)
 
-    program = None
     if runtime == "tflm":
-        require_tflm_ops(info)
         from tinykeras.arena import plan_arena
+        from tinykeras.runtimes import tflm_sources
 
+        library = board.tflm.lib
+        resolver_entries(info, library)   # the pinned library runs every op correctly, before the arena probes
         arena = plan_arena(model, info)
         fit = check_fit(board, runtime, info, arena.planned_bytes)
+        sources = tflm_sources(model, info, library, arena, lambda c: cgen.banner(source_name, info.sha256, c).rstrip(),
+                               source_name=source_name, kernels=options.kernels or board.tflm.kernels,
+                               tflm_dir=options.tflm_dir)
     else:
-        program = _aot_program(model, info, model_name)
-        arena = ArenaPlan(measured_bytes=None, planned_bytes=int(program.arena_bytes),
-                          method="tinykeras aot static memory plan (computed at build time)",
-                          margin_rule="none: the plan is exact, no interpreter structures live in the arena")
-        fit = check_fit(board, runtime, info, arena.planned_bytes, code_bytes=int(program.weights_bytes))
+        if options.kernels or options.tflm_dir:
+            raise BoardError("--kernels and --tflm-dir choose the TFLite-Micro build: use them with --runtime tflm")
+        sources = _aot_sources(model, info, model_name)
+        arena = sources.arena
+        fit = check_fit(board, runtime, info, arena.planned_bytes, code_bytes=sources.code_bytes)
 
     out = Path(options.out) if options.out else Path("out") / f"{board.name}-{model_name}-{runtime}"
     result = BuildResult(project_dir=out.resolve(), board=board, runtime=runtime, model_name=model_name,
                          source_name=source_name, info=info, arena=arena, fit=fit, files=[],
-                         frontend=frontend.to_json() if frontend else None)
+                         frontend=frontend.to_json() if frontend else None,
+                         library=sources.summary() if sources.library is not None else None)
     with fsutil.atomic_output_dir(out) as tmp:
         if board.kind == "qemu":
             from tinykeras import qemu
 
-            qemu.render_project(board, model, info, tmp, runtime_files=dict(program.files), runs=options.runs,
+            qemu.render_project(board, model, info, tmp, runtime_files=sources.files, runs=options.runs,
                                 warmup=options.warmup, name=model_name, arena_bytes=arena.planned_bytes,
-                                frontend_files=frontend.files if frontend else None)
+                                frontend_files=frontend.files if frontend else None, runtime=runtime,
+                                library=sources.library, kernels=sources.kernels,
+                                library_files=sources.library_files)
         else:
             from tinykeras.firmware import RenderRequest, render_platformio, write_project
 
             files = render_platformio(RenderRequest(
-                board=board, runtime=runtime, model=model, info=info, model_name=model_name,
-                source_name=source_name, arena=arena, runs=options.runs, warmup=options.warmup,
-                labels=_labels(settings),
-                aot_files=tuple(sorted(program.files.items())) if program is not None else (),
+                board=board, runtime=sources, model=model, info=info, model_name=model_name,
+                source_name=source_name, runs=options.runs, warmup=options.warmup, labels=_labels(settings),
                 frontend_files=tuple(sorted(frontend.files.items())) if frontend else (),
                 feature_defines=tuple(sorted(frontend.defines.items())) if frontend else ()))
             write_project(files, tmp)

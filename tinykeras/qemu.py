@@ -152,12 +152,15 @@ def _banner(source: str, sha256: str, style: str) -> str:
 
 def render_project(board: Board, model: bytes, info: ModelInfo, out_dir: Path, *, runtime_files: dict[str, str],
                    runs: int, warmup: int, name: str, arena_bytes: int,
-                   frontend_files: dict[str, str] | None = None) -> None:
+                   frontend_files: dict[str, str] | None = None, runtime: str = "aot",
+                   library: Any = None, kernels: str | None = None,
+                   library_files: dict[str, Path] | None = None) -> None:
     """Write the Makefile project for ``board`` into ``out_dir``: ``Makefile``, ``mps2_an386.ld`` and
     ``src/`` (the benchmark, the QEMU port, a rendered ``main.c`` and the runtime's files, e.g.
     ``tinykeras.aot.generate(...).files``), plus the feature front end (``frontend_files``, from
     ``tinykeras.recipes.frontend.frontend_sources``; compiled, not called by the benchmark).
-    Same inputs -> byte-identical files."""
+    The tflm runtime (``tinykeras.runtimes.tflm_sources``) adds ``library`` and ``library_files``, copied
+    into ``tflm/`` and compiled with the library's flags. Same inputs -> byte-identical files."""
     if board.kind != "qemu":
         raise BoardError(f"board '{board.name}' is a {board.kind} board; render_project needs a qemu board")
     if runs < 0 or warmup < 0:
@@ -192,7 +195,7 @@ def render_project(board: Board, model: bytes, info: ModelInfo, out_dir: Path, *
         files[f"src/{fname}"] = _banner(source, info.sha256, "//") + "\n" + text
 
     context = {
-        "banner": _banner(source, info.sha256, "//"), "board": board.name, "runtime": "aot", "name": name,
+        "banner": _banner(source, info.sha256, "//"), "board": board.name, "runtime": runtime, "name": name,
         "sha256_prefix": info.sha256[:16], "model_bytes": len(model), "arena_bytes": int(arena_bytes),
         "cpu_hz": board.mcu.clock_hz, "timer": board.timer.api, "runs": int(runs), "warmup": int(warmup),
         "macs": info.macs, "output_scale": _c_float(out_q.scale if out_q else 1.0),
@@ -200,15 +203,40 @@ def render_project(board: Board, model: bytes, info: ModelInfo, out_dir: Path, *
     }
     files["src/main.c"] = env.from_string((port_dir / "main.c.j2").read_text()).render(context)
     sources = sorted(p for p in files if p.endswith(".c"))
+    copied = {f"tflm/{rel}": src for rel, src in sorted((library_files or {}).items())}
     files["Makefile"] = env.from_string((port_dir / "Makefile.j2").read_text()).render(
-        banner=_banner(source, info.sha256, "#"), board=board.name, cflags=settings["cflags"],
-        db_bytes=max(inputs[0].nbytes, 1), sources=sources, qemu_args=qemu_args(board))
+        banner=_banner(source, info.sha256, "#"), board=board.name, runtime=runtime, cflags=settings["cflags"],
+        db_bytes=max(inputs[0].nbytes, 1), sources=sources, qemu_args=qemu_args(board),
+        **_library_make_vars(library, kernels, settings, files, copied))
 
     out_dir = Path(out_dir)
     for rel, text in sorted(files.items()):
         path = out_dir / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, newline="\n")
+    for rel, src in copied.items():
+        path = out_dir / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, path)
+
+
+def _library_make_vars(library: Any, kernels: str | None, settings: dict[str, Any], files: dict[str, str],
+                       copied: dict[str, Path]) -> dict[str, Any]:
+    """Makefile variables of a TFLM library build (empty for the aot runtime)."""
+    if library is None:
+        return {"library": None}
+    from tinykeras import tflm_tree
+
+    arch = [f for f in settings["cflags"] if not f.startswith("-O")]
+    return {
+        "library": library, "kernels": kernels, "lib_arch": arch,
+        "lib_defines": [f"-D{d}" for d in library.defines(kernels)],
+        "lib_includes": [f"-Itflm/{d}".rstrip("/.") if d != "." else "-Itflm"
+                         for d in tflm_tree.include_dirs(kernels or library.default_kernels)],
+        "lib_cflags": list(library.build.get("cflags", ())), "lib_cxxflags": list(library.build.get("cxxflags", ())),
+        "cxx_sources": sorted(p for p in files if p.endswith((".cc", ".cpp"))),
+        "lib_sources": tflm_tree.sources(copied), "opt_app": "-O2",
+    }
 
 
 # ----------------------------------------------------------------------------------------- compile
@@ -241,7 +269,9 @@ def compile_project(project_dir: Path, jobs: int = 2) -> Path:
     """
     check_toolchain()
     project_dir = Path(project_dir)
-    proc = subprocess.run(["make", "-C", str(project_dir), f"-j{max(jobs, 1)}", "--no-print-directory"],
+    cached = _library_archive(project_dir)
+    extra = [f"TFLM_LIB={cached}"] if cached is not None and cached.exists() else []
+    proc = subprocess.run(["make", "-C", str(project_dir), f"-j{max(jobs, 1)}", "--no-print-directory", *extra],
                           capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         lines = (proc.stderr + proc.stdout).splitlines()
@@ -251,7 +281,33 @@ def compile_project(project_dir: Path, jobs: int = 2) -> Path:
     elf = project_dir / "build" / "firmware.elf"
     if not elf.is_file():
         raise ToolchainError(f"make succeeded but {elf} is missing; check {project_dir / 'Makefile'}")
+    built = project_dir / "build" / "libtflm.a"
+    if cached is not None and not extra and built.is_file():   # keep the TFLM archive for the next build
+        with contextlib.suppress(OSError):
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cached.with_suffix(f".{os.getpid()}.tmp")
+            shutil.copyfile(built, tmp)
+            tmp.replace(cached)
     return elf
+
+
+def _library_archive(project_dir: Path) -> Path | None:
+    """Where a compiled TFLM library of this exact project (sources and flags) is cached, or None (aot).
+    ``$TINYKERAS_CACHE_DIR`` (default ``~/.cache/tinykeras``)/tflm-lib/<hash>.a."""
+    makefile = project_dir / "Makefile"
+    text = makefile.read_text(encoding="utf-8") if makefile.is_file() else ""
+    if "TFLM_LIB ?=" not in text:
+        return None
+    import hashlib
+
+    digest = hashlib.sha256("\n".join(ln for ln in text.splitlines() if ln.startswith(("LIB_", "LIBSRCS", " ")))
+                            .encode())
+    for path in sorted((project_dir / "tflm").rglob("*")):
+        if path.is_file():
+            rel = path.relative_to(project_dir).as_posix().encode()
+            digest.update(rel + hashlib.sha256(path.read_bytes()).digest())
+    root = Path(os.environ.get("TINYKERAS_CACHE_DIR", Path.home() / ".cache" / "tinykeras"))
+    return root / "tflm-lib" / f"{digest.hexdigest()[:24]}.a"
 
 
 def elf_sizes(elf: Path) -> dict[str, int]:
@@ -392,25 +448,40 @@ def summary(report: Any, board: Board, sizes: dict[str, int] | None = None,
 
 
 def measure(model: bytes, info: ModelInfo, work_dir: Path, *, name: str = "model", runs: int = 3,
-            warmup: int = 1, timeout: float = 120.0, board: Board | None = None) -> dict[str, Any]:
-    """Instructions per inference of the aot runtime on qemu_m4: generate, render, build, run.
+            warmup: int = 1, timeout: float = 120.0, board: Board | None = None, runtime: str = "aot",
+            kernels: str | None = None, tflm_dir: Path | str | None = None) -> dict[str, Any]:
+    """Instructions per inference of a runtime on qemu_m4 (``aot``, or ``tflm`` with ``kernels`` from the TFLM
+    tree ``tflm_dir``): generate, render, build, run.
 
-    Returns :func:`summary` plus ``runs`` (the instruction counts of every run) and ``macs``. Used by
-    scripts/bench_runtime.py. Raises like the stages it runs (UnsupportedOpError, ToolchainError, ...).
+    Returns :func:`summary` plus ``runs`` (the instruction counts of every run), ``macs`` and ``arena_used``
+    (what the firmware reports). Used by scripts/bench_runtime.py. Raises like the stages it runs.
     """
-    from tinykeras import aot
+    from tinykeras import cgen
     from tinykeras.boards import load_board
+    from tinykeras.runtimes import aot_sources, tflm_sources
 
     board = board or load_board("qemu_m4")
-    program = aot.generate(model, info, name=name)
+    if runtime == "tflm":
+        from tinykeras.arena import plan_arena
+
+        library = board.tflm.lib
+        arena = plan_arena(model, info)
+        sources = tflm_sources(model, info, library, arena, lambda c: cgen.banner(f"{name}.tflite", info.sha256, c),
+                               source_name=f"{name}.tflite", kernels=kernels or board.tflm.kernels,
+                               tflm_dir=tflm_dir)
+    else:
+        sources = aot_sources(model, info, name)
     project = Path(work_dir)
-    render_project(board, model, info, project, runtime_files=program.files, runs=runs, warmup=warmup, name=name,
-                   arena_bytes=program.arena_bytes)
+    render_project(board, model, info, project, runtime_files=sources.files, runs=runs, warmup=warmup, name=name,
+                   arena_bytes=sources.arena.planned_bytes, runtime=sources.name, library=sources.library,
+                   kernels=sources.kernels, library_files=sources.library_files)
     elf = compile_project(project)
     report = run_benchmark(elf, board, runs=runs, timeout=timeout, raw_log=project / "serial.log")
     report.raise_if_incomplete(saved=str(project))
-    out = summary(report, board, elf_sizes(elf), program.arena_bytes)
+    out = summary(report, board, elf_sizes(elf), sources.arena.planned_bytes)
     out["macs"] = info.macs
     out["runs"] = [r.instructions for r in report.runs]
-    out["weights_bytes"] = getattr(program, "weights_bytes", None)
+    out["arena_used"] = (report.hello or {}).get("arena_used")
+    out["weights_bytes"] = sources.code_bytes
+    out["runtime"] = sources.summary()
     return out

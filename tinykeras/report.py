@@ -284,6 +284,14 @@ def emulate_table(data: dict[str, Any]) -> Any:
             if not block.get("bit_exact"):
                 rows.append((f"{name}: differing values (max LSB)",
                              f"{fmt(block.get('mismatches'))} ({fmt(block.get('max_abs_lsb'))})"))
+    for out in data.get("outputs") or []:  # every output, with its task's metrics (tinykeras.metrics)
+        figures = [f"{label} {_pct(out[key]) if key in ('accuracy', 'agreement') else fmt(out[key])}"
+                   for key, label in (("accuracy", "accuracy"), ("agreement", "agreement"), ("rmse", "RMSE"),
+                                      ("r2", "R²"), ("cosine", "cosine"), ("labels_rmse", "RMSE vs labels"))
+                   if out.get(key) is not None]
+        if out.get("collapsed"):
+            figures.append("COLLAPSED")
+        rows.append((f"output '{out['name']}' ({out['task']})", ", ".join(figures) or "-"))
     for name, value in rows:
         table.add_row(name, value if isinstance(value, str) else fmt(value))
     return table

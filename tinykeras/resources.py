@@ -8,7 +8,7 @@ _PACKAGE_DIR = Path(__file__).resolve().parent
 
 
 def data_dir(name: str) -> Path:
-    """Return the directory of data tree ``name`` (``boards``, ``firmware_templates`` or ``models``)."""
+    """Return the directory of data tree ``name`` (``boards``, ``libraries``, ``firmware_templates``, ``models``)."""
     for candidate in (_PACKAGE_DIR / "_data" / name, _PACKAGE_DIR.parent / name):
         if candidate.is_dir():
             return candidate
@@ -25,3 +25,7 @@ def templates_dir() -> Path:
 
 def models_dir() -> Path:
     return data_dir("models")
+
+
+def libraries_dir() -> Path:
+    return data_dir("libraries")

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from tinykeras.errors import ModelError
+from tinykeras.errors import ModelError, UnsupportedOpError
 from tinykeras.types import ModelInfo, TensorInfo
 
 
@@ -41,6 +41,14 @@ def prepare_inputs(x: np.ndarray, tensor: TensorInfo) -> np.ndarray:
     return x
 
 
+def _ops_without_kernel(info: ModelInfo) -> list[tuple[int, str]]:
+    """(index, name) of every op of ``info`` that TFLite-Micro's op resolver has no kernel for."""
+    from tinykeras.inspect import tflm_resolver_methods
+
+    known = tflm_resolver_methods()
+    return [(op.index, op.op) for op in info.ops if op.op not in known]
+
+
 class TflmRunner:
     """Run a model sample by sample with TFLM's reference kernels.
 
@@ -55,11 +63,20 @@ class TflmRunner:
         try:
             self._interp = runtime.Interpreter.from_bytes(model, arena_size=size)
         except Exception as exc:
+            missing = _ops_without_kernel(info)
+            if missing:  # name the op rather than TFLM's "failed to allocate tensors"
+                raise UnsupportedOpError(missing, "TFLite-Micro", "Replace the layer that produces it, or check "
+                                         "`tinykeras inspect` for the model's ops") from None
             raise ModelError(f"{info.path or 'model'}: TFLite-Micro cannot load it ({str(exc).strip()[:300]})") from exc
 
-    def invoke(self, sample: np.ndarray) -> list[np.ndarray]:
-        """Run one sample (with a batch axis of 1) and return every output as its raw dtype."""
-        self._interp.set_input(np.ascontiguousarray(sample), 0)
+    def invoke(self, sample: np.ndarray | list[np.ndarray]) -> list[np.ndarray]:
+        """Run one sample (with a batch axis of 1; a list with one array per input for several inputs) and
+        return every output as its raw dtype."""
+        if hasattr(self._interp, "reset"):  # variable tensors (LSTM states) start from zero for every sample
+            self._interp.reset()
+        parts = list(sample) if isinstance(sample, (list, tuple)) else [sample]
+        for k, part in enumerate(parts):
+            self._interp.set_input(np.ascontiguousarray(part), k)
         self._interp.invoke()
         return [np.array(self._interp.get_output(k)) for k in range(len(self.info.outputs))]
 

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from tinykeras.aot import quant
+from tinykeras.aot.ops2 import BINARY_PARAMS, KERNEL_FILES2, OPS2, UNSUPPORTED_WHY, Ops2Mixin
 from tinykeras.aot.planner import Buffer, align_up, pack
 from tinykeras.cgen import banner
 from tinykeras.errors import ModelError, UnsupportedOpError
@@ -24,8 +25,8 @@ from tinykeras.types import ModelInfo, OpInfo, TensorInfo
 SUPPORTED_OPS = (
     "ADD", "AVERAGE_POOL_2D", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D", "DEQUANTIZE", "FULLY_CONNECTED",
     "LOGISTIC", "MAX_POOL_2D", "MEAN", "MUL", "PAD", "QUANTIZE", "RESHAPE", "SOFTMAX", "TANH",
-)
-KERNEL_FILES = ("tk_fixedpoint.h", "tk_kernels.h", "tk_fast.h", "tk_conv.c", "tk_ops.c")
+) + OPS2
+KERNEL_FILES = ("tk_fixedpoint.h", "tk_kernels.h", "tk_fast.h", "tk_conv.c", "tk_ops.c") + KERNEL_FILES2
 _HINT = "use --runtime tflm"
 _INPLACE_OPS = {"ADD", "MUL", "LOGISTIC", "TANH", "QUANTIZE"}
 _C_TYPES = {"int8": "int8_t", "int32": "int32_t", "float32": "float", "int16": "int16_t", "uint8": "uint8_t"}
@@ -98,9 +99,13 @@ def pair_interleave(w: np.ndarray) -> np.ndarray:
 
     >>> pair_interleave(np.arange(10).reshape(2, 5)).tolist()
     [0, 1, 2, 3, 5, 6, 7, 8, 4, 9]
+    >>> pair_interleave(np.arange(3).reshape(1, 3)).tolist()
+    [0, 1, 2]
     """
     rows, depth = w.shape
     pairs, k4 = rows // 2, depth // 4 * 4
+    if pairs == 0:  # a single row (Dense(1)): nothing to interleave
+        return w.reshape(-1).copy()
     paired = w[:2 * pairs].reshape(pairs, 2, depth)
     blocks = paired[:, :, :k4].reshape(pairs, 2, k4 // 4, 4).transpose(0, 2, 1, 3).reshape(pairs, -1)
     tails = paired[:, :, k4:].reshape(pairs, -1)
@@ -184,7 +189,7 @@ def fast_rq_params(mults: list[int], shifts: list[int], out_zp: int,
     return rows
 
 
-class _Generator:
+class _Generator(Ops2Mixin):
     def __init__(self, info: ModelInfo, name: str, profile: bool = False):
         self.info = info
         self.name = name
@@ -281,7 +286,7 @@ class _Generator:
         bad: list[tuple[int, str]] = []
         for op in self.info.ops:
             if op.op not in SUPPORTED_OPS:
-                bad.append((op.index, op.op))
+                bad.append((op.index, f"{op.op} ({UNSUPPORTED_WHY[op.op]})" if op.op in UNSUPPORTED_WHY else op.op))
         if bad:
             raise UnsupportedOpError(bad, "aot", _HINT)
         for op in self.info.ops:
@@ -575,6 +580,8 @@ class _Generator:
         if kind == "add":
             p = quant.add_params(sa, sb, so)
             fields.update(p)
+        elif kind in BINARY_PARAMS:  # ops2: SUB, SQUARED_DIFFERENCE, MAXIMUM, MINIMUM
+            fields.update(BINARY_PARAMS[kind](sa, sb, so))
         else:
             mult, shift = quant.quantize_multiplier(quant.f32(sa) * quant.f32(sb) / quant.f32(so))
             fields.update({"left_shift": 0, "in1_mult": 0, "in2_mult": 0, "out_mult": mult, "in1_shift": 0,
@@ -871,6 +878,7 @@ _SOURCE = """{banner}#include <string.h>
 #include "tk_fast.h"
 #include "tk_kernels.h"
 #include "tk_model.h"
+#include "tk_ops2.h"
 
 #if defined(__GNUC__) || defined(__clang__)
 #define TK_ALIGN16 __attribute__((aligned(16)))

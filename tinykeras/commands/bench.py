@@ -178,14 +178,29 @@ def compare(a: Path, b: Path, as_json: bool) -> None:
     from tinykeras.report import compare_rows, compare_table
 
     da, db = _load_report(a), _load_report(b)
+    name_a, name_b = _column(da, a), _column(db, b)
+    if name_a == name_b:
+        name_a, name_b = f"{name_a} [{a}]", f"{name_b} [{b}]"
     if as_json:
         rows = [{"metric": m, "a": x, "b": y, "ratio": r} for m, x, y, r in compare_rows(da, db)]
-        click.echo(json.dumps({"a": str(a), "b": str(b), "rows": rows}, indent=2))
+        click.echo(json.dumps({"a": str(a), "b": str(b), "a_label": name_a, "b_label": name_b, "rows": rows},
+                              indent=2))
         return
     from rich.console import Console
 
-    name_a, name_b = (a.stem, b.stem) if a.stem != b.stem else (str(a), str(b))
     Console(highlight=False).print(compare_table(da, db, name_a, name_b))
+
+
+def _column(data: dict[str, Any], path: Path) -> str:
+    """Which model is which: 'model (board/runtime)' from the report, else the file name."""
+    hello = data.get("hello") if isinstance(data.get("hello"), dict) else {}
+    model = data.get("model") or hello.get("model")
+    board = data.get("board") or hello.get("board")
+    runtime = data.get("runtime") or hello.get("runtime")
+    if not model:
+        return path.stem if path.stem not in ("bench", "report") else str(path)
+    where = "/".join(str(v) for v in (board, runtime) if v)
+    return f"{model} ({where})" if where else str(model)
 
 
 def _load_report(path: Path) -> dict[str, Any]:

@@ -19,16 +19,19 @@ def boards(as_json: bool) -> None:
       tinykeras boards --json
     """
     from tinykeras.boards import list_boards
+    from tinykeras.libraries import board_library
 
     all_boards = list_boards()
+    libs = {b.name: board_library(b) for b in all_boards}
     if as_json:
-        click.echo(json.dumps([b.summary() for b in all_boards], indent=2))
+        click.echo(json.dumps([dict(b.summary(), library=getattr(libs[b.name], "id", None)) for b in all_boards],
+                              indent=2))
         return
-    rows = [("board", "kind", "core", "MHz", "flash KiB", "RAM KiB", "timer", "runtimes")]
+    rows = [("board", "kind", "core", "MHz", "flash KiB", "RAM KiB", "timer", "runtimes", "TFLM library")]
     for b in all_boards:
         runtimes = ", ".join(r + ("*" if r == b.default_runtime else "") for r in b.runtimes)
         rows.append((b.name, b.kind, b.mcu.core, f"{b.mcu.clock_hz / 1e6:g}", str(b.limits.flash_bytes // 1024),
-                     str(b.limits.ram_bytes // 1024), b.timer.api, runtimes))
+                     str(b.limits.ram_bytes // 1024), b.timer.api, runtimes, getattr(libs[b.name], "id", "-")))
     widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
     for row in rows:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
@@ -44,6 +47,12 @@ def boards(as_json: bool) -> None:
 @click.option("--runtime", type=click.Choice(["tflm", "aot"]),
               help="tflm (TFLite-Micro; default on PlatformIO boards) or aot (tinykeras' generated C; "
                    "default on qemu_m4).")
+@click.option("--kernels", type=click.Choice(["reference", "cmsis-nn", "esp-nn"]),
+              help="TFLite-Micro kernels (--runtime tflm; default: the board's, see `tinykeras boards`).")
+@click.option("--tflm-dir", type=click.Path(path_type=Path, file_okay=False),
+              help="A TFLite-Micro tree at the board library's pinned commit, for boards that copy TFLM into the "
+                   "project (pico, nucleo_l4r5zi, qemu_m4 --runtime tflm). Default: $TINYKERAS_TFLM_DIR, else a "
+                   "pinned clone cached in ~/.cache/tinykeras (online).")
 @click.option("--runs", type=int, default=10, show_default=True, help="Timed inferences the firmware reports.")
 @click.option("--warmup", type=int, default=2, show_default=True, help="Untimed warm-up inferences before them.")
 @click.option("-o", "--out", "out", type=click.Path(path_type=Path),
@@ -57,10 +66,14 @@ def boards(as_json: bool) -> None:
 @click.option("--run", "do_run", is_flag=True,
               help="Run the benchmark and print its report (qemu_m4: in QEMU; PlatformIO boards: flash, then "
                    "read --port).")
+@click.option("--name", help="Name of the project and its reports (default: the model's settings.json name, "
+                             "else its file or directory name): out/BOARD-NAME-RUNTIME.")
+@click.option("--custom-objects", help="Python file or import path defining a Keras model's custom layers.")
 @click.option("--json", "as_json", is_flag=True, help="Print the build result as JSON.")
-def build(board: str, model: Path | None, recipe: str, runtime: str | None, runs: int, warmup: int,
+def build(board: str, model: Path | None, recipe: str, runtime: str | None, kernels: str | None,
+          tflm_dir: Path | None, runs: int, warmup: int,
           out: Path | None, rep_data: Path | None, do_compile: bool, upload: bool, port: str | None,
-          monitor: bool, do_run: bool, as_json: bool) -> None:
+          monitor: bool, do_run: bool, name: str | None, custom_objects: str | None, as_json: bool) -> None:
     """Render a firmware project for BOARD that benchmarks the model over serial.
 
     Checks that the model is int8, that the runtime has its ops and that it fits the board's flash and RAM
@@ -72,13 +85,15 @@ def build(board: str, model: Path | None, recipe: str, runtime: str | None, runs
       tinykeras build --board esp32 --model out/model.tflite -o fw/esp32
       tinykeras build --board nano33ble --model model.keras --rep-data rep.npz --upload --monitor
       tinykeras build --board qemu_m4 --runtime aot --model out/model.tflite --run
+      tinykeras build --board qemu_m4 --runtime tflm --kernels cmsis-nn --tflm-dir ~/tflite-micro --run
     """
     from tinykeras.pipeline import BuildOptions
     from tinykeras.pipeline import build as run_build
 
-    options = BuildOptions(board=board, model=model, recipe=recipe, runtime=runtime, runs=runs, warmup=warmup,
+    options = BuildOptions(board=board, model=model, recipe=recipe, runtime=runtime, kernels=kernels,
+                           tflm_dir=tflm_dir, runs=runs, warmup=warmup,
                            out=out, rep_data=rep_data, compile=do_compile, upload=upload, port=port,
-                           monitor=monitor, run=do_run)
+                           monitor=monitor, run=do_run, name=name, custom_objects=custom_objects)
     result = run_build(options, log=lambda msg: click.echo(msg, err=True))
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
@@ -89,6 +104,10 @@ def build(board: str, model: Path | None, recipe: str, runtime: str | None, runs
     click.echo(f"wrote {result.project_dir} ({result.board.name}, runtime {result.runtime})")
     click.echo(f"  model {result.source_name}: {result.info.model_bytes:,} B, ops {', '.join(result.info.op_names)}")
     click.echo(f"  arena {arena.planned_bytes:,} B planned{measured}")
+    if result.library is not None:
+        lib = result.library
+        click.echo(f"  TFLite-Micro: {lib['library']} ({lib['library_commit'][:7]}), {lib['kernels']} kernels, "
+                   f"delivered as {lib['library_delivery']}")
     click.echo(f"  flash {fit['flash_needed']:,} / {fit['flash_available']:,} B, "
                f"RAM {fit['ram_needed']:,} / {fit['ram_available']:,} B (runtime sizes estimated)")
     if result.bench is not None:

@@ -28,11 +28,12 @@ PROGRESS_FROM = 200  # samples: show a progress bar from this many on
 @click.option("--no-tflite", is_flag=True, help="Skip the tf.lite comparison (saves importing TensorFlow).")
 @click.option("--plots", "plots_dir", type=click.Path(path_type=Path),
               help="Write confusion_matrix.png (with labels) and scores.png into this directory.")
+@click.option("--custom-objects", help="Python file or import path defining the --keras model's custom layers.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("-o", "--out", "out_json", type=click.Path(path_type=Path), help="Also write the JSON report here.")
 def emulate(model: Path, data_path: Path | None, keras_path: Path | None, runtime: str, samples: int | None,
-            labels_path: Path | None, no_tflite: bool, plots_dir: Path | None, as_json: bool,
-            out_json: Path | None) -> None:
+            labels_path: Path | None, no_tflite: bool, plots_dir: Path | None, custom_objects: str | None,
+            as_json: bool, out_json: Path | None) -> None:
     """Run MODEL.tflite on the host with TFLite-Micro's kernels and report how it behaves before flashing.
 
     Reports accuracy (when the data has labels), top-1 agreement and the largest dequantized deviation
@@ -49,8 +50,18 @@ def emulate(model: Path, data_path: Path | None, keras_path: Path | None, runtim
 
     x = y = None
     if data_path is not None:
-        x, y = split_xy(load_arrays(data_path), str(data_path))
-    count = samples if samples is not None else (len(x) if x is not None else None)
+        arrays = load_arrays(data_path)
+        from tinykeras.inspect import load_model_info
+
+        if len(load_model_info(model).inputs) > 1:  # several inputs: arrays keyed by input name (or in order)
+            from tinykeras.keras_io import LABEL_KEYS
+
+            x = {k: v for k, v in arrays.items() if k not in LABEL_KEYS and not k.startswith("y_")}
+            y = next((arrays[k] for k in LABEL_KEYS if k in arrays), None)
+        else:
+            x, y = split_xy(arrays, str(data_path))
+    count = samples if samples is not None else (len(next(iter(x.values())) if isinstance(x, dict) else x)
+                                                  if x is not None else None)
     labels = None
     if labels_path is not None:
         from tinykeras.commands.convert import _read_labels
@@ -60,7 +71,7 @@ def emulate(model: Path, data_path: Path | None, keras_path: Path | None, runtim
     if keras_path is not None:
         from tinykeras.keras_io import load_model
 
-        keras = load_model(keras_path)
+        keras = load_model(keras_path, custom_objects=custom_objects)
     progress = _progress if (count or 0) >= PROGRESS_FROM else None
     result = run(model, x, y, keras=keras, runtime=runtime, samples=samples, tflite=not no_tflite,
                  labels=labels, progress=progress)

@@ -23,25 +23,41 @@ def _shape_text(t: dict | None) -> str:
 
 @click.command()
 @click.argument("model", type=click.Path(path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print JSON: {ops: [...], totals: {...}, ...}.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON: {ops: [...], totals: {...}, libraries: {...}}.")
 @click.option("--check", is_flag=True,
-              help="Exit non-zero unless the model is full-integer int8 and every op runs on TFLite-Micro.")
-def inspect(model: Path, as_json: bool, check: bool) -> None:
+              help="Exit non-zero unless the model is full-integer int8 and the TFLite-Micro library (of --board "
+                   "or --library; default: TFLM itself) runs every op correctly.")
+@click.option("--board", "-b", help="Check against the TFLite-Micro library this board pins (see `tinykeras boards`).")
+@click.option("--library", "library_id",
+              help="Check against this TFLite-Micro library (see `tinykeras libraries`).")
+def inspect(model: Path, as_json: bool, check: bool, board: str | None, library_id: str | None) -> None:
     """Explain MODEL.tflite: per-op shapes, quantization, params, MACs, memory, TFLM support.
 
     \b
     Example:
       tinykeras inspect out/model.tflite
-      tinykeras inspect out/model.tflite --json | jq .totals
-      tinykeras inspect out/model.tflite --check   # in CI: int8 and TFLM-ready?
+      tinykeras inspect out/model.tflite --json | jq .libraries
+      tinykeras inspect out/model.tflite --check                    # in CI: int8 and TFLM-ready?
+      tinykeras inspect out/model.tflite --check --board nano33ble  # ... on the library that board pins?
     """
-    from tinykeras.inspect import load_model_info, require_int8, require_tflm_ops, summary
+    from tinykeras.inspect import load_model_info, summary
+    from tinykeras.libraries import check_model, load_library, reference_library, require_model_supported
 
+    if board and library_id:
+        raise click.UsageError("give --board or --library, not both")
+    lib = load_library(library_id) if library_id else None
     model_info = load_model_info(model)
+    aot_only = False
+    if board:  # an aot-only board: the aot runtime is checked there, TFLM itself is shown below
+        lib = _board_library_or_aot(board, model, model_info, check)
+        aot_only = lib is None
+    lib = lib or reference_library()
     if check:
-        require_tflm_ops(model_info)
-        require_int8(model_info)
+        require_model_supported(model_info, lib)
+    problems = check_model(model_info, lib)
     info = summary(model_info)
+    info["checked_library"] = {"id": lib.id, "label": lib.label, "board": board,
+                               "problems": [p.to_json() for p in problems]}
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return
@@ -67,8 +83,27 @@ def inspect(model: Path, as_json: bool, check: bool) -> None:
     console.print(f"outputs: {', '.join(_shape_text(t) + ' ' + _quant_text(t) for t in info['outputs'])}")
     console.print(f"totals:  {totals['ops']} ops, {totals['params']:,} params, {totals['macs']:,} MACs, "
                   f"model {totals['model_bytes']:,} B, peak activations ~{totals['activation_peak_bytes']:,} B")
-    if info["tflm_unsupported"]:
-        listed = ", ".join(f"{u['op']} (#{u['index']})" for u in info["tflm_unsupported"])
-        console.print(f"[bold red]not supported by TFLite-Micro:[/] {listed}")
+    if aot_only:
+        console.print(f"board {board} runs tinykeras' aot runtime, not TFLite-Micro"
+                      + (": the aot runtime supports every op" if check else ""))
+    if problems:
+        listed = "; ".join(str(p) for p in problems)
+        words = "not supported by TFLite-Micro" if any(p.kind == "missing-op" for p in problems) else "problems"
+        console.print(f"[bold red]{lib.label}, {words}:[/] {listed}")
     else:
-        console.print("TFLite-Micro: all ops supported")
+        console.print(f"TFLite-Micro ({lib.label}): all ops supported")
+
+
+def _board_library_or_aot(board: str, path: Path, info: object, check: bool) -> object:
+    """The board's TFLM library; for an aot-only board, check the aot runtime instead and return None."""
+    from tinykeras.boards import load_board
+    from tinykeras.libraries import board_library
+
+    b = load_board(board)
+    lib = board_library(b)
+    if lib is None and check:
+        from tinykeras.aot import generate
+        from tinykeras.inspect import read_model_bytes
+
+        generate(read_model_bytes(path), info)  # raises UnsupportedOpError naming op and index
+    return lib

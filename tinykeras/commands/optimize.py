@@ -32,14 +32,17 @@ import click
 @click.option("--importance", type=click.Choice(["l1", "bn"]), default="l1", show_default=True,
               help="Channel ranking for --structured channels: filter L1 norm or BatchNorm |gamma|.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--per-tensor-dense", is_flag=True,
+              help="int8 stage: one weight scale per FULLY_CONNECTED layer (see `tinykeras quantize --help`).")
 @click.option("--labels", type=click.Path(path_type=Path), help="Text file, one class label per line.")
 @click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path), default=Path("out"), show_default=True,
               help="Output directory (written atomically).")
+@click.option("--custom-objects", help="Python file or import path defining the model's custom layers (tf_keras).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def optimize(model: Path, data_path: Path, prune: float | None, schedule: str, structured: str | None,
              target_macs: float | None, qat: bool, epochs: int, qat_epochs: int | None, batch_size: int,
-             learning_rate: float, metric: str, importance: str, seed: int, labels: Path | None, out_dir: Path,
-             as_json: bool) -> None:
+             learning_rate: float, metric: str, importance: str, seed: int, per_tensor_dense: bool,
+             labels: Path | None, out_dir: Path, custom_objects: str | None, as_json: bool) -> None:
     """Optimize MODEL (.keras, .h5 or SavedModel dir; Keras 2 or 3) and report every stage.
 
     Stages: float -> channels (with --structured channels) -> pruned (--prune or --structured 2:4) ->
@@ -69,11 +72,12 @@ def optimize(model: Path, data_path: Path, prune: float | None, schedule: str, s
 
     options = OptimizeOptions(prune=prune, schedule=schedule, structured=structured, qat=qat, epochs=epochs,
                               qat_epochs=qat_epochs, batch_size=batch_size, learning_rate=learning_rate, metric=metric,
-                              target_macs=target_macs, importance=importance, seed=seed)
+                              target_macs=target_macs, importance=importance, seed=seed,
+                              per_tensor_dense=per_tensor_dense)
     options.validate()  # bad options fail before anything slow happens
     label_list = _read_labels(labels)
     data = load_dataset(data_path, seed=seed)
-    keras_model = load_keras_model(model)
+    keras_model = load_keras_model(model, custom_objects=custom_objects)
     err = Console(stderr=True)
     log = None if as_json else (lambda msg: err.print(f"[dim]{msg}[/dim]"))
     result = run_optimize(keras_model, data, options, log=log)

@@ -26,9 +26,11 @@ RECIPES = ["kws", "gesture", "sensor"]
 @click.option("--qat", is_flag=True, help="Then optimize: quantization-aware training before int8.")
 @click.option("--optimize-epochs", type=int, default=4, show_default=True,
               help="Fine-tuning epochs per optimization stage.")
+@click.option("--per-tensor-dense", is_flag=True,
+              help="Then optimize: one weight scale per FULLY_CONNECTED in the int8 model (see `tinykeras quantize`).")
 def train(recipe: str, data_dir: Path | None, epochs: int | None, seed: int, quick: bool, variant: str | None,
           out_dir: Path | None, prune: float | None, structured: str | None, qat: bool,
-          optimize_epochs: int) -> None:
+          optimize_epochs: int, per_tensor_dense: bool) -> None:
     """Train RECIPE (kws, gesture or sensor) into OUT: model.keras, test.npz, rep.npz, history.csv,
     training_curves.png, confusion_matrix.png (roc.png for sensor), metrics.json and settings.json.
 
@@ -42,10 +44,14 @@ def train(recipe: str, data_dir: Path | None, epochs: int | None, seed: int, qui
     from tinykeras.train import train as run_training
 
     options = None
+    if per_tensor_dense and not (prune is not None or structured or qat):
+        raise click.UsageError("--per-tensor-dense applies to the optimized int8 model: add --prune, --structured "
+                               "or --qat, or run `tinykeras quantize MODEL.keras --per-tensor-dense` after training")
     if prune is not None or structured or qat:
         from tinykeras.optimize import OptimizeOptions
 
-        options = OptimizeOptions(prune=prune, structured=structured, qat=qat, epochs=optimize_epochs, seed=seed)
+        options = OptimizeOptions(prune=prune, structured=structured, qat=qat, epochs=optimize_epochs, seed=seed,
+                                  per_tensor_dense=per_tensor_dense)
         options.validate()  # bad options fail before training starts
     out_dir = out_dir or Path("out") / recipe
     result = run_training(recipe, out_dir, data_dir=data_dir, epochs=epochs, seed=seed, quick=quick,

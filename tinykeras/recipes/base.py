@@ -46,6 +46,10 @@ class Recipe:
     learning_rate = 1e-3
     patience = 10
     variants: tuple[str, ...] = ("default",)
+    # `tinykeras tune`: the hyperparameters search_model/search_data read (the keys of <name>_space.toml), and
+    # those of them that change the model inputs (the feature front end)
+    search_keys: tuple[str, ...] = ()
+    search_feature_keys: tuple[str, ...] = ()
 
     def synthesize(self, dest: Path, quick: bool, seed: int) -> dict[str, int]:
         """Write a synthetic dataset into ``dest`` (the recipe's layout)."""
@@ -68,6 +72,18 @@ class Recipe:
         """Test metrics (``metric``/``value`` at least); write the evaluation plots into ``out_dir``."""
         return evaluate_classifier(model, data, out_dir)
 
+    def search_source(self, path: Path, quick: bool, seed: int) -> Any:
+        """What a search loads once (kws: the audio clips, so that trials can change the front end)."""
+        return (path, quick, seed)
+
+    def search_data(self, source: Any, values: dict[str, Any]) -> RecipeData:
+        """Model-ready data for one trial's hyperparameter ``values`` (only search_feature_keys matter)."""
+        return self.load(*source)
+
+    def search_model(self, data: RecipeData, values: dict[str, Any]) -> Any:
+        """An uncompiled tf_keras model for one trial's hyperparameter ``values`` (keys: search_keys)."""
+        raise NotImplementedError(f"recipe {self.name} declares no search space")
+
     def test_arrays(self, data: RecipeData) -> dict[str, np.ndarray]:
         return {"x": data.x_test.astype(np.float32), "y": data.y_test}
 
@@ -81,6 +97,14 @@ def _keras() -> Any:
     from tinykeras.keras_io import tf_keras
 
     return tf_keras()
+
+
+def pair(value: Any) -> tuple[int, int]:
+    """A kernel size or stride from a search space: 3 -> (3, 3), "10x4" -> (10, 4)."""
+    if isinstance(value, str) and "x" in value:
+        first, second = value.split("x", 1)
+        return int(first), int(second)
+    return int(value), int(value)
 
 
 def stratified_subset(y: np.ndarray, per_class: int, seed: int) -> np.ndarray:

@@ -17,7 +17,7 @@ import numpy as np
 
 from tinykeras.datasets import note
 from tinykeras.errors import DataError
-from tinykeras.recipes.base import Recipe, RecipeData, read_list, stratified_subset
+from tinykeras.recipes.base import Recipe, RecipeData, pair, read_list, stratified_subset
 
 CLASSES = ["wing", "ring", "slope", "negative"]
 WINDOW = 128
@@ -97,21 +97,23 @@ def rotate_and_shift(x: np.ndarray, rng: np.random.Generator, max_deg: float = R
     return out.astype(np.float32)
 
 
-def magic_wand_cnn(classes: int, filters: int = 16) -> Any:
-    """The TFLM magic-wand CNN shape, twice as wide: conv 4x3, pool 3x3, conv 4x1, pool 3x1, dense, softmax."""
+def magic_wand_cnn(classes: int, filters: int = 16, kernel: tuple[int, int] = (4, 3),
+                   pool: tuple[int, int] = (3, 3), dense: int | None = None) -> Any:
+    """The TFLM magic-wand CNN shape, twice as wide: conv 4x3, pool 3x3, conv 4x1, pool 3x1, dense, softmax.
+    The keyword arguments are what ``tinykeras tune gesture`` searches (gesture_space.toml)."""
     from tinykeras.keras_io import tf_keras
 
     keras = tf_keras()
     layers = keras.layers
     inputs = keras.Input(shape=(WINDOW, CHANNELS, 1))
-    x = layers.Conv2D(filters, (4, 3), padding="same", activation="relu")(inputs)
-    x = layers.MaxPooling2D((3, 3))(x)
+    x = layers.Conv2D(filters, kernel, padding="same", activation="relu")(inputs)
+    x = layers.MaxPooling2D(pool)(x)
     x = layers.Dropout(0.1)(x)
     x = layers.Conv2D(2 * filters, (4, 1), padding="same", activation="relu")(x)
     x = layers.MaxPooling2D((3, 1), padding="same")(x)
     x = layers.Dropout(0.2)(x)
     x = layers.Flatten()(x)
-    x = layers.Dense(2 * filters, activation="relu")(x)
+    x = layers.Dense(dense or 2 * filters, activation="relu")(x)
     x = layers.Dropout(0.2)(x)
     outputs = layers.Dense(classes, activation="softmax")(x)
     return keras.Model(inputs, outputs, name="magic_wand_cnn")
@@ -124,6 +126,7 @@ class GestureRecipe(Recipe):
     batch_size = 64
     learning_rate = 2e-3
     patience = 12
+    search_keys = ("width", "kernel", "pool", "dense")
 
     def synthesize(self, dest: Path, quick: bool, seed: int) -> dict[str, int]:
         from tinykeras.datasets.gesture_synth import GestureSynthConfig, synthesize
@@ -166,6 +169,11 @@ class GestureRecipe(Recipe):
 
     def build_model(self, data: RecipeData, variant: str) -> Any:
         return magic_wand_cnn(len(data.classes))
+
+    def search_model(self, data: RecipeData, values: dict[str, Any]) -> Any:
+        filters = max(2, int(round(16 * float(values.get("width", 1.0)))))
+        return magic_wand_cnn(len(data.classes), filters=filters, kernel=pair(values.get("kernel", "4x3")),
+                              pool=pair(values.get("pool", "3x3")), dense=int(values.get("dense", 2 * filters)))
 
 
 RECIPE = GestureRecipe()

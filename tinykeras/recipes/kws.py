@@ -19,7 +19,7 @@ import numpy as np
 
 from tinykeras.datasets import note, read_wav
 from tinykeras.errors import DataError
-from tinykeras.recipes.base import Recipe, RecipeData, read_list, stratified_subset
+from tinykeras.recipes.base import Recipe, RecipeData, pair, read_list, stratified_subset
 from tinykeras.recipes.frontend import AudioFeatures, dct_matrix
 
 KEYWORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
@@ -103,13 +103,15 @@ def _arrays(items: list[tuple[str, np.ndarray]], noise: np.ndarray, rng: np.rand
     return audio, labels
 
 
-def augmented_dataset(audio: np.ndarray, labels: np.ndarray, noise: np.ndarray, batch_size: int, seed: int) -> Any:
-    """tf.data: shuffled batches, time-shifted and noise-mixed on the fly, as MFCC [b, 49, 10, 1]."""
+def augmented_dataset(audio: np.ndarray, labels: np.ndarray, noise: np.ndarray, batch_size: int, seed: int,
+                      feats: AudioFeatures = FEATURES) -> Any:
+    """tf.data: shuffled batches, time-shifted and noise-mixed on the fly, as MFCC [b, frames, coeffs, 1]."""
     from tinykeras.features import audio_features_tf
     from tinykeras.keras_io import import_tf
 
     tf = import_tf()
-    n = FEATURES.clip_samples
+    n = feats.clip_samples
+    log_mel_params = dataclasses.replace(feats, kind="log_mel")
     noise_t = tf.constant(noise.astype(np.float32))
 
     def speed(x: Any) -> Any:
@@ -133,7 +135,7 @@ def augmented_dataset(audio: np.ndarray, labels: np.ndarray, noise: np.ndarray, 
         volume = tf.random.uniform([b, 1], 0.0, NOISE_VOLUME, seed=seed + 3)
         use = tf.cast(tf.random.uniform([b, 1], seed=seed + 4) < NOISE_PROBABILITY, tf.float32)
         x = tf.clip_by_value(x + segment * volume * use, -1.0, 1.0)
-        return spec_augment(audio_features_tf(x, LOG_MEL), b), y
+        return spec_augment(audio_features_tf(x, log_mel_params), b), y
 
     def band(b: Any, size: int, widest: int, op_seed: int) -> Any:
         """[b, size] masks of one random run of 0..widest positions per example."""
@@ -144,37 +146,40 @@ def augmented_dataset(audio: np.ndarray, labels: np.ndarray, noise: np.ndarray, 
 
     def spec_augment(log_mel: Any, b: Any) -> Any:
         """SpecAugment on the log-mel (before the DCT): one frequency band and one time span set to the mean."""
-        frames, bins = FEATURES.num_frames, FEATURES.num_mel_bins
+        frames, bins = feats.num_frames, feats.num_mel_bins
         mask = band(b, bins, FREQ_MASK, seed + 6)[:, None, :] | band(b, frames, TIME_MASK, seed + 8)[:, :, None]
         fill = tf.reduce_mean(log_mel, axis=[1, 2], keepdims=True)
         log_mel = tf.where(mask, fill, log_mel)
-        return tf.tensordot(log_mel, tf.constant(dct_matrix(FEATURES)), 1)[..., None]
+        return tf.tensordot(log_mel, tf.constant(dct_matrix(feats)), 1)[..., None]
 
     ds = tf.data.Dataset.from_tensor_slices((audio, labels))
     ds = ds.shuffle(len(audio), seed=seed, reshuffle_each_iteration=True).batch(batch_size).map(augment)
     return ds.prefetch(2)
 
 
-def features(audio: np.ndarray) -> np.ndarray:
+def features(audio: np.ndarray, feats: AudioFeatures = FEATURES) -> np.ndarray:
     from tinykeras.features import audio_features
 
-    return audio_features(audio, FEATURES)[..., None]
+    return audio_features(audio, feats)[..., None]
 
 
-def ds_cnn(input_shape: tuple[int, ...], classes: int, filters: int = 64, blocks: int = 4) -> Any:
-    """DS-CNN as in the MLPerf Tiny KWS reference: conv 10x4/2, then depthwise-separable blocks, avg pool."""
+def ds_cnn(input_shape: tuple[int, ...], classes: int, filters: int = 64, blocks: int = 4,
+           first_kernel: tuple[int, int] = (10, 4), first_strides: tuple[int, int] = (2, 2),
+           dw_kernel: tuple[int, int] = (3, 3)) -> Any:
+    """DS-CNN as in the MLPerf Tiny KWS reference: conv 10x4/2, then depthwise-separable blocks, avg pool.
+    The keyword arguments are what ``tinykeras tune kws`` searches (kws_space.toml)."""
     from tinykeras.keras_io import tf_keras
 
     keras = tf_keras()
     layers = keras.layers
     reg = keras.regularizers.l2(1e-4)
     inputs = keras.Input(shape=input_shape)
-    x = layers.Conv2D(filters, (10, 4), strides=(2, 2), padding="same", kernel_regularizer=reg)(inputs)
+    x = layers.Conv2D(filters, first_kernel, strides=first_strides, padding="same", kernel_regularizer=reg)(inputs)
     x = layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
     x = layers.Activation("relu")(x)
     x = layers.Dropout(0.2)(x)
     for _ in range(blocks):
-        x = layers.DepthwiseConv2D((3, 3), padding="same", kernel_regularizer=reg)(x)
+        x = layers.DepthwiseConv2D(dw_kernel, padding="same", kernel_regularizer=reg)(x)
         x = layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
         x = layers.Activation("relu")(x)
         x = layers.Conv2D(filters, (1, 1), padding="same", kernel_regularizer=reg)(x)
@@ -195,6 +200,8 @@ class KwsRecipe(Recipe):
     learning_rate = 2e-3
     patience = 15
     variants = ("dscnn", "dscnn-small")
+    search_keys = ("width", "blocks", "first_kernel", "first_stride", "dw_kernel", "frame_step", "num_mfcc")
+    search_feature_keys = ("frame_step", "num_mfcc")
 
     def synthesize(self, dest: Path, quick: bool, seed: int) -> dict[str, int]:
         from tinykeras.datasets.kws_synth import KwsSynthConfig, synthesize
@@ -204,6 +211,10 @@ class KwsRecipe(Recipe):
         return synthesize(dest, cfg)
 
     def load(self, path: Path, quick: bool, seed: int) -> RecipeData:
+        return self.features_data(self.load_audio(path, quick, seed), FEATURES)
+
+    def load_audio(self, path: Path, quick: bool, seed: int) -> dict[str, Any]:
+        """The clips of every split (labels mapped, silence added) and the background noise."""
         splits, noise = load_layout(path)
         rng = np.random.default_rng(seed)
         arrays = {name: _arrays(items, noise, rng) for name, items in splits.items()}
@@ -216,23 +227,28 @@ class KwsRecipe(Recipe):
                 a, y = arrays[name]
                 keep = stratified_subset(y, cap, seed)
                 arrays[name] = (a[keep], y[keep])
+        return {"arrays": arrays, "noise": noise, "source": str(path)}
+
+    def features_data(self, audio: dict[str, Any], feats: AudioFeatures) -> RecipeData:
+        """Model inputs for the clips of :meth:`load_audio` under front end ``feats``."""
+        arrays, noise = audio["arrays"], audio["noise"]
         note(f"computing MFCC features ({', '.join(f'{k}: {len(v[1])}' for k, v in arrays.items())} clips)")
         train_audio, y_train = arrays["train"]
         batch_noise = noise
 
         def train_dataset(batch_size: int, ds_seed: int) -> Any:
-            return augmented_dataset(train_audio, y_train, batch_noise, batch_size, ds_seed)
+            return augmented_dataset(train_audio, y_train, batch_noise, batch_size, ds_seed, feats)
 
-        settings = {"recipe": "kws", "labels": CLASSES, "input": "mfcc [49, 10, 1]",
-                    "features": FEATURES.to_dict(),
+        settings = {"recipe": "kws", "labels": CLASSES, "input": f"mfcc [{feats.num_frames}, {feats.num_coeffs}, 1]",
+                    "features": feats.to_dict(),
                     "augmentation": {"speed_range": list(SPEED_RANGE), "time_shift_samples": SHIFT_SAMPLES,
                                      "freq_mask_bins": FREQ_MASK, "time_mask_frames": TIME_MASK,
                                      "noise_probability": NOISE_PROBABILITY, "noise_volume": NOISE_VOLUME}}
         return RecipeData(
-            x_train=features(train_audio), y_train=y_train,
-            x_val=features(arrays["val"][0]), y_val=arrays["val"][1],
-            x_test=features(arrays["test"][0]), y_test=arrays["test"][1],
-            classes=CLASSES, settings=settings, source=str(path), train_dataset=train_dataset,
+            x_train=features(train_audio, feats), y_train=y_train,
+            x_val=features(arrays["val"][0], feats), y_val=arrays["val"][1],
+            x_test=features(arrays["test"][0], feats), y_test=arrays["test"][1],
+            classes=CLASSES, settings=settings, source=audio["source"], train_dataset=train_dataset,
             extra={"test_audio": arrays["test"][0]})
 
     def build_model(self, data: RecipeData, variant: str) -> Any:
@@ -240,6 +256,21 @@ class KwsRecipe(Recipe):
         if variant == "dscnn-small":
             return ds_cnn(shape, len(data.classes), filters=32, blocks=3)
         return ds_cnn(shape, len(data.classes))
+
+    def search_source(self, path: Path, quick: bool, seed: int) -> Any:
+        return self.load_audio(path, quick, seed)
+
+    def search_data(self, source: Any, values: dict[str, Any]) -> RecipeData:
+        feats = dataclasses.replace(FEATURES, frame_step=int(values.get("frame_step", FEATURES.frame_step)),
+                                    num_mfcc=int(values.get("num_mfcc", FEATURES.num_mfcc)))
+        return self.features_data(source, feats)
+
+    def search_model(self, data: RecipeData, values: dict[str, Any]) -> Any:
+        filters = max(4, int(round(64 * float(values.get("width", 1.0)))))
+        return ds_cnn(tuple(data.x_train.shape[1:]), len(data.classes), filters=filters,
+                      blocks=int(values.get("blocks", 4)), first_kernel=pair(values.get("first_kernel", "10x4")),
+                      first_strides=pair(values.get("first_stride", "2x2")),
+                      dw_kernel=pair(values.get("dw_kernel", 3)))
 
 
 RECIPE = KwsRecipe()

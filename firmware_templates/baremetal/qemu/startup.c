@@ -10,6 +10,11 @@
 
 extern uint32_t __etext_data;  /* load address of .data in flash */
 extern uint32_t __data_start, __data_end, __bss_start, __bss_end, __stack_top;
+extern void (*__init_array_start[])(void);
+extern void (*__init_array_end[])(void);
+/* C++ objects with static storage register their destructors against this handle (crtbegin.o defines it in
+   hosted builds; -nostartfiles leaves it out). Nothing is ever destroyed here: main never returns normally. */
+void *__dso_handle = 0;
 
 int main(void);
 void Reset_Handler(void);
@@ -58,6 +63,9 @@ void Reset_Handler(void) {
   __asm volatile("dsb\n\tisb" ::: "memory");
   __asm volatile("cpsid i" ::: "memory"); /* no interrupt handlers run; pending ones still wake WFI */
   SCB_SHCSR |= (7u << 16);                /* MemManage, BusFault, UsageFault as their own exceptions */
+  for (void (**ctor)(void) = __init_array_start; ctor < __init_array_end; ++ctor) {
+    (*ctor)(); /* C++ static constructors (none in the aot runtime) */
+  }
   tk_qemu_exit(main());
 }
 

@@ -1,0 +1,1 @@
+/* Stand-in (tests only): Wire is not used by the benchmark. */

@@ -1,0 +1,5 @@
+/* Stand-in for FreeRTOS (tests only). */
+#ifndef TK_STANDIN_FREERTOS_H_
+#define TK_STANDIN_FREERTOS_H_
+#define pdMS_TO_TICKS(ms) (ms)
+#endif

@@ -1,2 +1,0 @@
-// Stub of the Arduino TFLM library umbrella header TensorFlowLite_ESP32.h.
-#pragma once
