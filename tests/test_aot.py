@@ -79,7 +79,7 @@ def test_generation_is_deterministic_and_plan_is_valid(reference_models: dict[st
         data = path.read_bytes()
         first, second = generate(data, info, "m"), generate(data, info, "m")
         assert first.files == second.files
-        check_plan(list(first.buffers), first.buffer_offsets)
+        check_plan(list(first.buffers), first.buffer_offsets, first.streams)
         scratch = max([p.scratch_bytes for p in first.ops] + [0])
         assert 0 < first.arena_bytes <= info.activation_peak_bytes + scratch + 64
         assert first.arena_bytes % 16 == 0

@@ -90,7 +90,24 @@ def _cases() -> dict[str, tuple[str, Callable[[Any], Any]]]:
         "tanh": ("TANH", lambda k: _seq((40,), k.layers.Activation("tanh"))),
         "mean_global": ("MEAN", lambda k: _seq((5, 6, 7), k.layers.GlobalAveragePooling2D())),
         "pad": ("PAD", lambda k: _seq((4, 5, 3), k.layers.ZeroPadding2D(((1, 2), (0, 1))), k.layers.Conv2D(2, 2))),
+        # shapes that take the specialised paths of runtime/aot/tk_fast.h (two blocks of 8 per loop, odd rows)
+        "conv_pw_16_to_11_relu6": ("CONV_2D", lambda k: _seq((5, 7, 16), k.layers.Conv2D(11, 1), k.layers.ReLU(6.0))),
+        "conv_pw_stride2": ("CONV_2D", lambda k: _seq((7, 9, 8), k.layers.Conv2D(6, 1, strides=2))),
+        "conv_3x3_c8_same": ("CONV_2D", lambda k: _seq((6, 5, 8), k.layers.Conv2D(5, 3, padding="same"))),
+        "dw3x3_stride2_c12": ("DEPTHWISE_CONV_2D", lambda k: _seq(
+            (9, 8, 12), k.layers.DepthwiseConv2D(3, strides=2, padding="same", activation="relu"))),
+        "dw3x3_valid_c4_relu6": ("DEPTHWISE_CONV_2D", lambda k: _seq(
+            (5, 6, 4), k.layers.DepthwiseConv2D(3), k.layers.ReLU(6.0))),
+        "fc_depth32_odd_units": ("FULLY_CONNECTED", lambda k: _seq((32,), k.layers.Dense(13, activation="relu"))),
+        "maxpool_same_c8": ("MAX_POOL_2D", lambda k: _seq(
+            (7, 9, 8), k.layers.MaxPooling2D(3, strides=2, padding="same"))),
     }
+
+# Cases that must run on the general kernels (off the fast paths), and marked as such.
+GENERAL = {"conv_dilated_same": "CONV_2D", "dw_valid_stride2_mult2": "DEPTHWISE_CONV_2D",
+           "dw_dilated_relu6": "DEPTHWISE_CONV_2D", "dw_5x5_same": "DEPTHWISE_CONV_2D", "add_broadcast": "ADD",
+           "maxpool_same": "MAX_POOL_2D"}
+FAST_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "MAX_POOL_2D")
 
 
 CASES = _cases()
@@ -154,3 +171,33 @@ def test_quantize_dequantize_float_io(converted: dict[str, bytes]) -> None:
     info, mismatches = _check_bit_exact(data)
     assert {"QUANTIZE", "DEQUANTIZE"} <= set(info.op_names), info.op_names
     assert mismatches == 0
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_fast_path_selection_is_reported(name: str, converted: dict[str, bytes]) -> None:
+    """Conv/depthwise/FC/ADD take the specialised kernels unless the shape needs the general ones, and the
+    plan says which (tinykeras profile marks the general ones)."""
+    from tinykeras.aot import generate
+
+    data = _model(converted, name)
+    info = inspect_bytes(data)
+    program = generate(data, info)
+    for plan in program.ops:
+        if plan.op in FAST_OPS:
+            expect_general = GENERAL.get(name) == plan.op
+            assert plan.fast_path is not expect_general, f"{name}: op {plan.op} kernel {plan.kernel}"
+            assert ("fast" in plan.kernel) is plan.fast_path
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
+                    reason="needs arm-none-eabi-gcc and qemu-system-arm (scripts/setup.sh)")
+@pytest.mark.parametrize("name", sorted(n for n, (op, _) in CASES.items()
+                                        if op in FAST_OPS))
+def test_kernel_bit_exact_on_qemu_m4(name: str, converted: dict[str, bytes]) -> None:
+    """The Cortex-M4 DSP code (SMLAD/SMMLAR paths, hand-scheduled loops) against TFLM, every output byte."""
+    from tinykeras.aot.device_check import check_on_qemu
+
+    data = _model(converted, name)
+    result = check_on_qemu(data, inspect_bytes(data), samples=12)
+    assert result["values"] > 0 and result["mismatches"] == 0, result

@@ -32,6 +32,7 @@ COMMANDS = {
     "libraries": "tinykeras.commands.libraries:libraries",
     "build": "tinykeras.commands.build:build",
     "bench": "tinykeras.commands.bench:bench",
+    "profile": "tinykeras.commands.profile:profile",
 }
 
 SHORT_HELP = {
@@ -48,6 +49,7 @@ SHORT_HELP = {
     "libraries": "List the TFLite-Micro libraries boards pin: commit, kernels, ops, known gaps.",
     "build": "Render (and optionally compile, flash, run) a firmware project for a board.",
     "bench": "Read a serial benchmark from a board and report latency statistics.",
+    "profile": "Per-layer instructions, share, instructions per MAC and arena on the emulated board.",
 }
 
 

@@ -8,6 +8,7 @@ and shifts become ``static const`` arrays (flash); activations live in one stati
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +26,7 @@ SUPPORTED_OPS = (
     "ADD", "AVERAGE_POOL_2D", "CONCATENATION", "CONV_2D", "DEPTHWISE_CONV_2D", "DEQUANTIZE", "FULLY_CONNECTED",
     "LOGISTIC", "MAX_POOL_2D", "MEAN", "MUL", "PAD", "QUANTIZE", "RESHAPE", "SOFTMAX", "TANH",
 ) + OPS2
-KERNEL_FILES = ("tk_fixedpoint.h", "tk_kernels.h", "tk_conv.c", "tk_ops.c") + KERNEL_FILES2
+KERNEL_FILES = ("tk_fixedpoint.h", "tk_kernels.h", "tk_fast.h", "tk_conv.c", "tk_ops.c") + KERNEL_FILES2
 _HINT = "use --runtime tflm"
 _INPLACE_OPS = {"ADD", "MUL", "LOGISTIC", "TANH", "QUANTIZE"}
 _MAX_TENSOR_BYTES = 16 * 1024 * 1024  # one activation in the static arena (a microcontroller has far less)
@@ -45,6 +46,7 @@ class OpPlan:
     scratch_bytes: int
     in_place: bool
     macs: int
+    fast_path: bool = True  # False: a general kernel runs (the op falls off the specialised fast paths)
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class AotProgram:
     macs: int = 0
     buffers: tuple[Buffer, ...] = ()
     buffer_offsets: dict[str, int] = field(default_factory=dict)
+    streams: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 class _Unsupported(Exception):
@@ -144,7 +147,7 @@ def _c_array(ctype: str, name: str, values: Any, per_line: int = 24) -> str:
     for start in range(0, len(flat), per_line):
         lines.append("  " + ", ".join(str(v) for v in flat[start:start + per_line]))
     body = ",\n".join(lines)
-    return f"static const {ctype} {name}[{len(flat)}] = {{\n{body}\n}};\n"
+    return f"static const {ctype} {name}[{len(flat)}] TK_WALIGN = {{\n{body}\n}};\n"
 
 
 def _c_float(x: float, double: bool = False) -> str:
@@ -174,19 +177,47 @@ def _struct(ctype: str, name: str, fields: dict[str, Any]) -> str:
     return f"static const {ctype} {name} = {{\n" + "\n".join(parts) + "\n};\n"
 
 
+def fast_rq_params(mults: list[int], shifts: list[int], out_zp: int,
+                   acc_bound: int) -> list[tuple[int, int, int]] | None:
+    """tk_rq parameters {M, 2^(e-1) + (out_zp << e), e} per channel (runtime/aot/tk_fast.h), or None.
+
+    >>> fast_rq_params([1 << 30 | 5, 0], [-3, 0], -128, 1000)
+    [(1073741829, -1020, 3), (0, -255, 1)]
+    >>> fast_rq_params([1 << 30], [2], 0, 1000) is None  # a left shift: the general kernels
+    True
+    """
+    rows = []
+    for m, s in zip(mults, shifts, strict=True):
+        if m == 0:
+            rows.append((0, 1 + 2 * out_zp, 1))
+            continue
+        e = -s
+        if not (1 << 30) <= m < (1 << 31) or not 1 <= e <= 31:
+            return None
+        rnd = (1 << (e - 1)) + out_zp * (1 << e)
+        if acc_bound + abs(rnd) >= 2**30:
+            return None
+        rows.append((m, rnd, e))
+    return rows
+
+
 class _Generator(Ops2Mixin):
-    def __init__(self, info: ModelInfo, name: str):
+    def __init__(self, info: ModelInfo, name: str, profile: bool = False):
         self.info = info
         self.name = name
+        self.profile = profile
         self.decls: list[str] = []
         self.calls: list[str] = []
         self.weights_bytes = 0
         self.const_names: dict[int, str] = {}
+        self.array_bytes: dict[str, int] = {}
         self.plans: list[OpPlan] = []
         self.scratch: dict[int, int] = {}
+        self.general: set[int] = set()  # ops running on general (not specialised) kernels
         self.overlaps: list[tuple[int, int, int]] = []  # (input, output, gap) of streaming kernels
         self.buffers: tuple[Buffer, ...] = ()
         self.buffer_offsets: dict[str, int] = {}
+        self.streams: dict[tuple[str, str], int] = {}
         n = len(info.ops)
         self.group = {t.index: t.index for t in info.tensors}
         # Lifetimes over the op order; graph inputs exist before op 0, outputs live to the end.
@@ -237,8 +268,17 @@ class _Generator(Ops2Mixin):
     def add_array(self, ctype: str, name: str, values: Any) -> str:
         arr = np.asarray(values)
         self.decls.append(_c_array(ctype, name, arr))
-        self.weights_bytes += max(arr.size, 1) * {"int8_t": 1, "uint8_t": 1, "int16_t": 2}.get(ctype, 4)
+        nbytes = max(arr.size, 1) * {"int8_t": 1, "uint8_t": 1, "int16_t": 2}.get(ctype, 4)
+        self.weights_bytes += nbytes
+        self.array_bytes[name] = nbytes
         return name
+
+    def drop_decls(self, *names: str) -> None:
+        """Remove declarations (arrays by name, or the op's parameter struct) a fast path does not use."""
+        for name in names:
+            pattern = re.compile(rf"^static const \w+ {re.escape(name)}(\[\d+\])?( TK_WALIGN)? =")
+            self.decls = [d for d in self.decls if not pattern.match(d)]
+            self.weights_bytes -= self.array_bytes.pop(name, 0)
 
     def tensor(self, index: int) -> TensorInfo:
         return self.info.tensors[index]
@@ -279,11 +319,13 @@ class _Generator(Ops2Mixin):
             kernel, scratch, in_place = handler(op, ins, op.outputs[0])
         except (IndexError, KeyError, ValueError, TypeError, ZeroDivisionError, OverflowError) as exc:
             raise _Unsupported(f"malformed parameters ({type(exc).__name__}: {exc})") from None
+        if self.profile:
+            self.calls.append(f"  TK_PROFILE_MARK({op.index});")
         if scratch:
             self.scratch[op.index] = scratch
         self.plans.append(OpPlan(index=op.index, op=op.op, kernel=kernel, inputs=tuple(op.inputs),
                                  outputs=tuple(op.outputs), scratch_bytes=scratch, in_place=in_place,
-                                 macs=op.macs))
+                                 macs=op.macs, fast_path=op.index not in self.general))
 
     def check_operands(self, op: OpInfo) -> None:
         """Before any parameter is computed: operands exist, activations are of a size the arena can hold,
@@ -369,6 +411,21 @@ class _Generator(Ops2Mixin):
         s = self.add_array("int8_t", f"tk_shift_{op.index}", shifts)
         return m, s
 
+    # ---- fast paths (runtime/aot/tk_fast.h) ----------------------------------------------------------
+    def fast_rq(self, op: OpInfo, x: TensorInfo, w: TensorInfo, out: TensorInfo, channels: int,
+                acc_bound: int) -> list[tuple[int, int, int]] | None:
+        """Per-channel (multiplier, 2^(e-1) + (out_zp << e), e) for tk_rq, or None when the fast
+        requantization would not give TFLM's integers (a shift that is not to the right, or accumulators
+        that may reach 2^30)."""
+        mults, shifts = quant.conv_multipliers(self.q(x)[0], w.quantization.scales, self.q(out)[0], channels)
+        return fast_rq_params(mults, shifts, self.q(out)[1], acc_bound)
+
+    def add_struct_array(self, ctype: str, name: str, rows: list[tuple[int, ...]]) -> str:
+        body = ",\n".join("  {" + ", ".join(str(int(v)) for v in row) + "}" for row in rows)
+        self.decls.append(f"static const {ctype} {name}[{len(rows)}] = {{\n{body}\n}};\n")
+        self.weights_bytes += 4 * sum(len(row) for row in rows)
+        return name
+
     def op_conv_2d(self, op: OpInfo, ins: list[int], out_i: int) -> tuple[str, int, bool]:
         x, out = self.tensor(ins[0]), self.tensor(out_i)
         self.require_dtype(x, "int8")
@@ -400,6 +457,25 @@ class _Generator(Ops2Mixin):
         if n == 1:
             self.try_overlap(op, ins[0], out_i, streaming_gap((h, wi, c), (oh, ow, oc), (sh, sw), (pad_h, pad_w), 2))
         scratch_ref = f"(int8_t *)(tk_arena + TK_SCRATCH_{op.index})" if scratch else "(int8_t *)0"
+        rq = self.fast_rq(op, x, w, out, oc, np.abs(bias).max(initial=0) + kh * kw * c * 128 * 128)
+        if n == 1 and dh == 1 and dw == 1 and rq is not None:
+            self.drop_decls(f"tk_p_{op.index}", m, s)
+            col_depth = kh * kw * c
+            if not direct and col_depth % 8:  # im2col columns padded to the SMLAD loop's 8, weights 0 there
+                col_depth = align_up(col_depth, 8)
+                self.drop_decls(wname)
+                padded = np.zeros((oc, col_depth), dtype=np.int64)
+                padded[:, :kh * kw * c] = wd.reshape(oc, -1)
+                wname = self.add_array("int8_t", f"tk_w_{op.index}", pair_interleave(padded))
+                scratch = 2 * col_depth
+            self.add_struct_array("tk_rq_param", f"tk_rq_{op.index}", rq)
+            self.calls.append(
+                f"  tk_conv_fast({self.ref(ins[0])}, {self.ref(out_i)}, {scratch_ref}, {h}, {wi}, {c}, {oh}, {ow}, "
+                f"{oc}, {kh}, {kw}, {sh}, {sw}, {pad_h}, {pad_w}, {in_zp}, {col_depth}, {wname}, {bname}, "
+                f"tk_rq_{op.index}, "
+                f"{lo}, {hi});")
+            return ("tk_conv_fast 1x1" if direct else "tk_conv_fast"), scratch, False
+        self.general.add(op.index)
         self.calls.append(f"  tk_conv_s8(&tk_p_{op.index}, {self.ref(ins[0])}, {self.ref(out_i)}, {scratch_ref});")
         return "tk_conv_s8", scratch, False
 
@@ -429,9 +505,30 @@ class _Generator(Ops2Mixin):
             "in_zp": in_zp, "out_zp": self.q(out)[1], "act_min": lo, "act_max": hi,
             "weights": wname, "bias": bname, "mult": m, "shift": s,
         }))
+        pads = (_compute_padding(sh, dh, h, kh, oh), _compute_padding(sw, dw, wi, kw, ow))
         if n == 1:
-            pads = (_compute_padding(sh, dh, h, kh, oh), _compute_padding(sw, dw, wi, kw, ow))
             self.try_overlap(op, ins[0], out_i, streaming_gap((h, wi, c), (oh, ow, oc), (sh, sw), pads, 1))
+        rq = self.fast_rq(op, x, w, out, oc, np.abs(bias).max(initial=0) + kh * kw * 255 * 128)
+        if (n == 1 and (kh, kw) == (3, 3) and (dh, dw) == (1, 1) and sh == sw and oc == c and c % 4 == 0
+                and rq is not None):
+            self.drop_decls(f"tk_p_{op.index}", m, s, wname, bname)
+            wsum = wd.reshape(9, c).sum(axis=0)
+            adj = self.fold(bias, in_zp, wsum)
+            # per 4-channel group and tap: (w[c], w[c+2]) and (w[c+1], w[c+3]) as int16 lanes of an int32
+            w9 = wd.reshape(9, c // 4, 4).transpose(1, 0, 2)  # [group][tap][4]
+            lanes = np.stack([w9[..., 0] & 0xFFFF | (w9[..., 2] << 16), w9[..., 1] & 0xFFFF | (w9[..., 3] << 16)],
+                             axis=-1)
+            lanes = lanes.astype(np.int64)
+            lanes = np.where(lanes >= 2**31, lanes - 2**32, lanes)
+            wx = self.add_array("int32_t", f"tk_wx_{op.index}", lanes)
+            ba = self.add_array("int32_t", f"tk_ba_{op.index}", adj)
+            zrow = self.add_array("int8_t", f"tk_zp_{op.index}", np.full(c, in_zp))
+            self.add_struct_array("tk_rq_param", f"tk_rq_{op.index}", rq)
+            self.calls.append(
+                f"  tk_dw3x3_fast({self.ref(ins[0])}, {self.ref(out_i)}, {h}, {wi}, {c}, {oh}, {ow}, {sh}, {pads[0]}, "
+                f"{pads[1]}, {zrow}, {wx}, {ba}, tk_rq_{op.index}, {lo}, {hi});")
+            return "tk_dw3x3_fast", 0, False
+        self.general.add(op.index)
         self.calls.append(f"  tk_dwconv_s8(&tk_p_{op.index}, {self.ref(ins[0])}, {self.ref(out_i)});")
         return "tk_dwconv_s8", 0, False
 
@@ -455,6 +552,15 @@ class _Generator(Ops2Mixin):
             "batches": x.num_elements // depth, "depth": depth, "units": units, "out_zp": self.q(out)[1],
             "act_min": lo, "act_max": hi, "weights": wname, "bias_adj": bname, "mult": m, "shift": s,
         }))
+        rq = self.fast_rq(op, x, w, out, units, np.abs(bias).max(initial=0) + depth * 128 * 128)
+        if rq is not None:
+            self.drop_decls(f"tk_p_{op.index}", m, s)
+            self.add_struct_array("tk_rq_param", f"tk_rq_{op.index}", rq)
+            self.calls.append(
+                f"  tk_fc_fast({self.ref(ins[0])}, {self.ref(out_i)}, {x.num_elements // depth}, {depth}, {units}, "
+                f"{wname}, {bname}, tk_rq_{op.index}, {lo}, {hi});")
+            return "tk_fc_fast", 0, False
+        self.general.add(op.index)
         self.calls.append(f"  tk_fc_s8(&tk_p_{op.index}, {self.ref(ins[0])}, {self.ref(out_i)});")
         return "tk_fc_s8", 0, False
 
@@ -476,6 +582,14 @@ class _Generator(Ops2Mixin):
         if n == 1:
             pads = (_compute_padding(sh, 1, h, fh, oh), _compute_padding(sw, 1, wi, fw, ow))
             self.try_overlap(op, ins[0], out_i, streaming_gap((h, wi, c), (oh, ow, c), (sh, sw), pads, 1))
+        if kernel == "tk_maxpool_s8" and n == 1 and c % 4 == 0:
+            pads = (_compute_padding(sh, 1, h, fh, oh), _compute_padding(sw, 1, wi, fw, ow))
+            self.drop_decls(f"tk_p_{op.index}")
+            self.calls.append(f"  tk_maxpool_fast({self.ref(ins[0])}, {self.ref(out_i)}, {h}, {wi}, {c}, {oh}, {ow}, "
+                              f"{fh}, {fw}, {sh}, {sw}, {pads[0]}, {pads[1]}, {lo}, {hi});")
+            return "tk_maxpool_fast", 0, False
+        if kernel == "tk_maxpool_s8":
+            self.general.add(op.index)
         self.calls.append(f"  {kernel}(&tk_p_{op.index}, {self.ref(ins[0])}, {self.ref(out_i)});")
         return kernel, 0, False
 
@@ -520,9 +634,33 @@ class _Generator(Ops2Mixin):
         fields.update({"act_min": lo, "act_max": hi})
         self.decls.append(_struct("tk_binary_params", f"tk_p_{op.index}", fields))
         in_place = self.try_in_place(op, [i for i in ins if self.tensor(i).num_elements == out.num_elements], out_i)
+        if kind == "add" and not broadcast:
+            fast = self.fast_add(op, fields, lo, hi)
+            if fast:
+                self.drop_decls(f"tk_p_{op.index}")
+                self.calls.append(f"  tk_add_fast({self.ref(ins[0])}, {self.ref(ins[1])}, {self.ref(out_i)}, "
+                                  f"{out.num_elements}, {fast[0]} + 128, {fast[1]} + 128, {fast[2]}, {lo}, {hi});")
+                return "tk_add_fast", 0, in_place
+        if kind == "add":
+            self.general.add(op.index)
         kernel = f"tk_{kind}_s8"
         self.calls.append(f"  {kernel}(&tk_p_{op.index}, {self.ref(ins[0])}, {self.ref(ins[1])}, {self.ref(out_i)});")
         return kernel, 0, in_place
+
+    def fast_add(self, op: OpInfo, f: dict[str, Any], lo: int, hi: int) -> tuple[str, str, str] | None:
+        """Lookup tables of the two rescaled inputs and the output tk_rq parameters of an ADD, or None."""
+        luts = []
+        for k in (1, 2):
+            luts.append([quant.mbqm((v + f[f"in{k}_offset"]) << f["left_shift"], f[f"in{k}_mult"], f[f"in{k}_shift"])
+                         for v in range(-128, 128)])
+        bound = max(abs(a) for a in luts[0]) + max(abs(b) for b in luts[1])
+        rq = fast_rq_params([f["out_mult"]], [f["out_shift"]], f["out_offset"], bound)
+        if rq is None:
+            return None
+        names = (self.add_array("int32_t", f"tk_lut1_{op.index}", luts[0]),
+                 self.add_array("int32_t", f"tk_lut2_{op.index}", luts[1]))
+        self.add_struct_array("tk_rq_param", f"tk_rq_{op.index}", rq)
+        return names[0], names[1], f"tk_rq_{op.index}"
 
     def op_add(self, op: OpInfo, ins: list[int], out_i: int) -> tuple[str, int, bool]:
         return self.binary(op, ins, out_i, "add")
@@ -674,33 +812,24 @@ class _Generator(Ops2Mixin):
         for t in self.first:
             members.setdefault(self.find(t), []).append(t)
         size = {g: max(self.info.tensors[m].nbytes for m in ms) for g, ms in members.items()}
-        # Streaming overlaps: groups chained into one region, each at an offset inside it.
-        region = {g: g for g in members}
-        rel = {g: 0 for g in members}
-        for i, o, gap in self.overlaps:
-            gi, go = self.find(i), self.find(o)
-            ri, ro = region[gi], region[go]
-            if ri == ro or any(region[g] == ro for g in members if g != go):
-                continue  # the output's group must still be on its own
-            offset = rel[gi] - gap
-            if offset < 0:
-                for g in members:
-                    if region[g] == ri:
-                        rel[g] -= offset
-                offset = 0
-            region[go], rel[go] = ri, offset
         buffers = []
-        for r in sorted(set(region.values())):
-            gs = [g for g in members if region[g] == r]
-            extent = max(rel[g] + size[g] for g in gs)
-            first = min(self.first[m] for g in gs for m in members[g])
-            last = max(self.last[m] for g in gs for m in members[g])
-            buffers.append(Buffer(f"t{r}", align_up(extent, 4), first, last))
+        for g in sorted(members):
+            first = min(self.first[m] for m in members[g])
+            last = max(self.last[m] for m in members[g])
+            buffers.append(Buffer(f"t{g}", align_up(size[g], 4), first, last))
         for index, nbytes in sorted(self.scratch.items()):
             buffers.append(Buffer(f"s{index}", align_up(nbytes, 4), index, index))
-        offsets, total = pack(buffers)
+        # Streaming kernels: the output may start up to `gap` bytes below its dying input.
+        streams: dict[tuple[str, str], int] = {}
+        for i, o, gap in self.overlaps:
+            gi, go = self.find(i), self.find(o)
+            if gi != go:
+                key = (f"t{gi}", f"t{go}")
+                streams[key] = max(streams.get(key, 0), gap)
+        offsets, total = pack(buffers, streams=streams)
+        self.streams = streams
         for g in members:
-            offsets[f"g{g}"] = offsets[f"t{region[g]}"] + rel[g]
+            offsets[f"g{g}"] = offsets[f"t{g}"]
         return offsets, max(total, 16), buffers
 
     def files(self) -> tuple[dict[str, str], int, dict[int, int]]:
@@ -721,8 +850,12 @@ class _Generator(Ops2Mixin):
         out_list = ", ".join(f"tk_arena + {tensor_offsets[t.index]}" for t in outs)
         in_sizes = ", ".join(str(t.nbytes) for t in ins)
         out_sizes = ", ".join(str(t.nbytes) for t in outs)
+        decls, calls = "\n".join(self.decls), "\n".join(self.calls)
+        if self.profile:
+            decls = _PROFILE_DECLS.format(n=len(info.ops)) + decls
+            calls = "  uint64_t tk_prof_t = tk_profile_now();\n" + calls
         source = _SOURCE.format(
-            banner=head, defines="\n".join(defines), decls="\n".join(self.decls), calls="\n".join(self.calls),
+            banner=head, defines="\n".join(defines), decls=decls, calls=calls,
             in_list=in_list, out_list=out_list, in_sizes=in_sizes, out_sizes=out_sizes,
             name=self.name,
         )
@@ -773,16 +906,31 @@ unsigned tk_output_bytes_at(unsigned i);
 #endif /* TK_MODEL_H_ */
 """
 
+_PROFILE_DECLS = """/* Profile build (tinykeras profile): a counter read after every op. Not the benchmark build. */
+uint64_t tk_profile_now(void);  /* the profile firmware's counter: instructions, cycles or microseconds */
+uint64_t tk_profile_counts[{n}];
+const unsigned tk_profile_num_ops = {n};
+#define TK_PROFILE_MARK(k) do {{ \\
+    const uint64_t tk_prof_now = tk_profile_now(); \\
+    tk_profile_counts[k] += tk_prof_now - tk_prof_t; \\
+    tk_prof_t = tk_prof_now; \\
+  }} while (0)
+
+"""
+
 _SOURCE = """{banner}#include <string.h>
 
+#include "tk_fast.h"
 #include "tk_kernels.h"
 #include "tk_model.h"
 #include "tk_ops2.h"
 
 #if defined(__GNUC__) || defined(__clang__)
 #define TK_ALIGN16 __attribute__((aligned(16)))
+#define TK_WALIGN __attribute__((aligned(8))) /* weights: LDRD in tk_fast.h needs word alignment, even at -Os */
 #else
 #define TK_ALIGN16
+#define TK_WALIGN
 #endif
 
 /* Arena offsets: tensors sharing memory share an offset; op scratch areas are TK_SCRATCH_<op>. */
@@ -821,20 +969,23 @@ int tk_invoke(void) {{
 """
 
 
-def generate(model: bytes, info: ModelInfo, name: str = "model") -> AotProgram:
+def generate(model: bytes, info: ModelInfo, name: str = "model", profile: bool = False) -> AotProgram:
     """Generate the aot C sources for ``info`` (the ModelInfo of ``model``).
+
+    ``profile=True`` adds a counter read after every op (``tk_profile_counts``, ``tk_profile_now()`` to be
+    provided by the profile firmware, see tinykeras/profile.py); the benchmark build never has it.
 
     Raises UnsupportedOpError (listing each op and its index) when an op or a tensor type is outside
     what the aot kernels implement.
     """
     if not info.ops:
         raise ModelError(f"{info.path or 'model'}: the model has no operators")
-    gen = _Generator(info, name)
+    gen = _Generator(info, name, profile)
     gen.run()
     files, arena, offsets = gen.files()
     ins, outs = info.input_tensors(), info.output_tensors()
     return AotProgram(
         files=files, arena_bytes=arena, weights_bytes=gen.weights_bytes, input_bytes=ins[0].nbytes,
         output_bytes=outs[0].nbytes, ops=tuple(gen.plans), tensor_offsets=offsets, macs=info.macs,
-        buffers=gen.buffers, buffer_offsets=gen.buffer_offsets,
+        buffers=gen.buffers, buffer_offsets=gen.buffer_offsets, streams=dict(gen.streams),
     )

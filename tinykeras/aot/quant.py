@@ -133,3 +133,30 @@ def _clz64(x: int) -> int:
 def _int32(x: int) -> int:
     x &= 0xFFFFFFFF
     return x - (1 << 32) if x >= (1 << 31) else x
+
+
+def srdhm(a: int, b: int) -> int:
+    """gemmlowp SaturatingRoundingDoublingHighMul on int32 values."""
+    if a == b == -(2**31):
+        return 2**31 - 1
+    ab = a * b
+    q = ab + ((1 << 30) if ab >= 0 else 1 - (1 << 30))
+    return q >> 31 if q >= 0 else -((-q) >> 31)
+
+
+def rdivpot(x: int, exponent: int) -> int:
+    """gemmlowp RoundingDivideByPOT."""
+    mask = (1 << exponent) - 1
+    remainder = x & mask
+    threshold = (mask >> 1) + (1 if x < 0 else 0)
+    return (x >> exponent) + (1 if remainder > threshold else 0)
+
+
+def mbqm(x: int, multiplier: int, shift: int) -> int:
+    """TFLite's MultiplyByQuantizedMultiplier (x an int32; a left shift wraps as in C on two's complement).
+
+    >>> mbqm(1000, 1 << 30, -1)
+    250
+    """
+    left, right = max(shift, 0), max(-shift, 0)
+    return rdivpot(srdhm(_int32(x << left), multiplier), right)

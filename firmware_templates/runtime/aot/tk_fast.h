@@ -1,0 +1,574 @@
+/* tinykeras aot runtime: specialised int8 kernels, inlined into per-layer functions of tk_model.c.
+ *
+ * The generator (tinykeras/aot/generator.py, "fast paths") emits one small function per CONV_2D,
+ * DEPTHWISE_CONV_2D and FULLY_CONNECTED layer that calls these always-inline kernels with the layer's
+ * shapes as literal constants, so the compiler unrolls and folds them per layer. Every fast path gives
+ * the integers of TFLM's reference kernels; the generator checks the conditions that make that true:
+ *
+ * - Requantization (tk_rq): TFLM's SaturatingRoundingDoublingHighMul(acc, M) for M > 0 equals
+ *   h = floor((acc * M + 2^30) / 2^31) = floor((2 acc * M + 2^31) / 2^32), SMMULR(2 acc, M) on the
+ *   Cortex-M4, when |acc| < 2^30. RoundingDivideByPOT(h, e) for e >= 1 is (h + 2^(e-1) - (h < 0)) >> e,
+ *   and adding the output zero point after the shift equals adding zp << e before it. For M in
+ *   [2^30, 2^31), h < 0 exactly when acc < 0, except acc = -1 with M = 2^30, where h = 0 and both forms give
+ *   zp. So out = (SMMLAR(2 acc, M, rnd) - (acc < 0)) >> e with rnd = 2^(e-1) + (zp << e): four instructions. The generator stores {M, rnd, e} per channel (tk_rq_param; a zero
+ *   multiplier is {0, 1 + 2 zp, 1}) and checks |acc| + |rnd| < 2^30 from the weights and biases.
+ * - Convolution and fully connected: bias_adj = bias - in_zp * sum(w), so padded im2col taps hold in_zp
+ *   (as TFLM skipping them). Weight rows are pair-interleaved (generator.pair_interleave); blocks of
+ *   2 output channels x 2 pixels (conv) or 4 output channels x 1 input (fully connected).
+ * - Depthwise 3x3 (depth multiplier 1, channels % 4 == 0): weights sign-extended at generation into
+ *   the SXTB16 lane order, 4 channels x 9 taps per block; interior pixels add bias_adj = bias - in_zp *
+ *   sum(w) to plain products, border pixels subtract in_zp from the valid taps only (TFLM's skipping).
+ *
+ * On cores without the DSP extension (Cortex-M0+, hosts) the same functions run portable C that
+ * computes the same integers.
+ */
+#ifndef TK_FAST_H_
+#define TK_FAST_H_
+
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#include <arm_acle.h>
+#define TK_FAST_DSP 1
+#else
+#define TK_FAST_DSP 0
+#endif
+
+#if defined(__GNUC__)
+#define TK_FAST_INLINE static inline __attribute__((always_inline))
+#else
+#define TK_FAST_INLINE static inline
+#endif
+
+typedef struct {
+  int32_t mult; /* Q31 multiplier: 0, or in [2^30, 2^31) */
+  int32_t rnd;  /* 2^(e-1) + (output zero point << e) */
+  int32_t e;    /* right shift, 1..31 */
+} tk_rq_param;
+
+TK_FAST_INLINE uint32_t tk_ld32(const int8_t *p) {
+  uint32_t v;
+  memcpy(&v, p, 4);
+  return v;
+}
+
+#if TK_FAST_DSP
+TK_FAST_INLINE int32_t tk_sxtb16r8(uint32_t v) {
+  int32_t r;
+  __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
+  return r;
+}
+TK_FAST_INLINE int32_t tk_smmulr(int32_t a, int32_t b) {
+  int32_t r;
+  __asm__("smmulr %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+  return r;
+}
+#endif
+
+/* acc -> int8 with the layer's activation range; q->rnd = 2^(e-1) + (out_zp << e) folds the output zero
+ * point into the rounding (see the header comment). */
+TK_FAST_INLINE int8_t tk_rq(int32_t acc, const tk_rq_param *q, int32_t lo, int32_t hi) {
+#if TK_FAST_DSP
+  const int32_t t = (int32_t)((uint32_t)acc << 1);
+  int32_t h;
+  __asm__("smmlar %0, %1, %2, %3" : "=r"(h) : "r"(t), "r"(q->mult), "r"(q->rnd));
+  int32_t v = (h - (int32_t)((uint32_t)t >> 31)) >> q->e;
+  v = __ssat(v, 8);
+  if (lo > -128) v = v < lo ? lo : v;
+  if (hi < 127) v = v > hi ? hi : v;
+#else
+  const int32_t h = (int32_t)(((int64_t)acc * q->mult + ((int64_t)1 << 30)) >> 31);
+  int32_t v = (h + q->rnd - (int32_t)((uint32_t)acc >> 31)) >> q->e;
+  v = v < lo ? lo : v;
+  v = v > hi ? hi : v;
+#endif
+  return (int8_t)v;
+}
+
+/* Two pair-interleaved weight rows (w) against two columns: a[0..3] += r0.c0, r1.c0, r0.c1, r1.c1. */
+TK_FAST_INLINE void tk_dot2x2(const int8_t *w, const int8_t *c0, const int8_t *c1, const int depth, int32_t *a) {
+  const int k4 = depth & ~3;
+  int32_t a00 = a[0], a10 = a[1], a01 = a[2], a11 = a[3];
+  int k;
+#if TK_FAST_DSP
+  const int8_t *const end = c0 + k4;
+#if defined(__OPTIMIZE__) /* the asm takes `depth` as an immediate: a constant once inlined */
+  if ((depth & 7) == 0 && k4 > 0 && depth <= 4095 && c1 == c0 + depth) {
+    /* hand-scheduled, two blocks of 4 per iteration; column 1 read at the constant offset `depth` */
+    int32_t x0a, x0b, x1a, x1b, w0, w1, t;
+#define TK_B22                                                  \
+  "ldr    %[x1a], [%[c0], #%c[d]]\n\t"                          \
+  "ldr    %[x0a], [%[c0]], #4\n\t"                              \
+  "ldrd   %[w0], %[w1], [%[w]], #8\n\t"                         \
+  "sxtb16 %[x0b], %[x0a], ror #8\n\t"                           \
+  "sxtb16 %[x0a], %[x0a]\n\t"                                   \
+  "sxtb16 %[x1b], %[x1a], ror #8\n\t"                           \
+  "sxtb16 %[x1a], %[x1a]\n\t"                                   \
+  "sxtb16 %[t], %[w0]\n\t"                                      \
+  "smlad  %[a00], %[x0a], %[t], %[a00]\n\t"                     \
+  "smlad  %[a01], %[x1a], %[t], %[a01]\n\t"                     \
+  "sxtb16 %[t], %[w0], ror #8\n\t"                              \
+  "smlad  %[a00], %[x0b], %[t], %[a00]\n\t"                     \
+  "smlad  %[a01], %[x1b], %[t], %[a01]\n\t"                     \
+  "sxtb16 %[t], %[w1]\n\t"                                      \
+  "smlad  %[a10], %[x0a], %[t], %[a10]\n\t"                     \
+  "smlad  %[a11], %[x1a], %[t], %[a11]\n\t"                     \
+  "sxtb16 %[t], %[w1], ror #8\n\t"                              \
+  "smlad  %[a10], %[x0b], %[t], %[a10]\n\t"                     \
+  "smlad  %[a11], %[x1b], %[t], %[a11]\n\t"
+    __asm__ volatile(
+        "1:\n\t" TK_B22 TK_B22
+        "cmp    %[c0], %[end]\n\t"
+        "bne    1b\n\t"
+        : [a00] "+r"(a00), [a10] "+r"(a10), [a01] "+r"(a01), [a11] "+r"(a11), [c0] "+r"(c0), [w] "+r"(w),
+          [x0a] "=&r"(x0a), [x0b] "=&r"(x0b), [x1a] "=&r"(x1a), [x1b] "=&r"(x1b), [w0] "=&r"(w0), [w1] "=&r"(w1),
+          [t] "=&r"(t)
+        : [end] "r"(end), [d] "i"(depth)
+        : "cc", "memory");
+#undef TK_B22
+    c1 += k4;
+  }
+#endif
+  while (c0 != end) {
+    const uint32_t x0 = tk_ld32(c0), x1 = tk_ld32(c1), v0 = tk_ld32(w), v1 = tk_ld32(w + 4);
+    const int32_t x0a = __sxtb16(x0), x0b = tk_sxtb16r8(x0), x1a = __sxtb16(x1), x1b = tk_sxtb16r8(x1);
+    int32_t wa = __sxtb16(v0), wb = tk_sxtb16r8(v0);
+    a00 = __smlad(x0a, wa, a00);
+    a00 = __smlad(x0b, wb, a00);
+    a01 = __smlad(x1a, wa, a01);
+    a01 = __smlad(x1b, wb, a01);
+    wa = __sxtb16(v1);
+    wb = tk_sxtb16r8(v1);
+    a10 = __smlad(x0a, wa, a10);
+    a10 = __smlad(x0b, wb, a10);
+    a11 = __smlad(x1a, wa, a11);
+    a11 = __smlad(x1b, wb, a11);
+    c0 += 4;
+    c1 += 4;
+    w += 8;
+  }
+  c0 -= k4;
+  c1 -= k4;
+#else
+  for (k = 0; k < k4; k += 4, w += 8) {
+    int j;
+    for (j = 0; j < 4; ++j) {
+      const int32_t x0 = c0[k + j], x1 = c1[k + j], v0 = w[j], v1 = w[4 + j];
+      a00 += x0 * v0;
+      a10 += x0 * v1;
+      a01 += x1 * v0;
+      a11 += x1 * v1;
+    }
+  }
+#endif
+  for (k = k4; k < depth; ++k) {
+    const int32_t v0 = w[k - k4], v1 = w[depth - k4 + k - k4];
+    a00 += c0[k] * v0;
+    a10 += c0[k] * v1;
+    a01 += c1[k] * v0;
+    a11 += c1[k] * v1;
+  }
+  a[0] = a00;
+  a[1] = a10;
+  a[2] = a01;
+  a[3] = a11;
+}
+
+/* Four rows (two interleaved pairs wa, wb) against one column: a[0..3] += rows . c0. */
+TK_FAST_INLINE void tk_dot4x1(const int8_t *wa, const int8_t *wb, const int8_t *c0, const int depth, int32_t *a) {
+  const int k4 = depth & ~3;
+  int32_t a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3];
+  int k;
+#if TK_FAST_DSP
+  const int8_t *const end = c0 + k4;
+#if defined(__OPTIMIZE__) /* 13 register operands: needs the frame pointer free */
+  if ((depth & 7) == 0 && k4 > 0) { /* hand-scheduled: two blocks of 4 per iteration, no spills */
+    int32_t xa, xb, w0, w1, t;
+#define TK_Q4(ROWS_A, ROWS_B)                                                                          \
+  "ldr    %[xa], [%[c0]], #4\n\t"                                                                      \
+  "ldrd   %[w0], %[w1], [%[wa]], #8\n\t"                                                               \
+  "sxtb16 %[xb], %[xa], ror #8\n\t"                                                                    \
+  "sxtb16 %[xa], %[xa]\n\t"                                                                            \
+  "sxtb16 %[t], %[w0]\n\t"                                                                             \
+  "smlad  %[a0], %[xa], %[t], %[a0]\n\t"                                                               \
+  "sxtb16 %[t], %[w0], ror #8\n\t"                                                                     \
+  "smlad  %[a0], %[xb], %[t], %[a0]\n\t"                                                               \
+  "sxtb16 %[t], %[w1]\n\t"                                                                             \
+  "smlad  %[a1], %[xa], %[t], %[a1]\n\t"                                                               \
+  "sxtb16 %[t], %[w1], ror #8\n\t"                                                                     \
+  "smlad  %[a1], %[xb], %[t], %[a1]\n\t"                                                               \
+  "ldrd   %[w0], %[w1], [%[wb]], #8\n\t"                                                               \
+  "sxtb16 %[t], %[w0]\n\t"                                                                             \
+  "smlad  %[a2], %[xa], %[t], %[a2]\n\t"                                                               \
+  "sxtb16 %[t], %[w0], ror #8\n\t"                                                                     \
+  "smlad  %[a2], %[xb], %[t], %[a2]\n\t"                                                               \
+  "sxtb16 %[t], %[w1]\n\t"                                                                             \
+  "smlad  %[a3], %[xa], %[t], %[a3]\n\t"                                                               \
+  "sxtb16 %[t], %[w1], ror #8\n\t"                                                                     \
+  "smlad  %[a3], %[xb], %[t], %[a3]\n\t"
+    __asm__ volatile(
+        "1:\n\t" TK_Q4(0, 0) TK_Q4(0, 0)
+        "cmp    %[c0], %[end]\n\t"
+        "bne    1b\n\t"
+        : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [c0] "+r"(c0), [wa] "+r"(wa), [wb] "+r"(wb),
+          [xa] "=&r"(xa), [xb] "=&r"(xb), [w0] "=&r"(w0), [w1] "=&r"(w1), [t] "=&r"(t)
+        : [end] "r"(end)
+        : "cc", "memory");
+#undef TK_Q4
+  }
+#endif
+  while (c0 != end) {
+    const uint32_t x = tk_ld32(c0);
+    const int32_t xa = __sxtb16(x), xb = tk_sxtb16r8(x);
+    uint32_t v = tk_ld32(wa);
+    a0 = __smlad(xa, __sxtb16(v), a0);
+    a0 = __smlad(xb, tk_sxtb16r8(v), a0);
+    v = tk_ld32(wa + 4);
+    a1 = __smlad(xa, __sxtb16(v), a1);
+    a1 = __smlad(xb, tk_sxtb16r8(v), a1);
+    v = tk_ld32(wb);
+    a2 = __smlad(xa, __sxtb16(v), a2);
+    a2 = __smlad(xb, tk_sxtb16r8(v), a2);
+    v = tk_ld32(wb + 4);
+    a3 = __smlad(xa, __sxtb16(v), a3);
+    a3 = __smlad(xb, tk_sxtb16r8(v), a3);
+    c0 += 4;
+    wa += 8;
+    wb += 8;
+  }
+  c0 -= k4;
+#else
+  for (k = 0; k < k4; k += 4, wa += 8, wb += 8) {
+    int j;
+    for (j = 0; j < 4; ++j) {
+      const int32_t x = c0[k + j];
+      a0 += x * wa[j];
+      a1 += x * wa[4 + j];
+      a2 += x * wb[j];
+      a3 += x * wb[4 + j];
+    }
+  }
+#endif
+  for (k = k4; k < depth; ++k) {
+    const int32_t x = c0[k];
+    a0 += x * wa[k - k4];
+    a1 += x * wa[depth - k4 + k - k4];
+    a2 += x * wb[k - k4];
+    a3 += x * wb[depth - k4 + k - k4];
+  }
+  a[0] = a0;
+  a[1] = a1;
+  a[2] = a2;
+  a[3] = a3;
+}
+
+/* rows x depth weights (pair-interleaved) times one or two columns -> rows int8 outputs per column. */
+TK_FAST_INLINE void tk_gemm_cols(const int8_t *w, const int rows, const int depth, const int8_t *c0,
+                                 const int8_t *c1, const int32_t *bias, const tk_rq_param *rq, const int32_t lo,
+                                 const int32_t hi, int8_t *o0, int8_t *o1) {
+  int r = 0;
+  int32_t a[4];
+  if (c1 == 0) {
+    for (; r + 4 <= rows; r += 4) {
+      const int8_t *wr = w + r * depth;
+      a[0] = bias[r];
+      a[1] = bias[r + 1];
+      a[2] = bias[r + 2];
+      a[3] = bias[r + 3];
+      tk_dot4x1(wr, wr + 2 * depth, c0, depth, a);
+      o0[r] = tk_rq(a[0], rq + r, lo, hi);
+      o0[r + 1] = tk_rq(a[1], rq + r + 1, lo, hi);
+      o0[r + 2] = tk_rq(a[2], rq + r + 2, lo, hi);
+      o0[r + 3] = tk_rq(a[3], rq + r + 3, lo, hi);
+    }
+    c1 = c0; /* the leftover pair computes the same column twice */
+    o1 = 0;
+  }
+  for (; r + 2 <= rows; r += 2) {
+    a[0] = bias[r];
+    a[1] = bias[r + 1];
+    a[2] = a[0];
+    a[3] = a[1];
+    tk_dot2x2(w + r * depth, c0, c1, depth, a);
+    o0[r] = tk_rq(a[0], rq + r, lo, hi);
+    o0[r + 1] = tk_rq(a[1], rq + r + 1, lo, hi);
+    if (o1) {
+      o1[r] = tk_rq(a[2], rq + r, lo, hi);
+      o1[r + 1] = tk_rq(a[3], rq + r + 1, lo, hi);
+    }
+  }
+  if (r < rows) { /* odd last row, natural layout */
+    const int8_t *wr = w + r * depth;
+    int32_t s0 = bias[r], s1 = bias[r];
+    int k;
+    for (k = 0; k < depth; ++k) {
+      s0 += c0[k] * wr[k];
+      s1 += c1[k] * wr[k];
+    }
+    o0[r] = tk_rq(s0, rq + r, lo, hi);
+    if (o1) o1[r] = tk_rq(s1, rq + r, lo, hi);
+  }
+}
+
+/* Word-at-a-time copy and fill (newlib-nano's memcpy/memset go byte by byte). */
+TK_FAST_INLINE void tk_fast_copy(int8_t *dst, const int8_t *src, const int n) {
+  int j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const uint32_t v = tk_ld32(src + j);
+    memcpy(dst + j, &v, 4);
+  }
+  for (; j < n; ++j) dst[j] = src[j];
+}
+
+TK_FAST_INLINE void tk_fast_fill(int8_t *dst, const int8_t value, const int n) {
+  const uint32_t v = (uint32_t)(uint8_t)value * 0x01010101u;
+  int j = 0;
+  for (; j + 4 <= n; j += 4) memcpy(dst + j, &v, 4);
+  for (; j < n; ++j) dst[j] = value;
+}
+
+/* One im2col column (no dilation): the receptive field of output pixel (oy, ox), padded taps = zp. */
+TK_FAST_INLINE void tk_fast_im2col(const int8_t *in, const int in_h, const int in_w, const int in_c, const int k_h,
+                                   const int k_w, const int s_h, const int s_w, const int pad_h, const int pad_w,
+                                   const int8_t zp, const int oy, const int ox, int8_t *col) {
+  const int iy0 = oy * s_h - pad_h, ix0 = ox * s_w - pad_w;
+  int ky;
+  if (iy0 >= 0 && iy0 + k_h <= in_h && ix0 >= 0 && ix0 + k_w <= in_w) { /* interior: k_h row copies */
+    const int8_t *src = in + (iy0 * in_w + ix0) * in_c;
+    for (ky = 0; ky < k_h; ++ky, src += in_w * in_c, col += k_w * in_c) tk_fast_copy(col, src, k_w * in_c);
+    return;
+  }
+  for (ky = 0; ky < k_h; ++ky) {
+    const int iy = iy0 + ky;
+    int kx;
+    if (iy < 0 || iy >= in_h) {
+      tk_fast_fill(col, zp, k_w * in_c);
+      col += k_w * in_c;
+      continue;
+    }
+    for (kx = 0; kx < k_w; ++kx, col += in_c) {
+      const int ix = ix0 + kx;
+      if (ix >= 0 && ix < in_w) {
+        tk_fast_copy(col, in + (iy * in_w + ix) * in_c, in_c);
+      } else {
+        tk_fast_fill(col, zp, in_c);
+      }
+    }
+  }
+}
+
+/* CONV_2D, batch 1, no dilation. 1x1 without padding reads the input in place (no im2col); otherwise two
+ * im2col columns (2 * k_h * k_w * in_c bytes of scratch). Two output pixels at a time, raster order. */
+TK_FAST_INLINE void tk_conv_fast(const int8_t *in, int8_t *out, int8_t *scratch, const int in_h, const int in_w,
+                                 const int in_c, const int out_h, const int out_w, const int out_c, const int k_h,
+                                 const int k_w, const int s_h, const int s_w, const int pad_h, const int pad_w,
+                                 const int8_t in_zp, const int col_depth, const int8_t *w, const int32_t *bias,
+                                 const tk_rq_param *rq, const int32_t lo, const int32_t hi) {
+  /* col_depth: im2col column length, k_h * k_w * in_c rounded up to a multiple of 8 (the weights of the
+   * padding are 0, so whatever the column holds there adds nothing); in_c for 1x1 without padding. */
+  const int depth = col_depth;
+  const int direct = k_h == 1 && k_w == 1 && pad_h == 0 && pad_w == 0;
+  const int npix = out_h * out_w;
+  int pix = 0, oy = 0, ox = 0;
+  for (; pix < npix; pix += 2) {
+    const int8_t *c0, *c1 = 0;
+    int oy1 = oy, ox1 = ox + 1;
+    if (ox1 == out_w) {
+      ox1 = 0;
+      ++oy1;
+    }
+    if (direct) {
+      c0 = in + (oy * s_h * in_w + ox * s_w) * in_c;
+      if (pix + 1 < npix) c1 = in + (oy1 * s_h * in_w + ox1 * s_w) * in_c;
+    } else {
+      tk_fast_im2col(in, in_h, in_w, in_c, k_h, k_w, s_h, s_w, pad_h, pad_w, in_zp, oy, ox, scratch);
+      c0 = scratch;
+      if (pix + 1 < npix) {
+        tk_fast_im2col(in, in_h, in_w, in_c, k_h, k_w, s_h, s_w, pad_h, pad_w, in_zp, oy1, ox1, scratch + depth);
+        c1 = scratch + depth;
+      }
+    }
+    tk_gemm_cols(w, out_c, depth, c0, c1, bias, rq, lo, hi, out + pix * out_c, c1 ? out + (pix + 1) * out_c : 0);
+    ox = ox1 + 1;
+    oy = oy1;
+    if (ox >= out_w) {
+      ox -= out_w;
+      ++oy;
+    }
+  }
+}
+
+/* FULLY_CONNECTED: `batches` input rows of `depth` values. */
+TK_FAST_INLINE void tk_fc_fast(const int8_t *in, int8_t *out, const int batches, const int depth, const int units,
+                               const int8_t *w, const int32_t *bias, const tk_rq_param *rq, const int32_t lo,
+                               const int32_t hi) {
+  int b;
+  for (b = 0; b < batches; b += 2) {
+    const int8_t *c0 = in + b * depth;
+    const int8_t *c1 = b + 1 < batches ? c0 + depth : 0;
+    tk_gemm_cols(w, units, depth, c0, c1, bias, rq, lo, hi, out + b * units, c1 ? out + (b + 1) * units : 0);
+  }
+}
+
+/* DEPTHWISE_CONV_2D 3x3, depth multiplier 1, C % 4 == 0, no dilation, batch 1.
+ * wx: per 4-channel group and tap, two int32 words holding (w[c], w[c+2]) and (w[c+1], w[c+3]) as int16
+ * lanes (the SXTB16 lane order of the input word). bias_adj = bias - in_zp * sum over the 9 taps.
+ * Interior pixels: 9 unrolled taps at constant offsets. Border pixels: the same 9 taps through a table of
+ * pointers where padded taps point at zprow (C bytes of in_zp), which adds nothing to bias_adj's sum,
+ * exactly as TFLM skipping them. One output pixel at a time, raster order. */
+#if TK_FAST_DSP
+#define TK_DW_TAP(t, ptr)                                              \
+  do {                                                                 \
+    const uint32_t xv = tk_ld32(ptr);                                    \
+    const int32_t x02 = __sxtb16(xv), x13 = tk_sxtb16r8(xv);           \
+    a0 = __smlabb(x02, wg[2 * (t)], a0);                               \
+    a2 = __smlatt(x02, wg[2 * (t)], a2);                               \
+    a1 = __smlabb(x13, wg[2 * (t) + 1], a1);                           \
+    a3 = __smlatt(x13, wg[2 * (t) + 1], a3);                           \
+  } while (0)
+#else
+#define TK_DW_TAP(t, ptr)                                              \
+  do {                                                                 \
+    const int8_t *xt = (ptr);                                          \
+    a0 += xt[0] * (int32_t)(int16_t)(wg[2 * (t)] & 0xFFFF);            \
+    a2 += xt[2] * (wg[2 * (t)] >> 16);                                 \
+    a1 += xt[1] * (int32_t)(int16_t)(wg[2 * (t) + 1] & 0xFFFF);        \
+    a3 += xt[3] * (wg[2 * (t) + 1] >> 16);                             \
+  } while (0)
+#endif
+
+TK_FAST_INLINE void tk_dw3x3_fast(const int8_t *in, int8_t *out, const int in_h, const int in_w, const int C,
+                                  const int out_h, const int out_w, const int s, const int pad_h, const int pad_w,
+                                  const int8_t *zprow, const int32_t *wx, const int32_t *bias_adj,
+                                  const tk_rq_param *rq, const int32_t lo, const int32_t hi) {
+  const int row = in_w * C;
+  int oy, ox, c;
+  for (oy = 0; oy < out_h; ++oy) {
+    const int iy0 = oy * s - pad_h;
+    for (ox = 0; ox < out_w; ++ox) {
+      const int ix0 = ox * s - pad_w;
+      int8_t *o = out + (oy * out_w + ox) * C;
+      if (iy0 >= 0 && iy0 + 3 <= in_h && ix0 >= 0 && ix0 + 3 <= in_w) {
+        const int8_t *x = in + (iy0 * in_w + ix0) * C;
+        const int32_t *wg = wx;
+        for (c = 0; c < C; c += 4, wg += 18, x += 4) {
+          int32_t a0 = bias_adj[c], a1 = bias_adj[c + 1], a2 = bias_adj[c + 2], a3 = bias_adj[c + 3];
+          TK_DW_TAP(0, x);
+          TK_DW_TAP(1, x + C);
+          TK_DW_TAP(2, x + 2 * C);
+          TK_DW_TAP(3, x + row);
+          TK_DW_TAP(4, x + row + C);
+          TK_DW_TAP(5, x + row + 2 * C);
+          TK_DW_TAP(6, x + 2 * row);
+          TK_DW_TAP(7, x + 2 * row + C);
+          TK_DW_TAP(8, x + 2 * row + 2 * C);
+          o[c] = tk_rq(a0, rq + c, lo, hi);
+          o[c + 1] = tk_rq(a1, rq + c + 1, lo, hi);
+          o[c + 2] = tk_rq(a2, rq + c + 2, lo, hi);
+          o[c + 3] = tk_rq(a3, rq + c + 3, lo, hi);
+        }
+      } else { /* padded taps read zprow (C bytes of in_zp): TFLM skips them, bias_adj compensates */
+        const int8_t *p[9];
+        int ky, kx;
+        for (ky = 0; ky < 3; ++ky) {
+          for (kx = 0; kx < 3; ++kx) {
+            const int iy = iy0 + ky, ix = ix0 + kx;
+            p[ky * 3 + kx] = (iy >= 0 && iy < in_h && ix >= 0 && ix < in_w) ? in + (iy * in_w + ix) * C : zprow;
+          }
+        }
+        {
+          const int32_t *wg = wx;
+          for (c = 0; c < C; c += 4, wg += 18) {
+            int32_t a0 = bias_adj[c], a1 = bias_adj[c + 1], a2 = bias_adj[c + 2], a3 = bias_adj[c + 3];
+            TK_DW_TAP(0, p[0] + c);
+            TK_DW_TAP(1, p[1] + c);
+            TK_DW_TAP(2, p[2] + c);
+            TK_DW_TAP(3, p[3] + c);
+            TK_DW_TAP(4, p[4] + c);
+            TK_DW_TAP(5, p[5] + c);
+            TK_DW_TAP(6, p[6] + c);
+            TK_DW_TAP(7, p[7] + c);
+            TK_DW_TAP(8, p[8] + c);
+            o[c] = tk_rq(a0, rq + c, lo, hi);
+            o[c + 1] = tk_rq(a1, rq + c + 1, lo, hi);
+            o[c + 2] = tk_rq(a2, rq + c + 2, lo, hi);
+            o[c + 3] = tk_rq(a3, rq + c + 3, lo, hi);
+          }
+        }
+      }
+    }
+  }
+}
+
+/* ADD of two same-shaped int8 tensors: lut1[v] / lut2[v] hold TFLM's rescaled input
+ * MultiplyByQuantizedMultiplier((v + offset) << left_shift, m, s) for v in -128..127 (pointers to entry
+ * 128, so they are indexed by the int8 value), computed at generation; the output requantization is tk_rq. */
+TK_FAST_INLINE void tk_add_fast(const int8_t *a, const int8_t *b, int8_t *o, const int n, const int32_t *lut1,
+                                const int32_t *lut2, const tk_rq_param *rq, const int32_t lo, const int32_t hi) {
+  int i;
+  for (i = 0; i < n; ++i) o[i] = tk_rq(lut1[a[i]] + lut2[b[i]], rq, lo, hi);
+}
+
+/* MAX_POOL_2D, batch 1, C % 4 == 0: four channels per word (SSUB8 + SEL on the Cortex-M4), padded taps
+ * skipped, the maximum starting at -128 and clamped to the activation range, as TFLM. Raster order. */
+/* Lane-wise signed max / min of four int8 values. */
+TK_FAST_INLINE uint32_t tk_max4(uint32_t a, uint32_t b) {
+#if TK_FAST_DSP
+  (void)__ssub8(a, b); /* GE[i] set where a[i] >= b[i] (signed) */
+  return __sel(a, b);
+#else
+  uint32_t r = 0;
+  int i;
+  for (i = 0; i < 32; i += 8) {
+    const int8_t x = (int8_t)(a >> i), y = (int8_t)(b >> i);
+    r |= (uint32_t)(uint8_t)(x > y ? x : y) << i;
+  }
+  return r;
+#endif
+}
+
+TK_FAST_INLINE uint32_t tk_min4(uint32_t a, uint32_t b) {
+#if TK_FAST_DSP
+  (void)__ssub8(a, b);
+  return __sel(b, a);
+#else
+  uint32_t r = 0;
+  int i;
+  for (i = 0; i < 32; i += 8) {
+    const int8_t x = (int8_t)(a >> i), y = (int8_t)(b >> i);
+    r |= (uint32_t)(uint8_t)(x < y ? x : y) << i;
+  }
+  return r;
+#endif
+}
+
+TK_FAST_INLINE void tk_maxpool_fast(const int8_t *in, int8_t *out, const int in_h, const int in_w, const int C,
+                                    const int out_h, const int out_w, const int f_h, const int f_w, const int s_h,
+                                    const int s_w, const int pad_h, const int pad_w, const int32_t lo,
+                                    const int32_t hi) {
+  const uint32_t lo4 = (uint32_t)(uint8_t)(int8_t)lo * 0x01010101u;
+  const uint32_t hi4 = (uint32_t)(uint8_t)(int8_t)hi * 0x01010101u;
+  int oy, ox, c, fy, fx;
+  for (oy = 0; oy < out_h; ++oy) {
+    const int iy0 = oy * s_h - pad_h;
+    const int fy0 = iy0 < 0 ? -iy0 : 0, fy1 = in_h - iy0 < f_h ? in_h - iy0 : f_h;
+    for (ox = 0; ox < out_w; ++ox) {
+      const int ix0 = ox * s_w - pad_w;
+      const int fx0 = ix0 < 0 ? -ix0 : 0, fx1 = in_w - ix0 < f_w ? in_w - ix0 : f_w;
+      int8_t *o = out + (oy * out_w + ox) * C;
+      for (c = 0; c < C; c += 4) {
+        uint32_t m = 0x80808080u;
+        for (fy = fy0; fy < fy1; ++fy) {
+          const int8_t *row = in + ((iy0 + fy) * in_w + ix0) * C + c;
+          for (fx = fx0; fx < fx1; ++fx) m = tk_max4(tk_ld32(row + fx * C), m);
+        }
+        if (lo > -128) m = tk_max4(m, lo4);
+        if (hi < 127) m = tk_min4(m, hi4);
+        memcpy(o + c, &m, 4);
+      }
+    }
+  }
+}
+
+#endif /* TK_FAST_H_ */
