@@ -15,9 +15,9 @@
 #include "tk_model_api.h"
 
 // Tensor arena: 55997 B measured with the TFLM host interpreter (64-bit), planned
-// 67584 B for this 32-bit target: planned = roundup(measured + max(2048, 20% of measured), 1024); host is 64-bit (tensorflow#39673) and target kernels may add scratch buffers.
+// 61696 B for this 32-bit target: planned = roundup(measured + max(1024, 10% of measured), 256); host is 64-bit (tensorflow#39673) and target kernels may add scratch buffers.
 #ifndef TK_ARENA_BYTES
-#define TK_ARENA_BYTES 67584
+#define TK_ARENA_BYTES 61696
 #endif
 
 namespace {

@@ -13,7 +13,7 @@ static const tk_bench_config kBenchConfig = {
     /* model */ "pretrainedResnet_quant",
     /* model_sha256 */ "3c002613d1b2475e",
     /* model_bytes */ 98496u,
-    /* arena_bytes */ 67584u,
+    /* arena_bytes */ 61696u,
     /* cpu_hz */ 240000000u,
     /* timer */ "esp_timer",
     /* runs */ 10u,

@@ -15,7 +15,7 @@ static const tk_bench_config kBenchConfig = {
     /* model */ "pretrainedResnet_quant",
     /* model_sha256 */ "3c002613d1b2475e",
     /* model_bytes */ 98496u,
-    /* arena_bytes */ 67584u,
+    /* arena_bytes */ 61696u,
     /* cpu_hz */ 64000000u,
     /* timer */ "dwt",
     /* runs */ 10u,
