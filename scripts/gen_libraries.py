@@ -25,7 +25,7 @@ from tinykeras.libraries import LIBRARIES_DIR, list_libraries, load_library  # n
 # `TfLiteStatus AddConv2D(const TFLMRegistration& registration = Register_CONV_2D()) {
 #     return AddBuiltin(BuiltinOperator_CONV_2D, registration, ParseConv2D); }`
 _METHOD = re.compile(r"TfLiteStatus\s+(Add\w+)\s*\((.*?)\)\s*\{(.*?)\n  \}", re.S)
-_REGISTER = re.compile(r"(Register_\w+)\(\)")
+_REGISTER = re.compile(r"((?:\w+::)*Register_\w+)\(\)")   # older TFLM: tflite::ops::micro::Register_RESHAPE
 _ADD_BUILTIN = re.compile(r"AddBuiltin\(\s*BuiltinOperator_(\w+),\s*.*?,\s*(\w+)\)", re.S)
 REFERENCE_LIBRARY = "tflm-90b983c"   # whose resolver header maps ops for trees that lack one
 
@@ -36,8 +36,8 @@ def resolver_ops(header: Path) -> dict[str, dict[str, str]]:
     for method, signature, body in _METHOD.findall(header.read_text(encoding="utf-8", errors="replace")):
         register, builtin = _REGISTER.search(signature + body), _ADD_BUILTIN.search(body)
         if register and builtin:
-            ops.setdefault(builtin.group(1), {"method": method, "register": register.group(1),
-                                              "parser": builtin.group(2)})
+            qualified = register.group(1).removeprefix("tflite::")   # relative to namespace tflite
+            ops.setdefault(builtin.group(1), {"method": method, "register": qualified, "parser": builtin.group(2)})
     return dict(sorted(ops.items()))
 
 
@@ -59,7 +59,8 @@ def library_ops(tree: Path, reference_tree: Path) -> tuple[dict[str, dict[str, s
     ref_header = next(iter(sorted(reference_tree.rglob("micro_mutable_op_resolver.h"))))
     registers = declared_names(tree, "micro_ops.h", "Register_")
     parsers = declared_names(tree, "flatbuffer_conversions.h", "Parse")
-    ops = {op: e for op, e in resolver_ops(ref_header).items() if e["register"] in registers and e["parser"] in parsers}
+    ops = {op: e for op, e in resolver_ops(ref_header).items()
+           if e["register"].split("::")[-1] in registers and e["parser"] in parsers}
     return ops, f"{REFERENCE_LIBRARY} resolver header, filtered by this tree's micro_ops.h + flatbuffer_conversions.h"
 
 
@@ -72,7 +73,7 @@ def with_headers(tree: Path, ops: dict[str, dict[str, str]]) -> dict[str, dict[s
     texts = {h: h.read_text(encoding="utf-8", errors="replace") for h in [micro_ops] + headers if h.exists()}
     out = {}
     for op, entry in ops.items():
-        pattern = re.compile(rf"\b{entry['register']}\s*\(\s*\)\s*;")
+        pattern = re.compile(rf"\b{entry['register'].split('::')[-1]}\s*\(\s*\)\s*;")
         header = next((h for h, text in texts.items() if pattern.search(text)), None)
         if header is not None:
             out[op] = {**entry, "header": header.relative_to(include_root).as_posix()}
