@@ -144,8 +144,8 @@ def test_resolver_lists_exactly_the_model_ops(model: str, reference_models: dict
     request = RenderRequest(board=load_board("nano33ble"), runtime=sources, model=data, info=info,
                             model_name=model, source_name=f"{model}.tflite")
     source = render_platformio(request)["src/tk_model_tflm.cpp"]
-    registered = re.findall(r"tflite::BuiltinOperator_(\w+), tflite::((?:\w+::)*Register_\w+)\(\), tflite::(Parse\w+)\}",
-                            source)
+    entry = r"tflite::BuiltinOperator_(\w+), tflite::((?:\w+::)*Register_\w+)\(\), tflite::(Parse\w+)\}"
+    registered = re.findall(entry, source)
     assert sorted(op for op, _r, _p in registered) == sorted(set(info.op_names))
     assert all(library.ops[op]["register"] == r and library.ops[op]["parser"] == p for op, r, p in registered)
     assert f"TkOp ops_[{len(set(info.op_names))}];" in source

@@ -116,7 +116,8 @@ def test_tiny_search_records_every_trial_resumes_and_best_builds(tmp_path: Path)
         assert m["instructions_measured"] == 1 and m["instructions"] > 0 and m["arena_bytes"] > 0
         assert 0.0 <= m["val_accuracy"] <= 1.0 and set(trial["hyperparameters"]) == set(load_space("gesture"))
     assert report["best"] in ("0", "1") and (out / "pareto.png").stat().st_size > 0
-    assert sorted(p.name for p in (out / "best").iterdir()) == ["metrics.json", "model.keras", "model.tflite",
+    assert sorted(p.name for p in (out / "best").iterdir()) == [".tinykeras-output", "metrics.json", "model.keras",
+                                                               "model.tflite",
                                                                "settings.json"]
     # rerun with a larger budget: Keras Tuner's state is reloaded and only the new trial runs
     second = run_tinykeras(*TINY, "--max-trials", "3", "-o", str(out))
