@@ -175,24 +175,36 @@ def run_and_compare(elf: Path, model: bytes, info, planned_arena: int) -> dict:
     pattern_out = reference(qemu.bench_input(t_in.nbytes))
     random_in = bytes(np.random.default_rng(11).integers(0, 256, t_in.nbytes, dtype=np.uint8))
     random_out = reference(random_in)
-    with qemu.qemu_session(elf, board) as url:
-        port = serial.serial_for_url(url, timeout=0.05)
-        try:
-            boot = _reply(port)
-            recs = [json.loads(ln[4:]) for ln in boot if ln.startswith("@tk ")]
-            runs = recs[0]["runs"] if recs and recs[0]["event"] == "hello" else 0
-            assert [r["event"] for r in recs] == ["hello"] + ["run"] * runs + ["done"], boot[-5:]
-            used = recs[0]["arena_used"]
-            assert 0 < used <= planned_arena, f"arena used {used} B > planned {planned_arena} B"
-            for run in recs[1:-1]:
-                assert run["top"] == int(np.argmax(pattern_out)) and run["score"] == int(pattern_out.max())
-            assert _reply(port, "results%")[0] == qemu.mlperf_results(pattern_out, q.scale, q.zero_point)
-            _reply(port, f"db load {len(random_in)}%")
-            for k in range(0, len(random_in), 32):
-                _reply(port, f"db {random_in[k:k + 32].hex()}%")
-            lines = _reply(port, "infer 1 0%")
-            assert lines[-2] == qemu.mlperf_results(random_out, q.scale, q.zero_point)
-        finally:
-            port.close()
+    for attempt in range(3):
+        with qemu.qemu_session(elf, board) as url:
+            port = serial.serial_for_url(url, timeout=0.05)
+            try:
+                try:
+                    boot = _reply(port)
+                except AssertionError:
+                    boot = []
+                recs = [json.loads(ln[4:]) for ln in boot if ln.startswith("@tk ")]
+                if not recs or recs[0]["event"] != "hello":
+                    # Seen only on a heavily loaded machine: the first serial bytes of a fresh QEMU session never
+                    # reach the client. A new session boots the same firmware again (tests/README notes it).
+                    print(f"standin: no hello record from QEMU (attempt {attempt + 1}); starting a new session")
+                    continue
+                runs = recs[0]["runs"]
+                assert [r["event"] for r in recs] == ["hello"] + ["run"] * runs + ["done"], boot[-5:]
+                used = recs[0]["arena_used"]
+                assert 0 < used <= planned_arena, f"arena used {used} B > planned {planned_arena} B"
+                for run in recs[1:-1]:
+                    assert run["top"] == int(np.argmax(pattern_out)) and run["score"] == int(pattern_out.max())
+                assert _reply(port, "results%")[0] == qemu.mlperf_results(pattern_out, q.scale, q.zero_point)
+                _reply(port, f"db load {len(random_in)}%")
+                for k in range(0, len(random_in), 32):
+                    _reply(port, f"db {random_in[k:k + 32].hex()}%")
+                lines = _reply(port, "infer 1 0%")
+                assert lines[-2] == qemu.mlperf_results(random_out, q.scale, q.zero_point)
+                break
+            finally:
+                port.close()
+    else:
+        raise AssertionError(f"{elf}: no hello record in 3 QEMU sessions")
     return {"arena_used": used, "arena_planned": planned_arena,
             "instructions": [r.get("instructions") for r in recs[1:-1]]}
