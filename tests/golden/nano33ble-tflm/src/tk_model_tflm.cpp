@@ -46,7 +46,7 @@ class TkOpResolver : public tflite::MicroOpResolver {
     ops_[2].registration.builtin_code = tflite::BuiltinOperator_CONV_2D;
     ops_[3] = {tflite::BuiltinOperator_FULLY_CONNECTED, tflite::Register_FULLY_CONNECTED(), tflite::ParseFullyConnected};
     ops_[3].registration.builtin_code = tflite::BuiltinOperator_FULLY_CONNECTED;
-    ops_[4] = {tflite::BuiltinOperator_RESHAPE, tflite::Register_RESHAPE(), tflite::ParseReshape};
+    ops_[4] = {tflite::BuiltinOperator_RESHAPE, tflite::ops::micro::Register_RESHAPE(), tflite::ParseReshape};
     ops_[4].registration.builtin_code = tflite::BuiltinOperator_RESHAPE;
     ops_[5] = {tflite::BuiltinOperator_SOFTMAX, tflite::Register_SOFTMAX(), tflite::ParseSoftmax};
     ops_[5].registration.builtin_code = tflite::BuiltinOperator_SOFTMAX;
