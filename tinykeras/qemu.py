@@ -300,8 +300,9 @@ def _library_archive(project_dir: Path) -> Path | None:
         return None
     import hashlib
 
-    digest = hashlib.sha256("\n".join(ln for ln in text.splitlines() if ln.startswith(("LIB_", "LIBSRCS", " ")))
-                            .encode())
+    # The library's flags (LIB_* lines) and its sources (every file under tflm/): not the application's lines,
+    # which hold model-specific values.
+    digest = hashlib.sha256("\n".join(ln for ln in text.splitlines() if ln.startswith("LIB_")).encode())
     for path in sorted((project_dir / "tflm").rglob("*")):
         if path.is_file():
             rel = path.relative_to(project_dir).as_posix().encode()
