@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark tinykeras' aot runtime against TFLite-Micro and write one JSON per run.
 
-Models: the MLPerf Tiny reference models ($TINYKERAS_REFERENCE_MODELS, default ../shared/reference_models),
+Models: the MLPerf Tiny reference models ($TINYKERAS_REFERENCE_MODELS, default tests/data/reference_models),
 the MLPerf Tiny shapes built from Keras with random weights (tinykeras.bench_models: DS-CNN keyword
 spotter, MobileNet-v1 0.25 96x96, MobileNetV2 0.35 96x96) and every shipped models/*/model.tflite.
 
@@ -43,7 +43,7 @@ sys.path.insert(0, str(REPO))
 from tinykeras.inspect import inspect_bytes  # noqa: E402
 from tinykeras.types import ModelInfo  # noqa: E402
 
-REFERENCE_DIR = Path(os.environ.get("TINYKERAS_REFERENCE_MODELS", REPO.parent / "shared" / "reference_models"))
+REFERENCE_DIR = Path(os.environ.get("TINYKERAS_REFERENCE_MODELS", REPO / "tests" / "data" / "reference_models"))
 ISSUE_FIGURES = REPO / "scripts" / "data" / "tflm_qemu_issue12.json"
 BUILT = ("dscnn_kws", "mobilenet_v1_025_96", "mobilenet_v2_035_96")
 LABELS = {
