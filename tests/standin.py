@@ -146,7 +146,8 @@ def build_standin(project: Path, board: Board, lib: Library | None, kernels: str
     return elf
 
 
-def _reply(port, cmd: str = "", timeout: float = 120.0) -> list[str]:
+def mlperf_reply(port, cmd: str = "", timeout: float = 120.0) -> list[str]:
+    """Send an MLPerf Tiny command (or nothing) and return the reply's lines up to ``m-ready``."""
     if cmd:
         port.write(cmd.encode())
     buf, end = b"", time.monotonic() + timeout
@@ -160,8 +161,7 @@ def run_and_compare(elf: Path, model: bytes, info, planned_arena: int) -> dict:
     """Boot the firmware in QEMU, check its records, the whole output vector for the benchmark pattern and for a
     random input (MLPerf `db`/`infer`/`results%`) against the TFLM host interpreter, and arena used <= planned.
     Returns the figures (arena used, instructions per run)."""
-    import serial
-
+    from tinykeras.bench_source import open_port
     from tinykeras.tflm_host import TflmRunner
 
     board = load_board("qemu_m4")
@@ -177,10 +177,10 @@ def run_and_compare(elf: Path, model: bytes, info, planned_arena: int) -> dict:
     random_out = reference(random_in)
     for attempt in range(3):
         with qemu.qemu_session(elf, board) as url:
-            port = serial.serial_for_url(url, timeout=0.05)
+            port = open_port(url)  # keeps the bytes QEMU sent before open() returned
             try:
                 try:
-                    boot = _reply(port)
+                    boot = mlperf_reply(port)
                 except AssertionError:
                     boot = []
                 recs = [json.loads(ln[4:]) for ln in boot if ln.startswith("@tk ")]
@@ -195,11 +195,11 @@ def run_and_compare(elf: Path, model: bytes, info, planned_arena: int) -> dict:
                 assert 0 < used <= planned_arena, f"arena used {used} B > planned {planned_arena} B"
                 for run in recs[1:-1]:
                     assert run["top"] == int(np.argmax(pattern_out)) and run["score"] == int(pattern_out.max())
-                assert _reply(port, "results%")[0] == qemu.mlperf_results(pattern_out, q.scale, q.zero_point)
-                _reply(port, f"db load {len(random_in)}%")
+                assert mlperf_reply(port, "results%")[0] == qemu.mlperf_results(pattern_out, q.scale, q.zero_point)
+                mlperf_reply(port, f"db load {len(random_in)}%")
                 for k in range(0, len(random_in), 32):
-                    _reply(port, f"db {random_in[k:k + 32].hex()}%")
-                lines = _reply(port, "infer 1 0%")
+                    mlperf_reply(port, f"db {random_in[k:k + 32].hex()}%")
+                lines = mlperf_reply(port, "infer 1 0%")
                 assert lines[-2] == qemu.mlperf_results(random_out, q.scale, q.zero_point)
                 break
             finally:

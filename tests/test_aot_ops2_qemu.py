@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from standin import mlperf_reply
 
 from tinykeras.inspect import inspect_bytes
 
@@ -56,23 +56,14 @@ def _chain_model() -> bytes:
     return convert_int8(model, [rep])
 
 
-def _reply(port, cmd: str = "", timeout: float = 60.0) -> list[str]:
-    if cmd:
-        port.write(cmd.encode())
-    buf, end = b"", time.monotonic() + timeout
-    while not buf.endswith(b"m-ready\r\n") and time.monotonic() < end:
-        buf += port.read(65536)
-    assert buf.endswith(b"m-ready\r\n"), f"no m-ready after {cmd!r}: {buf[-300:]!r}"
-    return [ln for ln in buf.decode().splitlines() if ln]
 
 
 @pytest.mark.slow
 @needs_arm
 def test_ops2_kernels_on_qemu_match_tflm(tmp_path: Path) -> None:
-    import serial
-
     from tinykeras import qemu
     from tinykeras.aot import generate
+    from tinykeras.bench_source import open_port
     from tinykeras.boards import load_board
     from tinykeras.tflm_host import TflmRunner
 
@@ -96,14 +87,14 @@ def test_ops2_kernels_on_qemu_match_tflm(tmp_path: Path) -> None:
     x = bytes(np.random.default_rng(23).integers(0, 256, t_in.nbytes, dtype=np.uint8))
     assert reference(x) != reference(qemu.bench_input(t_in.nbytes))  # the output depends on the input
     with qemu.qemu_session(elf, board) as url:
-        port = serial.serial_for_url(url, timeout=0.05)
+        port = open_port(url)  # keeps the bytes QEMU sent before open() returned
         try:
-            _reply(port)
-            assert _reply(port, "results%")[0] == reference(qemu.bench_input(t_in.nbytes))
-            _reply(port, f"db load {len(x)}%")
+            mlperf_reply(port)
+            assert mlperf_reply(port, "results%")[0] == reference(qemu.bench_input(t_in.nbytes))
+            mlperf_reply(port, f"db load {len(x)}%")
             for k in range(0, len(x), 32):
-                _reply(port, f"db {x[k:k + 32].hex()}%")
-            assert _reply(port, "infer 1 0%")[-2] == reference(x)
+                mlperf_reply(port, f"db {x[k:k + 32].hex()}%")
+            assert mlperf_reply(port, "infer 1 0%")[-2] == reference(x)
         finally:
             port.close()
 

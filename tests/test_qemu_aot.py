@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from standin import mlperf_reply
 
 from tinykeras import qemu
 from tinykeras.boards import load_board
@@ -29,21 +29,12 @@ def _generate():
     return aot.generate
 
 
-def _reply(port, cmd: str = "", timeout: float = 60.0) -> list[str]:
-    if cmd:
-        port.write(cmd.encode())
-    buf, end = b"", time.monotonic() + timeout
-    while not buf.endswith(b"m-ready\r\n") and time.monotonic() < end:
-        buf += port.read(65536)
-    assert buf.endswith(b"m-ready\r\n"), f"no m-ready after {cmd!r}: {buf[-300:]!r}"
-    return [ln for ln in buf.decode().splitlines() if ln]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["ad01_int8", "pretrainedResnet_quant"])
 def test_aot_on_qemu_matches_tflm(name: str, reference_models: dict[str, Path], tmp_path: Path) -> None:
-    import serial
-
+    from tinykeras.bench_source import open_port
     from tinykeras.tflm_host import TflmRunner
 
     generate = _generate()
@@ -69,20 +60,20 @@ def test_aot_on_qemu_matches_tflm(name: str, reference_models: dict[str, Path], 
     random_out = reference(random_in)
 
     with qemu.qemu_session(elf, board) as url:
-        port = serial.serial_for_url(url, timeout=0.05)
+        port = open_port(url)  # keeps the bytes QEMU sent before open() returned
         try:
-            boot = _reply(port)
+            boot = mlperf_reply(port)
             recs = [json.loads(ln[4:]) for ln in boot if ln.startswith("@tk ")]
             assert [r["event"] for r in recs] == ["hello", "run", "run", "done"], boot[:3]
             assert recs[0]["arena_used"] == program.arena_bytes
             for run in recs[1:3]:
                 assert run["top"] == int(np.argmax(pattern_out)) and run["score"] == int(pattern_out.max())
             # the whole output vector of the last timed run, against TFLM
-            assert _reply(port, "results%")[0] == qemu.mlperf_results(pattern_out, q_out.scale, q_out.zero_point)
-            _reply(port, f"db load {len(random_in)}%")
+            assert mlperf_reply(port, "results%")[0] == qemu.mlperf_results(pattern_out, q_out.scale, q_out.zero_point)
+            mlperf_reply(port, f"db load {len(random_in)}%")
             for k in range(0, len(random_in), 32):
-                _reply(port, f"db {random_in[k:k + 32].hex()}%")
-            lines = _reply(port, "infer 1 0%")
+                mlperf_reply(port, f"db {random_in[k:k + 32].hex()}%")
+            lines = mlperf_reply(port, "infer 1 0%")
             assert lines[-2] == qemu.mlperf_results(random_out, q_out.scale, q_out.zero_point)
         finally:
             port.close()
