@@ -16,9 +16,10 @@ import pytest
 from click.testing import CliRunner
 from conftest import requires_tool
 
-from tinykeras import pipeline, toolchain
+from tinykeras import pipeline
 from tinykeras.cli import cli
 from tinykeras.resources import boards_dir
+from tinykeras.target import pio as toolchain
 
 
 def _invoke(*args: str) -> object:
@@ -239,7 +240,7 @@ def test_qemu_board_runs_through_the_pipeline(reference_models: dict[str, Path],
 def test_build_modules_do_not_import_tensorflow() -> None:
     import subprocess
 
-    code = ("import sys, tinykeras.boards, tinykeras.firmware, tinykeras.arena, tinykeras.toolchain, "
+    code = ("import sys, tinykeras.boards, tinykeras.target.platformio, tinykeras.arena, tinykeras.target.pio, "
             "tinykeras.pipeline, tinykeras.commands.build; "
             "print([m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tf_keras', 'keras')])")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

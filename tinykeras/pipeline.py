@@ -23,7 +23,7 @@ from tinykeras.cgen import c_identifier
 from tinykeras.errors import BoardError, DoesNotFitError, InputFileError, ToolchainError
 from tinykeras.inspect import inspect_bytes, read_model_bytes, require_int8
 from tinykeras.resources import models_dir
-from tinykeras.runtimes import resolver_entries
+from tinykeras.runtime.tflm import resolver_entries
 from tinykeras.types import ModelInfo
 
 RECIPES = ("kws", "gesture", "sensor")
@@ -184,7 +184,7 @@ def check_fit(board: Board, runtime: str, info: ModelInfo, arena_bytes: int,
 
 def _aot_sources(model: bytes, info: ModelInfo, name: str) -> Any:
     try:
-        from tinykeras.runtimes import aot_sources
+        from tinykeras.runtime.tflm import aot_sources
     except ImportError as exc:
         raise ToolchainError("the aot runtime (tinykeras.aot) is not available in this installation; "
                              "use --runtime tflm") from exc
@@ -268,7 +268,7 @@ def build(options: BuildOptions, log: Callable[[str], None] | None = None) -> Bu
 
     if runtime == "tflm":
         from tinykeras.arena import plan_arena
-        from tinykeras.runtimes import tflm_sources
+        from tinykeras.runtime.tflm import tflm_sources
 
         library = board.tflm.lib
         resolver_entries(info, library)   # the pinned library runs every op correctly, before the arena probes
@@ -291,7 +291,7 @@ def build(options: BuildOptions, log: Callable[[str], None] | None = None) -> Bu
                          library=sources.summary() if sources.library is not None else None)
     with fsutil.atomic_output_dir(out) as tmp:
         if board.kind == "qemu":
-            from tinykeras import qemu
+            from tinykeras.target import qemu
 
             qemu.render_project(board, model, info, tmp, runtime_files=sources.files, runs=options.runs,
                                 warmup=options.warmup, name=model_name, arena_bytes=arena.planned_bytes,
@@ -299,7 +299,7 @@ def build(options: BuildOptions, log: Callable[[str], None] | None = None) -> Bu
                                 library=sources.library, kernels=sources.kernels,
                                 library_files=sources.library_files)
         else:
-            from tinykeras.firmware import RenderRequest, render_platformio, write_project
+            from tinykeras.target.platformio import RenderRequest, render_platformio, write_project
 
             files = render_platformio(RenderRequest(
                 board=board, runtime=sources, model=model, info=info, model_name=model_name,
@@ -323,7 +323,7 @@ def _actions(options: BuildOptions, result: BuildResult, log: Callable[[str], No
             raise ToolchainError(f"board '{board.name}' is emulated: use --run instead of --upload/--monitor")
         if not (options.compile or options.run):
             return
-        from tinykeras import qemu
+        from tinykeras.target import qemu
 
         elf = qemu.compile_project(project)
         result.actions.append("compile")
@@ -339,7 +339,7 @@ def _actions(options: BuildOptions, result: BuildResult, log: Callable[[str], No
             result.qemu = {"sizes": sizes}
         return
 
-    from tinykeras import toolchain
+    from tinykeras.target import pio as toolchain
 
     if options.run and not options.port:
         raise ToolchainError(f"--run on board '{board.name}' reads the benchmark from the board: "
@@ -351,7 +351,7 @@ def _actions(options: BuildOptions, result: BuildResult, log: Callable[[str], No
         toolchain.upload(board, project, options.port)
         result.actions.append("upload")
     if options.run:
-        from tinykeras.bench import collect
+        from tinykeras.device import collect
 
         report = collect(options.port, baud=board.baud, runs=options.runs, raw_log=project / "serial.log")
         result.actions.append("run")

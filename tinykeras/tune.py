@@ -190,7 +190,7 @@ def search_limits(board: Board, max_ram: int | None = None, max_flash: int | Non
     ram = board.limits.app_ram_bytes if max_ram is None else min(max_ram, board.limits.app_ram_bytes)
     flash = board.limits.app_flash_bytes if max_flash is None else min(max_flash, board.limits.app_flash_bytes)
     if board.kind == "qemu":
-        from tinykeras.qemu import qemu_settings
+        from tinykeras.target.qemu import qemu_settings
 
         s = qemu_settings(board)
         clock, label = int(s["estimate_clock_hz"]), str(s["estimate_label"])
@@ -202,7 +202,7 @@ def search_limits(board: Board, max_ram: int | None = None, max_flash: int | Non
 
 
 def qemu_available() -> bool:
-    from tinykeras.qemu import CC, QEMU
+    from tinykeras.target.qemu import CC, QEMU
 
     return shutil.which(CC) is not None and shutil.which(QEMU) is not None
 
@@ -225,7 +225,7 @@ def model_costs(tflite: bytes, limits: SearchLimits, *, instructions: bool, work
     }
     if instructions:
         if qemu_available():
-            from tinykeras.qemu import measure
+            from tinykeras.target.qemu import measure
 
             measured = measure(tflite, info, work, runs=1, warmup=0)
             costs["instructions"] = int(measured["instructions_per_inference"])

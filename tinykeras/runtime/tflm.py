@@ -12,11 +12,12 @@ from typing import Any
 
 import jinja2
 
-from tinykeras import cgen, tflm_tree
+from tinykeras import cgen
 from tinykeras.arena import ArenaPlan
 from tinykeras.errors import BoardError
 from tinykeras.libraries import Library, find_tflm_tree, require_model_supported
 from tinykeras.resources import templates_dir
+from tinykeras.runtime import tflm_tree
 from tinykeras.types import ModelInfo
 
 Banner = Callable[[str], str]   # comment prefix -> banner lines without the final newline
