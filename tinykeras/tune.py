@@ -212,7 +212,9 @@ def model_costs(tflite: bytes, limits: SearchLimits, *, instructions: bool, work
     instructions per inference on qemu_m4 (or estimated from MACs) for an int8 model."""
     from tinykeras import aot
     from tinykeras.inspect import inspect_bytes
-    from tinykeras.pipeline import AOT_CORE_FLASH, AOT_FLASH_PER_OP, BENCH_FLASH, BENCH_RAM
+    from tinykeras.pipeline import BENCH_FLASH, BENCH_RAM
+    from tinykeras.runtime.aot import CORE_FLASH as AOT_CORE_FLASH
+    from tinykeras.runtime.aot import FLASH_PER_OP as AOT_FLASH_PER_OP
 
     info = inspect_bytes(tflite, path="model.tflite")
     program = aot.generate(tflite, info, name="model")

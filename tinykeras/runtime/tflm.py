@@ -1,48 +1,32 @@
-"""The two runtimes as sources for any target: ``tflm`` (a TFLite-Micro library + a generated adapter) and
-``aot`` (tinykeras' generated C). A target (a PlatformIO board, the bare-metal emulated board) takes a
-:class:`RuntimeSources` and places its files; neither knows how the other is made. No TensorFlow.
+"""The ``tflm`` runtime: a TFLite-Micro library (the board's pinned one) + a generated adapter, the arena measured
+on the TFLM host interpreter with a margin (:mod:`tinykeras.arena`), and its flash/RAM costs. A target (a
+PlatformIO board, the bare-metal emulated board) takes its :class:`RuntimeSources` and places the files; neither
+knows how the other is made. No TensorFlow.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
 from tinykeras import cgen
-from tinykeras.arena import ArenaPlan
+from tinykeras.arena import ArenaPlan, plan_arena
 from tinykeras.errors import BoardError
-from tinykeras.libraries import Library, find_tflm_tree, require_model_supported
+from tinykeras.libraries import Library, find_tflm_tree
 from tinykeras.resources import templates_dir
 from tinykeras.runtime import tflm_tree
+from tinykeras.runtime.base import Banner, RuntimePlan, RuntimeSources
+from tinykeras.runtime.support import require_model_supported
 from tinykeras.types import ModelInfo
 
-Banner = Callable[[str], str]   # comment prefix -> banner lines without the final newline
-
-
-@dataclass(frozen=True)
-class RuntimeSources:
-    """What a runtime puts into a project."""
-
-    name: str                                    # "tflm" | "aot"
-    files: dict[str, str]                        # generated sources, relative to the project's src/
-    arena: ArenaPlan
-    library: Library | None = None
-    kernels: str | None = None                   # "reference" | "cmsis-nn" | "esp-nn" (tflm only)
-    library_files: dict[str, Path] = field(default_factory=dict)  # copied from a TFLM tree (delivery "tree")
-    code_bytes: int | None = None                # aot: weights + constants in flash
-    program: Any = None                          # aot: the AotProgram
-
-    def summary(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"runtime": self.name}
-        if self.library is not None:
-            out.update({"library": self.library.id, "library_commit": self.library.commit, "kernels": self.kernels,
-                        "library_delivery": self.library.delivery["kind"]})
-        return out
-
+# Flash/RAM estimates of the runtime code, used by the fit check before anything is built. They are estimates,
+# stated as such in the report: TFLM's interpreter, allocator and flatbuffer reader take about 16-22 KB on a
+# Cortex-M (tensorflow.org, TFLM overview); reference kernels add a few KB each.
+CORE_FLASH = 32 * 1024
+FLASH_PER_OP = 6 * 1024
+RAM_OVERHEAD = 2 * 1024          # interpreter object, resolver tables (outside the arena)
 
 def resolver_entries(info: ModelInfo, library: Library) -> list[dict[str, str]]:
     """The model's distinct ops with their kernel registration and parser in ``library``, sorted by name.
@@ -80,13 +64,24 @@ def tflm_sources(model: bytes, info: ModelInfo, library: Library, arena: ArenaPl
                           kernels=kernels, library_files=library_files)
 
 
-def aot_sources(model: bytes, info: ModelInfo, name: str) -> RuntimeSources:
-    """tinykeras' generated C and its static memory plan."""
-    from tinykeras.aot import generate
+def plan(model: bytes, info: ModelInfo, board: Any, *, name: str = "model", kernels: str | None = None) -> RuntimePlan:
+    """Check the model against the board's pinned library (every op, its known gaps), measure the arena on the
+    host interpreter and state the costs. Kernels: ``kernels`` or the board's."""
+    library = board.tflm.lib
+    kernels = kernels or board.tflm.kernels or library.default_kernels
+    if kernels not in library.kernels:
+        raise BoardError(f"{library.label} has {', '.join(library.kernels)} kernels, not '{kernels}'; "
+                         f"choose --kernels {' or '.join(library.kernels)}")
+    resolver_entries(info, library)   # the pinned library runs every op correctly, before the arena probes
+    arena = plan_arena(model, info)
+    return RuntimePlan(name="tflm", arena=arena, model_flash=info.model_bytes,
+                       runtime_flash=CORE_FLASH + FLASH_PER_OP * len(info.op_names), runtime_ram=RAM_OVERHEAD,
+                       library=library, kernels=kernels)
 
-    program = generate(model, info, name=name)
-    arena = ArenaPlan(measured_bytes=None, planned_bytes=int(program.arena_bytes),
-                      method="tinykeras aot static memory plan (computed at build time)",
-                      margin_rule="none: the plan is exact, no interpreter structures live in the arena")
-    return RuntimeSources(name="aot", files=dict(sorted(program.files.items())), arena=arena,
-                          code_bytes=int(program.weights_bytes), program=program)
+
+def sources(p: RuntimePlan, model: bytes, info: ModelInfo, *, source_name: str, banner: Banner,
+            tflm_dir: Path | str | None = None) -> RuntimeSources:
+    """The planned model's adapter, model array and (delivery "tree") library sources."""
+    assert p.library is not None
+    return tflm_sources(model, info, p.library, p.arena, banner, source_name=source_name, kernels=p.kernels,
+                        tflm_dir=tflm_dir)

@@ -37,7 +37,7 @@ from tinykeras.boards import Board
 from tinykeras.errors import BoardError
 from tinykeras.resources import templates_dir
 from tinykeras.runtime import tflm_tree
-from tinykeras.runtime.tflm import RuntimeSources
+from tinykeras.runtime.base import RuntimeSources
 from tinykeras.types import ModelInfo
 
 # Protocol names of the timers (docs/protocol.md) by board timer API.

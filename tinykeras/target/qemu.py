@@ -461,19 +461,13 @@ def measure(model: bytes, info: ModelInfo, work_dir: Path, *, name: str = "model
     """
     from tinykeras import cgen
     from tinykeras.boards import load_board
-    from tinykeras.runtime.tflm import aot_sources, tflm_sources
+    from tinykeras.runtime import runtime_module
 
     board = board or load_board("qemu_m4")
-    if runtime == "tflm":
-        from tinykeras.arena import plan_arena
-
-        library = board.tflm.lib
-        arena = plan_arena(model, info)
-        sources = tflm_sources(model, info, library, arena, lambda c: cgen.banner(f"{name}.tflite", info.sha256, c),
-                               source_name=f"{name}.tflite", kernels=kernels or board.tflm.kernels,
-                               tflm_dir=tflm_dir)
-    else:
-        sources = aot_sources(model, info, name)
+    module = runtime_module(runtime)
+    planned = module.plan(model, info, board, name=name, kernels=kernels)
+    sources = module.sources(planned, model, info, source_name=f"{name}.tflite", tflm_dir=tflm_dir,
+                             banner=lambda c: cgen.banner(f"{name}.tflite", info.sha256, c))
     project = Path(work_dir)
     render_project(board, model, info, project, runtime_files=sources.files, runs=runs, warmup=warmup, name=name,
                    arena_bytes=sources.arena.planned_bytes, runtime=sources.name, library=sources.library,
