@@ -149,6 +149,17 @@ def load_int8_model(path: Path, rep_data: Path | None, log: Callable[[str], None
 def check_fit(board: Board, runtime: str, info: ModelInfo, arena_bytes: int,
               code_bytes: int | None = None) -> dict[str, Any]:
     """Flash: model (or aot weights+code) + runtime estimate; RAM: arena + runtime state. Raise DoesNotFitError."""
+    fit, problems = fit_figures(board, runtime, info, arena_bytes, code_bytes)
+    if problems:
+        raise DoesNotFitError(f"model '{info.path or 'model'}' does not fit board '{board.name}': "
+                              + "; ".join(problems) + ". Shrink the model (tinykeras optimize), try "
+                              "--runtime aot, or pick a larger board (tinykeras boards)")
+    return fit
+
+
+def fit_figures(board: Board, runtime: str, info: ModelInfo, arena_bytes: int,
+                code_bytes: int | None = None) -> tuple[dict[str, Any], list[str]]:
+    """The figures of :func:`check_fit` and the limits they exceed (empty when the model fits), never raising."""
     distinct = len(info.op_names)
     if runtime == "tflm":
         runtime_flash = TFLM_CORE_FLASH + TFLM_FLASH_PER_OP * distinct + BENCH_FLASH
@@ -175,11 +186,7 @@ def check_fit(board: Board, runtime: str, info: ModelInfo, arena_bytes: int,
         problems.append(f"RAM needs {ram:,} B (arena {arena_bytes:,} + runtime {ram - arena_bytes:,}) but "
                         f"{limits.app_ram_bytes:,} B are free ({limits.ram_bytes:,} minus "
                         f"{limits.reserved_ram_bytes:,} for the framework)")
-    if problems:
-        raise DoesNotFitError(f"model '{info.path or 'model'}' does not fit board '{board.name}': "
-                              + "; ".join(problems) + ". Shrink the model (tinykeras optimize), try "
-                              "--runtime aot, or pick a larger board (tinykeras boards)")
-    return fit
+    return fit, problems
 
 
 def _aot_sources(model: bytes, info: ModelInfo, name: str) -> Any:
