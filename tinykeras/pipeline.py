@@ -143,6 +143,16 @@ def load_int8_model(path: Path, rep_data: Path | None, log: Callable[[str], None
 def check_fit(board: Board, plan: RuntimePlan, info: ModelInfo) -> dict[str, Any]:
     """Flash: model (or aot weights) + runtime estimate + benchmark main; RAM: arena + runtime state + main.
     Raise DoesNotFitError naming what is over and the fixes."""
+    fit, problems = fit_figures(board, plan, info)
+    if problems:
+        raise DoesNotFitError(f"model '{info.path or 'model'}' does not fit board '{board.name}': "
+                              + "; ".join(problems) + ". Shrink the model (tinykeras optimize), try "
+                              "--runtime aot, or pick a larger board (tinykeras boards)")
+    return fit
+
+
+def fit_figures(board: Board, plan: RuntimePlan, info: ModelInfo) -> tuple[dict[str, Any], list[str]]:
+    """The figures of :func:`check_fit` and the limits they exceed (empty when the model fits), never raising."""
     runtime, arena_bytes = plan.name, plan.arena.planned_bytes
     runtime_flash = plan.runtime_flash + BENCH_FLASH
     model_flash = plan.model_flash
@@ -164,11 +174,7 @@ def check_fit(board: Board, plan: RuntimePlan, info: ModelInfo) -> dict[str, Any
         problems.append(f"RAM needs {ram:,} B (arena {arena_bytes:,} + runtime {ram - arena_bytes:,}) but "
                         f"{limits.app_ram_bytes:,} B are free ({limits.ram_bytes:,} minus "
                         f"{limits.reserved_ram_bytes:,} for the framework)")
-    if problems:
-        raise DoesNotFitError(f"model '{info.path or 'model'}' does not fit board '{board.name}': "
-                              + "; ".join(problems) + ". Shrink the model (tinykeras optimize), try "
-                              "--runtime aot, or pick a larger board (tinykeras boards)")
-    return fit
+    return fit, problems
 
 
 @dataclass(frozen=True)

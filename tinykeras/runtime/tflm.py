@@ -64,16 +64,18 @@ def tflm_sources(model: bytes, info: ModelInfo, library: Library, arena: ArenaPl
                           kernels=kernels, library_files=library_files)
 
 
-def plan(model: bytes, info: ModelInfo, board: Any, *, name: str = "model", kernels: str | None = None) -> RuntimePlan:
+def plan(model: bytes, info: ModelInfo, board: Any, *, name: str = "model", kernels: str | None = None,
+         arena: ArenaPlan | None = None) -> RuntimePlan:
     """Check the model against the board's pinned library (every op, its known gaps), measure the arena on the
-    host interpreter and state the costs. Kernels: ``kernels`` or the board's."""
+    host interpreter (unless ``arena``, the same model's plan, is given: it does not depend on the board) and
+    state the costs. Kernels: ``kernels`` or the board's."""
     library = board.tflm.lib
     kernels = kernels or board.tflm.kernels or library.default_kernels
     if kernels not in library.kernels:
         raise BoardError(f"{library.label} has {', '.join(library.kernels)} kernels, not '{kernels}'; "
                          f"choose --kernels {' or '.join(library.kernels)}")
     resolver_entries(info, library)   # the pinned library runs every op correctly, before the arena probes
-    arena = plan_arena(model, info)
+    arena = arena or plan_arena(model, info)
     return RuntimePlan(name="tflm", arena=arena, model_flash=info.model_bytes,
                        runtime_flash=CORE_FLASH + FLASH_PER_OP * len(info.op_names), runtime_ram=RAM_OVERHEAD,
                        library=library, kernels=kernels)
