@@ -71,10 +71,11 @@ def run_board(data: bytes, info: ModelInfo, xq: np.ndarray, board_name: str = "q
     gets the raw features and normalises and quantizes them itself (the generated tk_input_norm.c)."""
     import serial
 
-    from tinykeras import aot, qemu
+    from tinykeras import aot
     from tinykeras import input_norm as norms
     from tinykeras.boards import load_board
-    from tinykeras.inspect import index_limit
+    from tinykeras.target import qemu
+    from tinykeras.types import index_limit
 
     t_in = info.input_tensors()[0]
     if len(info.inputs) != 1 or (t_in.dtype != "int8" and index_limit(info, 0) is None):
