@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinykeras.aot import SUPPORTED_OPS, generate
+from tinykeras.aot.fixedpoint import quantize_multiplier, sigmoid_params, softmax_params
 from tinykeras.aot.planner import Buffer, check_plan, pack
-from tinykeras.aot.quant import quantize_multiplier, sigmoid_params, softmax_params
 from tinykeras.errors import ToolchainError, UnsupportedOpError
 from tinykeras.inspect import inspect_bytes, load_model_info
 from tinykeras.tflm_host import TflmRunner

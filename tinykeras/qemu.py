@@ -25,6 +25,7 @@ from typing import Any
 import jinja2
 
 from tinykeras.boards import Board
+from tinykeras.c_literals import c_float, c_string
 from tinykeras.cgen import banner
 from tinykeras.errors import BoardError, ModelError, SerialError, ToolchainError
 from tinykeras.resources import templates_dir
@@ -117,30 +118,6 @@ def mlperf_results(values: Any, scale: float, zero_point: int) -> str:
 # ------------------------------------------------------------------------------------------ render
 
 
-def _c_string(value: str) -> str:
-    r"""A C string literal (ASCII; other characters as octal escapes).
-
-    >>> _c_string('a"b\\c')
-    '"a\\"b\\\\c"'
-    """
-    out = []
-    for ch in str(value):
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif 32 <= ord(ch) < 127:
-            out.append(ch)
-        else:
-            out.extend(f"\\{b:03o}" for b in ch.encode("utf-8"))
-    return '"' + "".join(out) + '"'
-
-
-def _c_float(value: float) -> str:
-    text = repr(float(value))
-    if "e" not in text and "." not in text:
-        text += ".0"
-    return text + "f"
-
-
 def _banner(source: str, sha256: str, style: str) -> str:
     text = banner(source, sha256, "//").rstrip("\n")
     if style == "#":
@@ -172,7 +149,7 @@ def render_project(board: Board, model: bytes, info: ModelInfo, out_dir: Path, *
     settings = qemu_settings(board)
     source = Path(info.path).name if info.path else f"{name}.tflite"
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
-    env.filters["cstr"] = _c_string
+    env.filters["cstr"] = c_string
     bench_dir = templates_dir() / "runtime" / "bench"
     port_dir = templates_dir() / "baremetal" / "qemu"
 
@@ -198,7 +175,7 @@ def render_project(board: Board, model: bytes, info: ModelInfo, out_dir: Path, *
         "banner": _banner(source, info.sha256, "//"), "board": board.name, "runtime": runtime, "name": name,
         "sha256_prefix": info.sha256[:16], "model_bytes": len(model), "arena_bytes": int(arena_bytes),
         "cpu_hz": board.mcu.clock_hz, "timer": board.timer.api, "runs": int(runs), "warmup": int(warmup),
-        "macs": info.macs, "output_scale": _c_float(out_q.scale if out_q else 1.0),
+        "macs": info.macs, "output_scale": c_float(out_q.scale if out_q else 1.0),
         "output_zero_point": int(out_q.zero_point if out_q else 0),
     }
     files["src/main.c"] = env.from_string((port_dir / "main.c.j2").read_text()).render(context)
