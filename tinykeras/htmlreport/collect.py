@@ -19,6 +19,7 @@ from tinykeras import fsutil
 from tinykeras.boards import Board, board_names, load_board
 from tinykeras.errors import InputFileError, TinyKerasError
 from tinykeras.inspect import inspect_bytes, read_model_bytes, summary
+from tinykeras.runtime.support import support_summary
 from tinykeras.types import ModelInfo
 
 FIT_JSON = "fit.json"
@@ -55,15 +56,18 @@ def aot_plan(program: Any) -> dict[str, Any]:
 
 def board_fits(model: bytes, info: ModelInfo, boards: list[Board], name: str) -> dict[str, Any]:
     """fit.json: for every board and every runtime it builds, whether the model fits and why not."""
-    from tinykeras.libraries import board_library, check_model
+    from tinykeras.arena import ArenaPlan
+    from tinykeras.libraries import board_library
     from tinykeras.pipeline import fit_figures
+    from tinykeras.runtime import aot as aot_runtime
+    from tinykeras.runtime import tflm as tflm_runtime
+    from tinykeras.runtime.support import check_model
 
     aot: dict[str, Any] = {}
     try:
-        from tinykeras.runtimes import aot_sources
-
-        sources = aot_sources(model, info, name)
-        aot = {"arena": sources.arena.to_json(), "code_bytes": sources.code_bytes, "plan": aot_plan(sources.program)}
+        planned = aot_runtime.plan(model, info, name=name)
+        aot = {"arena": planned.arena.to_json(), "code_bytes": planned.model_flash, "plan": aot_plan(planned.program),
+               "runtime_plan": planned}
     except TinyKerasError as exc:
         aot = {"error": str(exc)}
     tflm_arena: dict[str, Any] | None = None
@@ -93,15 +97,16 @@ def board_fits(model: bytes, info: ModelInfo, boards: list[Board], name: str) ->
                     entries.append(entry)
                     continue
                 entry["arena"] = tflm_arena
-                fit, over = fit_figures(board, runtime, info, tflm_arena["planned_bytes"])
+                arena = ArenaPlan(**{k: tflm_arena[k] for k in ("measured_bytes", "planned_bytes", "method",
+                                                                 "margin_rule", "recorded_bytes")})
+                fit, over = fit_figures(board, tflm_runtime.plan(model, info, board, name=name, arena=arena), info)
             else:
                 if "error" in aot:
                     entry.update(status="cannot run", error=aot["error"])
                     entries.append(entry)
                     continue
                 entry["arena"] = aot["arena"]
-                fit, over = fit_figures(board, runtime, info, aot["arena"]["planned_bytes"],
-                                        code_bytes=aot["code_bytes"])
+                fit, over = fit_figures(board, aot["runtime_plan"], info)
             entry.update(fit=fit, over=over, status="fits" if not over else "does not fit")
             entries.append(entry)
     return {"model_sha256": info.sha256, "boards": entries, "aot_plan": aot.get("plan"),
@@ -132,7 +137,7 @@ def collect(model_path: Path, out_dir: Path, *, boards: str | None = "all", data
 
         arrays = load_arrays(data)
     with fsutil.atomic_output_dir(out_dir) as tmp:
-        _write(tmp / INSPECT_JSON, summary(info))
+        _write(tmp / INSPECT_JSON, {**summary(info), "libraries": support_summary(info)})
         if chosen is not None:
             log(f"fit on {len(chosen)} board(s)")
             _write(tmp / FIT_JSON, board_fits(model, info, chosen, model_path.stem))
