@@ -219,13 +219,13 @@ def _tune_json(path: Path) -> dict[str, object]:
 @needs_browser
 def test_comparisons_and_pareto_front(tmp_path: Path, reference_models: dict[str, Path]) -> None:
     """Two benchmark sessions side by side with ratios, and a search's Pareto fronts, from their JSON files."""
-    from tinykeras import bench
+    from tinykeras.device.protocol import parse_chunks
 
     runs = tmp_path / "runs"
     runs.mkdir()
     for name in ("qemu_m4_aot_ad01", "tk_esp32_clean"):
         data = (REPO / "tests" / "data" / "bench" / f"{name}.log").read_bytes()
-        (runs / f"{name}.json").write_text(json.dumps(bench.parse_chunks([data]).to_json()))
+        (runs / f"{name}.json").write_text(json.dumps(parse_chunks([data]).to_json()))
     tune = _tune_json(tmp_path / "tune.json")
     page = tmp_path / "out" / "ad01.html"
     _report([reference_models["ad01_int8"], "--no-fit", "--from", runs, "--from", tmp_path / "tune.json", "-o", page])
