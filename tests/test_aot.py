@@ -197,8 +197,8 @@ def test_dscnn_dsp_kernels_on_qemu_match_tflm(dscnn: bytes, tmp_path: Path) -> N
     read back with the MLPerf `results%` command, for the benchmark pattern and two random inputs."""
     import serial
 
-    from tinykeras import qemu
     from tinykeras.boards import load_board
+    from tinykeras.target import qemu
 
     info = inspect_bytes(dscnn)
     program = generate(dscnn, info, name="dscnn")

@@ -3,8 +3,9 @@ commands use, and write it as JSON files beside the page: the page is always a v
 
 Writes into one output folder (atomically): ``inspect.json`` (``inspect --json``), ``fit.json`` (every board x
 runtime: fits or not, flash/RAM against the limits, pinned library and kernels, ops it cannot run with the
-fix, the aot memory plan), ``validate.json`` (``validate -o``, with ``--data``), and with ``run``: the
-qemu_m4 aot project of ``build --run`` (``bench.json``) and ``profile/profile.json``.
+fix, the aot memory plan), ``validate.json`` (``validate -o``, with ``--data``), and with ``run``: the JSON
+of ``build --run`` on qemu_m4 with the aot runtime (``qemu_m4-aot/bench.json``, ``tinykeras_build.json``)
+and of ``profile`` (``profile/profile.json``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from tinykeras import fsutil
 from tinykeras.boards import Board, board_names, load_board
 from tinykeras.errors import InputFileError, TinyKerasError
 from tinykeras.inspect import inspect_bytes, read_model_bytes, summary
+from tinykeras.runtime.support import support_summary
 from tinykeras.types import ModelInfo
 
 FIT_JSON = "fit.json"
@@ -54,15 +56,18 @@ def aot_plan(program: Any) -> dict[str, Any]:
 
 def board_fits(model: bytes, info: ModelInfo, boards: list[Board], name: str) -> dict[str, Any]:
     """fit.json: for every board and every runtime it builds, whether the model fits and why not."""
-    from tinykeras.libraries import board_library, check_model
+    from tinykeras.arena import ArenaPlan
+    from tinykeras.libraries import board_library
     from tinykeras.pipeline import fit_figures
+    from tinykeras.runtime import aot as aot_runtime
+    from tinykeras.runtime import tflm as tflm_runtime
+    from tinykeras.runtime.support import check_model
 
     aot: dict[str, Any] = {}
     try:
-        from tinykeras.runtimes import aot_sources
-
-        sources = aot_sources(model, info, name)
-        aot = {"arena": sources.arena.to_json(), "code_bytes": sources.code_bytes, "plan": aot_plan(sources.program)}
+        planned = aot_runtime.plan(model, info, name=name)
+        aot = {"arena": planned.arena.to_json(), "code_bytes": planned.model_flash, "plan": aot_plan(planned.program),
+               "runtime_plan": planned}
     except TinyKerasError as exc:
         aot = {"error": str(exc)}
     tflm_arena: dict[str, Any] | None = None
@@ -92,15 +97,16 @@ def board_fits(model: bytes, info: ModelInfo, boards: list[Board], name: str) ->
                     entries.append(entry)
                     continue
                 entry["arena"] = tflm_arena
-                fit, over = fit_figures(board, runtime, info, tflm_arena["planned_bytes"])
+                arena = ArenaPlan(**{k: tflm_arena[k] for k in ("measured_bytes", "planned_bytes", "method",
+                                                                 "margin_rule", "recorded_bytes")})
+                fit, over = fit_figures(board, tflm_runtime.plan(model, info, board, name=name, arena=arena), info)
             else:
                 if "error" in aot:
                     entry.update(status="cannot run", error=aot["error"])
                     entries.append(entry)
                     continue
                 entry["arena"] = aot["arena"]
-                fit, over = fit_figures(board, runtime, info, aot["arena"]["planned_bytes"],
-                                        code_bytes=aot["code_bytes"])
+                fit, over = fit_figures(board, aot["runtime_plan"], info)
             entry.update(fit=fit, over=over, status="fits" if not over else "does not fit")
             entries.append(entry)
     return {"model_sha256": info.sha256, "boards": entries, "aot_plan": aot.get("plan"),
@@ -131,7 +137,7 @@ def collect(model_path: Path, out_dir: Path, *, boards: str | None = "all", data
 
         arrays = load_arrays(data)
     with fsutil.atomic_output_dir(out_dir) as tmp:
-        _write(tmp / INSPECT_JSON, summary(info))
+        _write(tmp / INSPECT_JSON, {**summary(info), "libraries": support_summary(info)})
         if chosen is not None:
             log(f"fit on {len(chosen)} board(s)")
             _write(tmp / FIT_JSON, board_fits(model, info, chosen, model_path.stem))
@@ -148,13 +154,24 @@ def collect(model_path: Path, out_dir: Path, *, boards: str | None = "all", data
 
 
 def _run(model_path: Path, model: bytes, info: ModelInfo, tmp: Path, log: Callable[[str], None]) -> None:
-    """Build and run the aot benchmark on the emulated board, and profile it per layer."""
+    """Build and run the aot benchmark on the emulated board and profile it per layer; keep their JSON
+    (bench.json, tinykeras_build.json, profile.json), not the projects and binaries."""
+    import shutil
+    import tempfile
+
     from tinykeras.pipeline import BuildOptions, build
     from tinykeras.profile import profile, write_profile
 
-    log(f"build --run on {RUN_BOARD} (aot)")
-    build(BuildOptions(board=RUN_BOARD, model=model_path, runtime="aot", run=True,
-                       out=tmp / f"{RUN_BOARD}-aot"), log=log)
-    log(f"profile on {RUN_BOARD} (aot)")
-    write_profile(profile(model, info, board=RUN_BOARD, runtime="aot", name=model_path.stem, benchmark=False),
-                  tmp / "profile")
+    with tempfile.TemporaryDirectory(prefix="tk-report-") as work:
+        log(f"build --run on {RUN_BOARD} (aot)")
+        project = Path(work) / "project"
+        build(BuildOptions(board=RUN_BOARD, model=model_path, runtime="aot", run=True, out=project), log=log)
+        kept = tmp / f"{RUN_BOARD}-aot"
+        kept.mkdir()
+        for name in ("bench.json", "tinykeras_build.json"):
+            shutil.copyfile(project / name, kept / name)
+        log(f"profile on {RUN_BOARD} (aot)")
+        result = profile(model, info, board=RUN_BOARD, runtime="aot", name=model_path.stem, benchmark=False)
+        paths = write_profile(result, Path(work) / "profile")
+        (tmp / "profile").mkdir()
+        shutil.copyfile(paths["json"], tmp / "profile" / "profile.json")

@@ -1,6 +1,6 @@
 """The emulated board (``qemu_m4``): render a Makefile project, build it with arm-none-eabi-gcc and
 newlib-nano, run it in ``qemu-system-arm -M mps2-an386 -icount shift=0`` and read the benchmark over a
-local TCP port with :func:`tinykeras.bench.collect`. No TensorFlow.
+local TCP port with :func:`tinykeras.device.collect`. No TensorFlow.
 
 Under ``-icount shift=0`` every guest instruction takes 1 ns of guest time, so the firmware's timer
 measures instructions: deterministic, and labelled as such. A time on real hardware is only an estimate
@@ -136,7 +136,7 @@ def render_project(board: Board, model: bytes, info: ModelInfo, out_dir: Path, *
     ``src/`` (the benchmark, the QEMU port, a rendered ``main.c`` and the runtime's files, e.g.
     ``tinykeras.aot.generate(...).files``), plus the feature front end (``frontend_files``, from
     ``tinykeras.recipes.frontend.frontend_sources``; compiled, not called by the benchmark).
-    The tflm runtime (``tinykeras.runtimes.tflm_sources``) adds ``library`` and ``library_files``, copied
+    The tflm runtime (``tinykeras.runtime.tflm.tflm_sources``) adds ``library`` and ``library_files``, copied
     into ``tflm/`` and compiled with the library's flags. Same inputs -> byte-identical files."""
     if board.kind != "qemu":
         raise BoardError(f"board '{board.name}' is a {board.kind} board; render_project needs a qemu board")
@@ -202,7 +202,7 @@ def _library_make_vars(library: Any, kernels: str | None, settings: dict[str, An
     """Makefile variables of a TFLM library build (empty for the aot runtime)."""
     if library is None:
         return {"library": None}
-    from tinykeras import tflm_tree
+    from tinykeras.runtime import tflm_tree
 
     arch = [f for f in settings["cflags"] if not f.startswith("-O")]
     return {
@@ -386,12 +386,12 @@ def _kill(proc: subprocess.Popen) -> None:
 
 def run_benchmark(elf: Path, board: Board, *, runs: int, timeout: float = 60.0,
                   raw_log: Path | None = None) -> Any:
-    """Run the benchmark firmware in QEMU and read ``runs`` run records: a :class:`tinykeras.bench.BenchReport`.
+    """Run the benchmark firmware in QEMU and read ``runs`` run records: a :class:`tinykeras.device.BenchReport`.
 
     ``timeout``: seconds without a record before giving up. Firmware that prints nothing raises
     SerialError; QEMU is always killed. An incomplete session is returned as such (``report.complete``).
     """
-    from tinykeras.bench import collect
+    from tinykeras.device import collect
 
     with qemu_session(elf, board) as url:
         report = collect(url, baud=board.baud, runs=runs, timeout=timeout, raw_log=raw_log)
@@ -438,19 +438,13 @@ def measure(model: bytes, info: ModelInfo, work_dir: Path, *, name: str = "model
     """
     from tinykeras import cgen
     from tinykeras.boards import load_board
-    from tinykeras.runtimes import aot_sources, tflm_sources
+    from tinykeras.runtime import runtime_module
 
     board = board or load_board("qemu_m4")
-    if runtime == "tflm":
-        from tinykeras.arena import plan_arena
-
-        library = board.tflm.lib
-        arena = plan_arena(model, info)
-        sources = tflm_sources(model, info, library, arena, lambda c: cgen.banner(f"{name}.tflite", info.sha256, c),
-                               source_name=f"{name}.tflite", kernels=kernels or board.tflm.kernels,
-                               tflm_dir=tflm_dir)
-    else:
-        sources = aot_sources(model, info, name)
+    module = runtime_module(runtime)
+    planned = module.plan(model, info, board, name=name, kernels=kernels)
+    sources = module.sources(planned, model, info, source_name=f"{name}.tflite", tflm_dir=tflm_dir,
+                             banner=lambda c: cgen.banner(f"{name}.tflite", info.sha256, c))
     project = Path(work_dir)
     render_project(board, model, info, project, runtime_files=sources.files, runs=runs, warmup=warmup, name=name,
                    arena_bytes=sources.arena.planned_bytes, runtime=sources.name, library=sources.library,
