@@ -62,7 +62,8 @@ def text_model(tmp_path_factory):
 def test_token_ids_are_drawn_inside_the_vocabulary(text_model: Path) -> None:
     from tinykeras import testing
     from tinykeras.cgen import model_settings
-    from tinykeras.inspect import index_limit, load_model_info
+    from tinykeras.inspect import load_model_info
+    from tinykeras.types import index_limit
 
     tflite = text_model / "q" / "model.tflite"
     info = load_model_info(tflite)
@@ -77,7 +78,7 @@ def test_token_ids_are_drawn_inside_the_vocabulary(text_model: Path) -> None:
 
 
 def test_bench_input_folds_words_into_the_vocabulary() -> None:
-    from tinykeras import qemu
+    from tinykeras.target import qemu
 
     raw = qemu.bench_input(80)
     ids = np.frombuffer(qemu.bench_input(80, id_limit=300), dtype="<i4")
@@ -92,10 +93,10 @@ def test_text_model_runs_on_qemu_m4_with_valid_ids(text_model: Path, tmp_path: P
     sends the real int32 samples."""
     from standin import mlperf_reply
 
-    from tinykeras import qemu
-    from tinykeras.bench_source import open_port
     from tinykeras.boards import load_board
+    from tinykeras.device.port import open_port
     from tinykeras.inspect import load_model_info
+    from tinykeras.target import qemu
     from tinykeras.tflm_host import TflmRunner
 
     tflite = text_model / "q" / "model.tflite"

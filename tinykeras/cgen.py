@@ -131,7 +131,7 @@ def model_settings(info: ModelInfo, labels: list[str] | None = None, extra: dict
              f"#define TK_MODEL_SHA256 \"{info.sha256}\"",
              f"#define TK_NUM_INPUTS {len(info.inputs)}",
              f"#define TK_NUM_OUTPUTS {len(info.outputs)}", ""]
-    from tinykeras.inspect import index_limit
+    from tinykeras.types import index_limit
 
     for k, t in enumerate(info.input_tensors()):
         lines += _tensor_defines(f"TK_INPUT{k}", t)

@@ -104,7 +104,7 @@ def _random_one(model: Model, t: TensorInfo, index: int, samples: int, seed: int
 
 def _index_limit(model: Model, k: int = 0) -> int:
     """Rows of the table an int32 input indexes (GATHER params: the Embedding's vocabulary), else 2."""
-    from tinykeras.inspect import index_limit
+    from tinykeras.types import index_limit
 
     return index_limit(model.info, k) or 2
 

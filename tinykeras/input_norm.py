@@ -203,7 +203,7 @@ def beside(model_path: str | Path | None, n_inputs: int) -> list[dict[str, Any] 
 
 
 def _c_floats(values: list[float]) -> str:
-    from tinykeras.cgen import _c_float
+    from tinykeras.c_literals import c_float as _c_float
 
     return "{ " + ", ".join(_c_float(float(np.float32(v))) for v in values) + " }"
 

@@ -218,7 +218,7 @@ def plan_build(board: Board | str, model: bytes, *, runtime: str | None = None, 
     board = load_board(board) if isinstance(board, str) else board
     runtime = choose_runtime(board, runtime)
     info = info if info is not None else inspect_bytes(model)
-    require_int8(info)
+    require_int8(info, allow_index_inputs=True)
     planned = runtime_module(runtime).plan(model, info, board, name=name, kernels=kernels)
     return BuildPlan(board=board, info=info, runtime=planned, fit=check_fit(board, planned, info))
 
