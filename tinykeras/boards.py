@@ -21,7 +21,7 @@ else:  # pragma: no cover - Python 3.10
 
 KINDS = ("platformio", "qemu")
 RUNTIMES = ("tflm", "aot")
-TIMER_APIS = ("esp_timer_get_time", "micros", "time_us_64", "dwt", "cmsdk_timer0")
+TIMER_APIS = ("esp_timer_get_time", "micros", "time_us_64", "dwt", "cmsdk_timer0", "sse_counter")
 
 # key -> (type, required). Tables map to nested specs; ``None`` marks a free-form table.
 _SPEC: dict[str, Any] = {

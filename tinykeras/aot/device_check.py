@@ -1,6 +1,6 @@
-"""Bit-exactness of the aot runtime on the emulated board: the generated C compiled for qemu_m4 (Cortex-M4
-DSP kernels) runs ``samples`` inputs made on the device from a hash of (sample, byte); the same inputs go
-through the TFLM host interpreter here, and every output byte is compared.
+"""Bit-exactness of the aot runtime on an emulated board: the generated C compiled for its core (qemu_m4 by
+default: the Cortex-M4 DSP kernels) runs ``samples`` inputs made on the device from a hash of (sample, byte);
+the same inputs go through the TFLM host interpreter here, and every output byte is compared.
 """
 
 from __future__ import annotations
@@ -48,24 +48,25 @@ def _read_all(url: str, timeout: float) -> str:
 
 
 def check_on_qemu(model: bytes, info: ModelInfo, samples: int = 200, timeout: float = 600.0,
-                  name: str = "model") -> dict[str, Any]:
-    """Run ``samples`` inputs through the aot firmware on qemu_m4 and the TFLM host interpreter; count the
-    output bytes that differ. Raises ToolchainError/SerialError when the firmware cannot be built or run."""
+                  name: str = "model", board: str = "qemu_m4") -> dict[str, Any]:
+    """Run ``samples`` inputs through the aot firmware on an emulated ``board`` (any core: qemu_m3 ... qemu_m55)
+    and the TFLM host interpreter; count the output bytes that differ. Raises ToolchainError/SerialError when
+    the firmware cannot be built or run."""
     from tflite_micro import runtime
 
     from tinykeras import aot, qemu
     from tinykeras.boards import load_board
 
-    board = load_board("qemu_m4")
+    target = load_board(board)
     program = aot.generate(model, info, name=name)
     with tempfile.TemporaryDirectory(prefix="tk-check-") as tmp:
         project = Path(tmp)
-        qemu.render_project(board, model, info, project, runtime_files=program.files, runs=1, warmup=0, name=name,
+        qemu.render_project(target, model, info, project, runtime_files=program.files, runs=1, warmup=0, name=name,
                             arena_bytes=program.arena_bytes)
         main = (templates_dir() / "runtime" / "check" / "tk_check_main.c").read_text()
         (project / "src" / "main.c").write_text(f"#define TK_CHECK_SAMPLES {int(samples)}u\n" + main)
         elf = qemu.compile_project(project)
-        with qemu.qemu_session(elf, board) as url:
+        with qemu.qemu_session(elf, target) as url:
             text = _read_all(url, timeout)
     lines = dict(re.findall(r"^@tkcheck (\d+) ([0-9a-f]*)\r?$", text, flags=re.M))
     if len(lines) != samples:
@@ -83,4 +84,4 @@ def check_on_qemu(model: bytes, info: ModelInfo, samples: int = 200, timeout: fl
         total += len(expected)
         mismatches += sum(a != b for a, b in zip(got, expected, strict=False)) + abs(len(got) - len(expected))
     return {"samples": samples, "values": total, "mismatches": mismatches, "bit_exact": mismatches == 0,
-            "board": "qemu_m4", "reference": "TFLM host interpreter"}
+            "board": board, "reference": "TFLM host interpreter"}
