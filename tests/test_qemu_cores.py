@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import requires_tool
 
-from tinykeras import qemu
+from tinykeras.target import qemu
 from tinykeras.boards import board_names, load_board, load_board_file
 from tinykeras.errors import BoardError
 from tinykeras.inspect import inspect_bytes
