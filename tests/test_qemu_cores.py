@@ -3,25 +3,22 @@
 machine's port folder (firmware_templates/baremetal/<machine>/: tk_machine.h, memory.ld).
 
 CI runs one representative model per core (the shipped DS-CNN keyword spotter: conv, depthwise, pooling, fully
-connected, softmax) with the aot runtime on every core, and TFLM + CMSIS-NN on qemu_m33 (DSP extension) and
-qemu_m55 (MVE): one TFLM archive compiled per core, cached by its flags. Outputs bit-exact with the TFLM host
-interpreter (the whole output vector, for the benchmark pattern and a random input). scripts/bench_runtime.py
-covers every model on every core.
+connected, softmax) with the aot runtime on every core. Outputs bit-exact with the TFLM host interpreter (the
+whole output vector, for the benchmark pattern and a random input).
 """
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 from conftest import requires_tool
 
-from tinykeras.target import qemu
 from tinykeras.boards import board_names, load_board, load_board_file
 from tinykeras.errors import BoardError
 from tinykeras.inspect import inspect_bytes
 from tinykeras.resources import models_dir
+from tinykeras.target import qemu
 
 CORES = {"qemu_m3": ("mps2-an385", "cortex-m3"), "qemu_m4": ("mps2-an386", "cortex-m4"),
          "qemu_m7": ("mps2-an500", "cortex-m7"), "qemu_m33": ("mps2-an505", "cortex-m33"),
@@ -75,25 +72,3 @@ def test_aot_on_every_core_matches_tflm(board: str, tmp_path: Path) -> None:
     elf = qemu.compile_project(result.project_dir)
     figures = run_and_compare(elf, model, inspect_bytes(model, str(path)), result.arena.planned_bytes, board)
     assert all(n and n > 0 for n in figures["instructions"])
-
-
-@needs_arm
-@pytest.mark.slow
-@pytest.mark.parametrize("board", ["qemu_m33", "qemu_m55"])
-def test_tflm_cmsis_nn_on_m33_and_m55_matches_tflm(board: str, third_party_dir: Path, tmp_path: Path) -> None:
-    from standin import run_and_compare
-
-    from tinykeras.pipeline import BuildOptions, build
-
-    path, model = _kws()
-    result = build(BuildOptions(board=board, model=path, runtime="tflm", kernels="cmsis-nn", runs=2, warmup=1,
-                                out=tmp_path / "fw", tflm_dir=third_party_dir / "tflite-micro-90b983c"),
-                   log=lambda _m: None)
-    makefile = (result.project_dir / "Makefile").read_text()
-    assert "-DCMSIS_NN" in makefile and f"-mcpu={CORES[board][1]}" in makefile
-    elf = qemu.compile_project(result.project_dir)
-    if board == "qemu_m55":   # CMSIS-NN's Helium (MVE) kernels are in the firmware
-        text = subprocess.run(["arm-none-eabi-objdump", "-d", str(elf)], capture_output=True, text=True,
-                              check=True).stdout
-        assert "vmladav" in text
-    run_and_compare(elf, model, inspect_bytes(model, str(path)), result.arena.planned_bytes, board)
