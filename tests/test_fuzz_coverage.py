@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tinykeras.bench_protocol import MAX_RUNS, parse_chunks
+from tinykeras.device.protocol import MAX_RUNS, parse_chunks
 from tinykeras.fuzz.coverage import parse_libfuzzer, replay
 from tinykeras.fuzz.serial_server import _hello, _rec
 from tinykeras.fuzz.targets import TARGETS, dictionary_text

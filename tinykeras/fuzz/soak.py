@@ -39,8 +39,8 @@ def _tk_session(runs: int, noise_every: int, seed: int) -> Iterator[bytes]:
 
 def soak_tk(records: int = 100_000, per_session: int = 10_000, noise_every: int = 97,
             timeout: float = 30.0) -> dict[str, Any]:
-    """``records`` run records in sessions of ``per_session`` through ``tinykeras.bench.collect``."""
-    from tinykeras.bench import collect
+    """``records`` run records in sessions of ``per_session`` through ``tinykeras.device.port.collect``."""
+    from tinykeras.device.port import collect
 
     sessions = max(1, records // per_session)
     rows = []
@@ -79,7 +79,7 @@ class _DutBoard(HostileBoard):
 
 def soak_mlperf(exchanges: int = 100_000, per_session: int = 10_000, timeout: float = 30.0) -> dict[str, Any]:
     """``exchanges`` ``infer 1 0%`` command/reply exchanges through ``collect_mlperf``, in sessions."""
-    from tinykeras.mlperf import collect_mlperf
+    from tinykeras.device.mlperf import collect_mlperf
 
     sessions = max(1, exchanges // per_session)
     rows = []

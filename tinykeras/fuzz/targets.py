@@ -87,7 +87,7 @@ def run_aot(data: bytes) -> None:
 
 def run_tk_protocol(data: bytes) -> None:
     """@tk records as a board would send them, in chunks: a report (maybe with noise counted), never a raise."""
-    from tinykeras.bench_protocol import MAX_RUNS, parse_chunks
+    from tinykeras.device.protocol import MAX_RUNS, parse_chunks
 
     report = parse_chunks(_chunks(data), source="fuzz")
     out = report.to_json()
@@ -97,7 +97,7 @@ def run_tk_protocol(data: bytes) -> None:
 
 def run_mlperf(data: bytes) -> None:
     """An MLPerf Tiny DUT transcript, in chunks: a report, never a raise."""
-    from tinykeras.mlperf import parse_mlperf_chunks
+    from tinykeras.device.mlperf import parse_mlperf_chunks
 
     report = parse_mlperf_chunks(_chunks(data), source="fuzz")
     _json_clean(report.to_json())
@@ -164,8 +164,8 @@ def warm_imports() -> None:
     import importlib
 
     for module in ("tinykeras.inspect", "tinykeras.verify", "tinykeras.cgen", "tinykeras.libraries",
-                   "tinykeras.aot", "tinykeras.aot.generator", "tinykeras.aot.planner", "tinykeras.aot.quant",
-                   "tinykeras.bench_protocol", "tinykeras.mlperf", "tinykeras.boards", "tinykeras.pipeline",
+                   "tinykeras.aot", "tinykeras.aot.generator", "tinykeras.aot.planner", "tinykeras.aot.fixedpoint",
+                   "tinykeras.device.protocol", "tinykeras.device.mlperf", "tinykeras.boards", "tinykeras.pipeline",
                    "tinykeras.recipes.frontend", "tinykeras.datacheck"):
         importlib.import_module(module)
 
