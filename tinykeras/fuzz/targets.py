@@ -53,7 +53,7 @@ def run_inspect(data: bytes) -> None:
     """inspect on bytes: verifier + reader, then what `inspect --check`/`carray` do with an accepted model."""
     from tinykeras.cgen import c_sources
     from tinykeras.inspect import inspect_bytes
-    from tinykeras.libraries import support_summary
+    from tinykeras.runtime.support import support_summary
 
     try:
         info = inspect_bytes(data, path="fuzz.tflite")
@@ -164,6 +164,7 @@ def warm_imports() -> None:
     import importlib
 
     for module in ("tinykeras.inspect", "tinykeras.verify", "tinykeras.cgen", "tinykeras.libraries",
+                   "tinykeras.runtime.support",
                    "tinykeras.aot", "tinykeras.aot.generator", "tinykeras.aot.planner", "tinykeras.aot.fixedpoint",
                    "tinykeras.device.protocol", "tinykeras.device.mlperf", "tinykeras.boards", "tinykeras.pipeline",
                    "tinykeras.recipes.frontend", "tinykeras.datacheck"):
