@@ -72,7 +72,7 @@ class TuneError(TinyKerasError):
 # ----------------------------------------------------------------------------------------------- search space
 
 def space_path(recipe: str) -> Path:
-    return Path(__file__).parent / "recipes" / f"{recipe}_space.toml"
+    return Path(__file__).parents[1] / "recipes" / f"{recipe}_space.toml"
 
 
 def _did_you_mean(word: str, known: list[str] | tuple[str, ...]) -> str:
