@@ -20,7 +20,7 @@ from tinykeras import cgen, fsutil
 from tinykeras.arena import ArenaPlan
 from tinykeras.boards import Board, load_board
 from tinykeras.cgen import c_identifier
-from tinykeras.errors import BoardError, DoesNotFitError, InputFileError, ToolchainError
+from tinykeras.errors import BoardError, DoesNotFitError, InputFileError, ModelError, ToolchainError
 from tinykeras.inspect import inspect_bytes, read_model_bytes, require_int8
 from tinykeras.resources import models_dir
 from tinykeras.runtimes import resolver_entries
@@ -28,6 +28,7 @@ from tinykeras.types import ModelInfo
 
 RECIPES = ("kws", "gesture", "sensor")
 REPORT_NAME = "tinykeras_build.json"
+MODEL_SUFFIXES = (".tflite", ".keras", ".h5", ".hdf5")
 BENCH_REPORT_NAME = "bench.json"
 
 # Flash/RAM estimates of the runtime code, used by the fit check before anything is built. They are
@@ -117,9 +118,13 @@ class BuildResult:
 def resolve_model(options: BuildOptions) -> Path:
     """The model to build: ``--model``, or the recipe's shipped model in ``models/<recipe>/model.tflite``."""
     if options.model is not None:
-        if not Path(options.model).exists():
+        path = Path(options.model)
+        if not path.exists():
             raise InputFileError(f"{options.model}: no such model file")
-        return Path(options.model)
+        if path.is_file() and path.suffix.lower() not in MODEL_SUFFIXES:  # before TensorFlow loads or warns
+            raise ModelError(f"{path}: unknown model format '{path.suffix}'; pass a .tflite, .keras, .h5 or "
+                             "SavedModel directory")
+        return path
     if options.recipe not in RECIPES:
         raise InputFileError(f"unknown recipe '{options.recipe}'; choose one of {', '.join(RECIPES)}")
     path = models_dir() / options.recipe / "model.tflite"
@@ -149,6 +154,17 @@ def load_int8_model(path: Path, rep_data: Path | None, log: Callable[[str], None
 def check_fit(board: Board, runtime: str, info: ModelInfo, arena_bytes: int,
               code_bytes: int | None = None) -> dict[str, Any]:
     """Flash: model (or aot weights+code) + runtime estimate; RAM: arena + runtime state. Raise DoesNotFitError."""
+    fit, problems = fit_figures(board, runtime, info, arena_bytes, code_bytes)
+    if problems:
+        raise DoesNotFitError(f"model '{info.path or 'model'}' does not fit board '{board.name}': "
+                              + "; ".join(problems) + ". Shrink the model (tinykeras optimize), try "
+                              "--runtime aot, or pick a larger board (tinykeras boards)")
+    return fit
+
+
+def fit_figures(board: Board, runtime: str, info: ModelInfo, arena_bytes: int,
+                code_bytes: int | None = None) -> tuple[dict[str, Any], list[str]]:
+    """What :func:`check_fit` checks, without raising: the figures and the limits they break (one line each)."""
     distinct = len(info.op_names)
     if runtime == "tflm":
         runtime_flash = TFLM_CORE_FLASH + TFLM_FLASH_PER_OP * distinct + BENCH_FLASH
@@ -175,11 +191,7 @@ def check_fit(board: Board, runtime: str, info: ModelInfo, arena_bytes: int,
         problems.append(f"RAM needs {ram:,} B (arena {arena_bytes:,} + runtime {ram - arena_bytes:,}) but "
                         f"{limits.app_ram_bytes:,} B are free ({limits.ram_bytes:,} minus "
                         f"{limits.reserved_ram_bytes:,} for the framework)")
-    if problems:
-        raise DoesNotFitError(f"model '{info.path or 'model'}' does not fit board '{board.name}': "
-                              + "; ".join(problems) + ". Shrink the model (tinykeras optimize), try "
-                              "--runtime aot, or pick a larger board (tinykeras boards)")
-    return fit
+    return fit, problems
 
 
 def _aot_sources(model: bytes, info: ModelInfo, name: str) -> Any:
