@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from tinykeras import bench_source
+from tinykeras.device import port as bench_source
 
 HELLO = b'@tk {"v":1,"event":"hello","board":"qemu_m4","runtime":"aot","model":"m","runs":3,"macs":10}\n'
 RUNS = b"".join(b'@tk {"v":1,"event":"run","i":%d,"us":5.0,"instructions":5}\n' % i for i in range(3))

@@ -97,10 +97,7 @@ def test_limits_come_from_the_board_minus_reserved() -> None:
 @pytest.mark.parametrize("board", ["qemu_m4", "nano33ble"])
 def test_trial_costs_are_the_builds_own_figures(board: str, tmp_path: Path) -> None:
     """tune keeps no fit formula: a trial's RAM and flash are what `build --board B` checks, for B's runtime."""
-    from tinykeras.arena import plan_arena
-    from tinykeras.inspect import inspect_bytes
-    from tinykeras.pipeline import check_fit
-    from tinykeras.runtimes import aot_sources
+    from tinykeras.pipeline import plan_build
     from tinykeras.tune import model_costs
 
     tflite = (REPO / "models" / "kws" / "model.tflite").read_bytes()
@@ -108,12 +105,7 @@ def test_trial_costs_are_the_builds_own_figures(board: str, tmp_path: Path) -> N
     limits = search_limits(b)
     assert limits.runtime == b.default_runtime and limits.per_tensor_dense == (board == "nano33ble")
     costs = model_costs(tflite, limits, instructions=False, work=tmp_path)
-    info = inspect_bytes(tflite, path="model.tflite")
-    if limits.runtime == "aot":
-        sources = aot_sources(tflite, info, "model")
-        fit = check_fit(b, "aot", info, sources.arena.planned_bytes, code_bytes=sources.code_bytes)
-    else:
-        fit = check_fit(b, "tflm", info, plan_arena(tflite, info).planned_bytes)
+    fit = plan_build(b, tflite).fit
     assert (costs["ram_bytes"], costs["flash_bytes"]) == (fit["ram_needed"], fit["flash_needed"])
 
 

@@ -54,7 +54,7 @@ def bench(ctx: click.Context, port: str, baud: int, runs: int | None, timeout: f
     """
     if ctx.invoked_subcommand is not None:
         return
-    from tinykeras import bench as reader
+    import tinykeras.device as reader
     from tinykeras.report import bench_paths, bench_summary, bench_table, write_bench
 
     macs = _model_macs(model_path) if model_path is not None else None
@@ -91,7 +91,7 @@ def _collect_live(port: str, baud: int, runs: int | None, timeout: float, log: P
     """Read with a live progress line on stderr (runs received so far)."""
     import sys
 
-    from tinykeras import bench as reader
+    import tinykeras.device as reader
 
     if not sys.stderr.isatty():
         return reader.collect(port, baud=baud, runs=runs, timeout=timeout, raw_log=log, macs=macs)
@@ -114,7 +114,7 @@ def _collect_live(port: str, baud: int, runs: int | None, timeout: float, log: P
 
 
 def _replay(path: Path, protocol: str, runs: int | None, macs: int | None) -> Any:
-    from tinykeras import bench as reader
+    import tinykeras.device as reader
 
     if protocol == "tk":
         return reader.replay(path, runs=runs, macs=macs)

@@ -42,7 +42,7 @@ def search_limits(board: Board, max_ram: int | None = None, max_flash: int | Non
     ram = board.limits.app_ram_bytes if max_ram is None else min(max_ram, board.limits.app_ram_bytes)
     flash = board.limits.app_flash_bytes if max_flash is None else min(max_flash, board.limits.app_flash_bytes)
     if board.kind == "qemu":
-        from tinykeras.qemu import qemu_settings
+        from tinykeras.target.qemu import qemu_settings
 
         s = qemu_settings(board)
         clock, label = int(s["estimate_clock_hz"]), str(s["estimate_label"])
@@ -59,42 +59,32 @@ def search_limits(board: Board, max_ram: int | None = None, max_flash: int | Non
 
 
 def qemu_available() -> bool:
-    from tinykeras.qemu import CC, QEMU
+    from tinykeras.target.qemu import CC, QEMU
 
     return shutil.which(CC) is not None and shutil.which(QEMU) is not None
 
 
 def model_costs(tflite: bytes, limits: SearchLimits, *, instructions: bool, work: Path) -> dict[str, Any]:
     """Arena, RAM and flash of an int8 model as ``tinykeras build --board BOARD`` plans and checks them (the
-    board's runtime and library: ops it runs, arena plan, :func:`tinykeras.pipeline.fit_figures`) and, if asked,
-    instructions per inference on qemu_m4 (or estimated from MACs). Raises UnsupportedOpError when the board's
-    library cannot run the model correctly."""
+    board's runtime plan: its library's op check, arena plan and costs; :func:`tinykeras.pipeline.fit_figures`)
+    and, if asked, instructions per inference on qemu_m4 (or estimated from MACs). Raises UnsupportedOpError when
+    the board's library cannot run the model correctly; an over-limit model is costed, not refused."""
     from tinykeras.inspect import inspect_bytes
     from tinykeras.pipeline import fit_figures
+    from tinykeras.runtime import runtime_module
 
     board = load_board(limits.board)
     info = inspect_bytes(tflite, path="model.tflite")
-    code_bytes = None
-    if limits.runtime == "tflm":
-        from tinykeras.arena import plan_arena
-        from tinykeras.runtimes import resolver_entries
-
-        resolver_entries(info, board.tflm.lib)  # type: ignore[union-attr]  # the build's op/library check
-        arena_bytes = plan_arena(tflite, info).planned_bytes
-    else:
-        from tinykeras.runtimes import aot_sources
-
-        sources = aot_sources(tflite, info, "model")
-        arena_bytes, code_bytes = sources.arena.planned_bytes, sources.code_bytes
-    fit, _ = fit_figures(board, limits.runtime, info, arena_bytes, code_bytes)
+    plan = runtime_module(limits.runtime).plan(tflite, info, board, name="model")
+    fit, _ = fit_figures(board, plan, info)
     costs: dict[str, Any] = {
-        "arena_bytes": int(arena_bytes), "ram_bytes": int(fit["ram_needed"]),
+        "arena_bytes": int(plan.arena.planned_bytes), "ram_bytes": int(fit["ram_needed"]),
         "model_flash_bytes": int(fit["flash_model"]), "flash_bytes": int(fit["flash_needed"]),
         "tflite_bytes": len(tflite), "macs": int(info.macs),
     }
     if instructions:
         if qemu_available():
-            from tinykeras.qemu import measure
+            from tinykeras.target.qemu import measure
 
             measured = measure(tflite, info, work, runs=1, warmup=0)
             costs["instructions"] = int(measured["instructions_per_inference"])
