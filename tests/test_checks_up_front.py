@@ -94,3 +94,14 @@ def test_tables_keep_their_width_when_piped(monkeypatch: pytest.MonkeyPatch) -> 
     with out.capture() as captured:
         out.print(table)
     assert "…" not in captured.get() and "instructions per MAC" in captured.get()
+
+
+def test_emulate_plots_take_the_labels_beside_the_model(tmp_path: Path) -> None:
+    from tinykeras.commands.emulate import labels_beside
+
+    model = tmp_path / "int8" / "model.tflite"
+    model.parent.mkdir()
+    model.write_bytes(KWS.read_bytes())
+    assert labels_beside(model) is None
+    (model.parent / "settings.json").write_text(json.dumps({"labels": ["yes", "no", "_silence_"]}))
+    assert labels_beside(model) == ["yes", "no", "_silence_"]
