@@ -29,7 +29,7 @@ from tinykeras.c_literals import c_float, c_string
 from tinykeras.cgen import banner
 from tinykeras.errors import BoardError, ModelError, SerialError, ToolchainError
 from tinykeras.resources import templates_dir
-from tinykeras.types import ModelInfo
+from tinykeras.types import ModelInfo, index_limit
 
 CC = "arm-none-eabi-gcc"
 QEMU = "qemu-system-arm"
@@ -84,8 +84,9 @@ def qemu_args(board: Board) -> list[str]:
 # ------------------------------------------------------------------------------ host-side mirrors
 
 
-def bench_input(nbytes: int) -> bytes:
-    """The deterministic input of the timed runs (``tk_bench_fill_pattern`` in tk_bench.c)."""
+def bench_input(nbytes: int, id_limit: int | None = None) -> bytes:
+    """The deterministic input of the timed runs (``tk_bench_fill_pattern`` in tk_bench.c); ``id_limit``: an
+    int32 token-id input (``types.index_limit``), each little-endian word folded into 0..id_limit-1."""
     x = PATTERN_SEED
     out = bytearray(nbytes)
     for k in range(nbytes):
@@ -93,6 +94,10 @@ def bench_input(nbytes: int) -> bytes:
         x ^= x >> 17
         x ^= (x << 5) & 0xFFFFFFFF
         out[k] = x >> 24
+    if id_limit:
+        words = len(out) // 4
+        folded = [int.from_bytes(out[4 * w:4 * w + 4], "little") % id_limit for w in range(words)]
+        out[:4 * words] = b"".join(v.to_bytes(4, "little") for v in folded)
     return bytes(out)
 
 
@@ -131,7 +136,7 @@ def render_project(board: Board, model: bytes, info: ModelInfo, out_dir: Path, *
                    runs: int, warmup: int, name: str, arena_bytes: int,
                    frontend_files: dict[str, str] | None = None, runtime: str = "aot",
                    library: Any = None, kernels: str | None = None,
-                   library_files: dict[str, Path] | None = None) -> None:
+                   library_files: dict[str, Path] | None = None, db_bytes: int | None = None) -> None:
     """Write the Makefile project for ``board`` into ``out_dir``: ``Makefile``, ``mps2_an386.ld`` and
     ``src/`` (the benchmark, the QEMU port, a rendered ``main.c`` and the runtime's files, e.g.
     ``tinykeras.aot.generate(...).files``), plus the feature front end (``frontend_files``, from
@@ -183,7 +188,8 @@ def render_project(board: Board, model: bytes, info: ModelInfo, out_dir: Path, *
     copied = {f"tflm/{rel}": src for rel, src in sorted((library_files or {}).items())}
     files["Makefile"] = env.from_string((port_dir / "Makefile.j2").read_text()).render(
         banner=_banner(source, info.sha256, "#"), board=board.name, runtime=runtime, cflags=settings["cflags"],
-        db_bytes=max(inputs[0].nbytes, 1), sources=sources, qemu_args=qemu_args(board),
+        db_bytes=max(db_bytes or inputs[0].nbytes, 1), id_limit=index_limit(info, 0), sources=sources,
+        qemu_args=qemu_args(board),
         **_library_make_vars(library, kernels, settings, files, copied))
 
     out_dir = Path(out_dir)
