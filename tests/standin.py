@@ -27,13 +27,16 @@ from pathlib import Path
 
 import numpy as np
 
-from tinykeras import qemu, tflm_tree
-from tinykeras.boards import Board
+from tinykeras.boards import Board, load_board
 from tinykeras.libraries import Library
+from tinykeras.runtime import tflm_tree
+from tinykeras.target import qemu
 
 HERE = Path(__file__).resolve().parent
 PORTS = HERE / "ports"
-QEMU_PORT = HERE.parent / "firmware_templates" / "baremetal" / "qemu"
+BAREMETAL = HERE.parent / "firmware_templates" / "baremetal"
+QEMU_PORT = BAREMETAL / "qemu"   # port_qemu.c, startup.c, sections.ld; the machine's tk_machine.h, memory.ld beside
+MACHINE_PORT = HERE.parent / "firmware_templates" / "baremetal" / "mps2-an386"   # tk_machine.h, memory.ld
 CACHE = Path(os.environ.get("TINYKERAS_TEST_CACHE", Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
                             / "tinykeras-tests"))
 # The stand-in CPU for each board core: its own flags where QEMU's M4 can run them (Cortex-M0+ code is a subset),
@@ -74,10 +77,13 @@ class Emulator:
     port: tuple[Path, ...]      # the machine's stand-in hardware (qhw_* functions) and start-up
     ldscript: Path
     riscv: bool = False
+    machine_dir: Path | None = None   # mps2/mps3: tinykeras' machine port (tk_machine.h, memory.ld)
 
     @property
     def proves(self) -> str:
-        return {"mps2-an386": "Cortex-M4 stand-in (mps2-an386)", "microbit": "own ISA: ARMv6-M on microbit (Cortex-M0)",
+        return {"mps2-an386": "Cortex-M4 stand-in (mps2-an386)", "mps2-an500": "own ISA: Cortex-M7 on mps2-an500",
+                "mps2-an505": "own ISA: Cortex-M33 on mps2-an505",
+                "microbit": "own ISA: ARMv6-M on microbit (Cortex-M0)",
                 "virt": "own ISA: RV32IMC on riscv32 virt"}.get(self.name, self.name)
 
 
@@ -88,12 +94,19 @@ def _arm_emulator(machine: str, qemu_cpu: str | None, cpu: list[str], port: tupl
                     tuple(cpu), port, ld)
 
 
-AN386_PORT = (QEMU_PORT / "port_qemu.c", QEMU_PORT / "startup.c")
+def mps2(qemu_board: str, cpu: list[str] | None = None) -> Emulator:
+    """An emulated board's machine (boards/qemu_*.toml: qemu_m4 mps2-an386, qemu_m7 mps2-an500, qemu_m33
+    mps2-an505) with tinykeras' own machine port, the stand-in ports' hardware."""
+    board = load_board(qemu_board)
+    flags = cpu or [f for f in qemu.qemu_settings(board)["cflags"] if not f.startswith("-O")]
+    return Emulator(qemu.qemu_settings(board)["machine"], (qemu.QEMU, *qemu.qemu_args(board)), tuple(flags),
+                    (QEMU_PORT / "port_qemu.c", QEMU_PORT / "startup.c"), QEMU_PORT / "sections.ld",
+                    machine_dir=qemu.machine_dir(board))
 
 
 def m4_standin(cpu: list[str] | None = None) -> Emulator:
     """QEMU mps2-an386 (Cortex-M4F): the stand-in for cores this machine cannot emulate."""
-    return _arm_emulator("mps2-an386", "cortex-m4", cpu or M4, AN386_PORT, QEMU_PORT / "mps2_an386.ld")
+    return mps2("qemu_m4", cpu or M4)
 
 
 MICROBIT = _arm_emulator("microbit", None, CPU_FLAGS["cortex-m0plus"], (PORTS / "microbit" / "port_microbit.c",),
@@ -112,6 +125,10 @@ def emulator_for(board: Board) -> Emulator:
         return MICROBIT
     if core in RISCV_CORES:
         return RISCV_VIRT
+    if core == "cortex-m7":
+        return mps2("qemu_m7")
+    if core == "cortex-m33":
+        return mps2("qemu_m33")
     return m4_standin(CPU_FLAGS.get(core, M4))
 
 
@@ -250,8 +267,9 @@ def _build_for(project: Path, board: Board, lib: Library | None, kernels: str | 
     if lib is not None:
         archive, includes, defines = build_library(lib, kernels or lib.default_kernels, emu, project, third_party,
                                                    port_dir)
+    machine = [f"-I{emu.machine_dir}"] if emu.machine_dir else []
     common = ["-O2", "-ffunction-sections", "-fdata-sections", f"-I{project / 'src'}", f"-I{port_dir}",
-              f"-I{PORTS}", f"-I{QEMU_PORT}", "-DTK_START_DELAY_MS=0", *defines, *includes]
+              f"-I{PORTS}", f"-I{QEMU_PORT}", *machine, "-DTK_START_DELAY_MS=0", *defines, *includes]
     sources = sorted((project / "src").glob("*.c*")) + sorted(p for p in port_dir.glob("*.c*"))
     jobs, objects = [], []
     for k, src in enumerate(sources + list(emu.port)):
@@ -270,6 +288,8 @@ def _build_for(project: Path, board: Board, lib: Library | None, kernels: str | 
         link = ["riscv64-unknown-elf-gcc", "-march=rv32im", "-mabi=ilp32", "--specs=picolibc.specs"]
     else:
         link = ["arm-none-eabi-g++", *emu.cpu, "--specs=nano.specs", "--specs=nosys.specs"]
+        if emu.machine_dir:
+            link.append(f"-L{emu.machine_dir}")   # sections.ld includes the machine's memory.ld
     _run([*link, "-T", str(emu.ldscript), "-nostartfiles", "-Wl,--gc-sections", *objects,
           *([str(archive)] if archive else []), "-lm", "-o", str(elf)])
     return elf
@@ -305,14 +325,14 @@ def mlperf_reply(port, cmd: str = "", timeout: float = 120.0) -> list[str]:
     return [ln for ln in buf.decode(errors="replace").splitlines() if ln]
 
 
-def run_and_compare(elf: Path | Standin, model: bytes, info, planned_arena: int) -> dict:
+def run_and_compare(elf: Path | Standin, model: bytes, info, planned_arena: int, board_name: str = "qemu_m4") -> dict:
     """Boot the firmware in QEMU, check its records, the whole output vector for the benchmark pattern and for a
     random input (MLPerf `db`/`infer`/`results%`) against the TFLM host interpreter, and arena used <= planned.
     Returns the figures (arena used, instructions per run)."""
-    from tinykeras.bench_source import open_port
+    from tinykeras.device.port import open_port
     from tinykeras.tflm_host import TflmRunner
 
-    standin = elf if isinstance(elf, Standin) else Standin(Path(elf), m4_standin())
+    standin = elf if isinstance(elf, Standin) else Standin(Path(elf), mps2(board_name))
     t_in, t_out = info.input_tensors()[0], info.output_tensors()[0]
     q = t_out.quantization
     tflm = TflmRunner(model, info)

@@ -21,10 +21,10 @@ from conftest import requires_tool
 
 from tinykeras.arena import MARGIN_MIN_BYTES, plan_arena, plan_from_measured
 from tinykeras.boards import load_board
-from tinykeras.firmware import BENCH_SOURCES, RenderRequest, render_platformio
 from tinykeras.inspect import inspect_bytes
 from tinykeras.pipeline import BuildOptions, build
 from tinykeras.resources import models_dir, templates_dir
+from tinykeras.target.platformio import BENCH_SOURCES, RenderRequest, render_platformio
 
 HERE = Path(__file__).resolve().parent
 GOLDEN = HERE / "golden"
@@ -140,7 +140,7 @@ def test_bench_sources_copied(projects: dict[str, Path]) -> None:
 @pytest.mark.parametrize("model", ["ad01_int8", "pretrainedResnet_quant"])
 def test_resolver_lists_exactly_the_model_ops(model: str, reference_models: dict[str, Path]) -> None:
     from tinykeras.arena import plan_arena
-    from tinykeras.runtimes import tflm_sources
+    from tinykeras.runtime.tflm import tflm_sources
 
     data = reference_models[model].read_bytes()
     info = inspect_bytes(data, str(reference_models[model]))
@@ -217,7 +217,7 @@ def test_rendered_aot_project_runs_on_the_host_with_an_arduino_shim(reference_mo
     arduino_host.cpp and runs it: the @tk records and MLPerf replies it prints must match the TFLM host
     interpreter on the benchmark's input pattern. Exercises the rendered glue; not a real board."""
     pytest.importorskip("tinykeras.aot")
-    from tinykeras.qemu import bench_input, mlperf_results
+    from tinykeras.target.qemu import bench_input, mlperf_results
     from tinykeras.tflm_host import TflmRunner
 
     model_path = reference_models["ad01_int8"]

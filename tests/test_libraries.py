@@ -19,13 +19,12 @@ from tinykeras.inspect import inspect_bytes, load_model_info
 from tinykeras.libraries import (
     REFERENCE_LIBRARY,
     board_library,
-    check_model,
     library_ids,
     list_libraries,
     load_library,
-    require_model_supported,
 )
 from tinykeras.resources import models_dir
+from tinykeras.runtime.support import check_model, require_model_supported
 from tinykeras.types import ModelInfo, OpInfo, Quantization, TensorInfo
 
 REPO = Path(__file__).resolve().parents[1]

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from standin import mlperf_reply
 
-from tinykeras import qemu
 from tinykeras.boards import load_board
 from tinykeras.inspect import inspect_bytes
+from tinykeras.target import qemu
 
 pytestmark = pytest.mark.skipif(
     shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
@@ -34,7 +34,7 @@ def _generate():
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["ad01_int8", "pretrainedResnet_quant"])
 def test_aot_on_qemu_matches_tflm(name: str, reference_models: dict[str, Path], tmp_path: Path) -> None:
-    from tinykeras.bench_source import open_port
+    from tinykeras.device.port import open_port
     from tinykeras.tflm_host import TflmRunner
 
     generate = _generate()

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinykeras import qemu
 from tinykeras.resources import templates_dir
+from tinykeras.target import qemu
 
 BENCH = templates_dir() / "runtime" / "bench"
 WARN = ["-std=c99", "-Wall", "-Wextra", "-Wpedantic", "-Wshadow", "-Wconversion", "-Werror"]

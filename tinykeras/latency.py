@@ -14,7 +14,7 @@ import math
 import statistics
 import sys
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +81,7 @@ def _gmean(values: list[float]) -> float:
     return math.exp(sum(math.log(v) for v in values) / len(values))
 
 
-@lru_cache(maxsize=None)
+@cache
 def calibrations() -> dict[str, Calibration]:
     """CPI per core class: the geometric mean over its public figures, with the leave-one-out error."""
     data = _data()
@@ -104,7 +104,7 @@ def _column(board: Board, runtime: str) -> str:
     return "reference" if kernels == "reference" else "cmsis-nn"   # esp-nn: calibrated on the CMSIS-NN counts
 
 
-@lru_cache(maxsize=None)
+@cache
 def _per_mac(column: str) -> tuple[float, float]:
     """Median instructions per MAC of the measured models, and its leave-one-out error."""
     ratios = {m: c[column] / c["macs"] for m, c in _data()["counts"].items() if c.get("macs")}

@@ -85,7 +85,7 @@ def bench_summary(data: dict[str, Any]) -> list[str]:
     if per:
         parts = [f"{per['ns']:.4g} ns"] + [f"{per[k]:.4g} {k}" for k in ("cycles", "instructions") if k in per]
         lines.append(f"per MAC ({fmt(data.get('macs'))} MACs): " + ", ".join(parts))
-    if data.get("timer") == "cmsdk_timer0" or (data.get("instructions") and not data.get("cycles")):
+    if data.get("timer") in ("cmsdk_timer0", "sse_counter") or (data.get("instructions") and not data.get("cycles")):
         lines.append("note: emulated board time is guest time (QEMU -icount), it counts instructions, "
                      "not the speed of a real chip")
     return lines
@@ -128,7 +128,7 @@ def latency_histogram_png(values: Sequence[float], title: str, unit: str = "us")
         if hi - lo < 1e-9 * max(1.0, abs(hi)):
             lo, hi = lo - 0.5, hi + 0.5
         ax.hist(data, bins=bins, range=(lo, hi), color="#4c72b0")
-        from tinykeras.bench import stats
+        from tinykeras.device import stats
 
         s = stats(data) or {}
         for key, style in (("p50", "-"), ("p99", "--")):

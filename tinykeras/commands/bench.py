@@ -54,7 +54,7 @@ def bench(ctx: click.Context, port: str, baud: int, runs: int | None, timeout: f
     """
     if ctx.invoked_subcommand is not None:
         return
-    from tinykeras import bench as reader
+    import tinykeras.device as reader
     from tinykeras.report import bench_paths, bench_summary, bench_table, write_bench
 
     macs = _model_macs(model_path) if model_path is not None else None
@@ -77,9 +77,9 @@ def bench(ctx: click.Context, port: str, baud: int, runs: int | None, timeout: f
     if as_json:
         click.echo(json.dumps(data, indent=2))
     else:
-        from rich.console import Console
+        from tinykeras.commands.console import console as table_console
 
-        console = Console(highlight=False)
+        console = table_console(highlight=False)
         console.print(bench_table(data))
         for line in bench_summary(data):
             console.print(line)
@@ -91,7 +91,7 @@ def _collect_live(port: str, baud: int, runs: int | None, timeout: float, log: P
     """Read with a live progress line on stderr (runs received so far)."""
     import sys
 
-    from tinykeras import bench as reader
+    import tinykeras.device as reader
 
     if not sys.stderr.isatty():
         return reader.collect(port, baud=baud, runs=runs, timeout=timeout, raw_log=log, macs=macs)
@@ -114,7 +114,7 @@ def _collect_live(port: str, baud: int, runs: int | None, timeout: float, log: P
 
 
 def _replay(path: Path, protocol: str, runs: int | None, macs: int | None) -> Any:
-    from tinykeras import bench as reader
+    import tinykeras.device as reader
 
     if protocol == "tk":
         return reader.replay(path, runs=runs, macs=macs)
@@ -187,9 +187,9 @@ def compare(a: Path, b: Path, as_json: bool) -> None:
         click.echo(json.dumps({"a": str(a), "b": str(b), "a_label": name_a, "b_label": name_b, "rows": rows},
                               indent=2))
         return
-    from rich.console import Console
+    from tinykeras.commands.console import console as table_console
 
-    Console(highlight=False).print(compare_table(da, db, name_a, name_b))
+    table_console(highlight=False).print(compare_table(da, db, name_a, name_b))
 
 
 def _column(data: dict[str, Any], path: Path) -> str:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from tinykeras.commands.report import html_option, require_html_model, write_html
+
 
 def _bytes(value: str | None) -> int | None:
     """'200000', '192K', '1M' -> bytes (K = 1024)."""
@@ -22,8 +24,8 @@ def _bytes(value: str | None) -> int | None:
 @click.command()
 @click.argument("recipe")
 @click.option("--board", required=True, help="Board whose limits (RAM, flash minus reserved) every trial must meet.")
-@click.option("--max-ram", help="Tighter RAM limit in bytes (K/M suffixes): aot arena + benchmark buffers.")
-@click.option("--max-flash", help="Tighter flash limit in bytes (K/M suffixes): aot weights + runtime estimate.")
+@click.option("--max-ram", help="Tighter RAM limit in bytes (K/M suffixes): arena + runtime + benchmark buffers.")
+@click.option("--max-flash", help="Tighter flash limit in bytes (K/M suffixes): model + runtime estimate.")
 @click.option("--max-latency-ms", type=float,
               help="Latency limit: qemu_m4 instructions per inference at the board's clock (an estimate).")
 @click.option("--objective", default="accuracy", show_default=True, type=click.Choice(["accuracy", "auc"]),
@@ -48,17 +50,20 @@ def _bytes(value: str | None) -> int | None:
               help="Chief: seconds without a heartbeat after which a worker's trial is recorded as failed.")
 @click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path), default=None,
               help="Search directory (default: out/tune-RECIPE-BOARD). Rerun with the same one to resume.")
+@html_option("the best trial's model and every trial (Pareto fronts); needs a trial that fits")
 def tune(recipe: str, board: str, max_ram: str | None, max_flash: str | None, max_latency_ms: float | None,
          objective: str, max_trials: int, algorithm: str, quick: bool, data_dir: Path | None, epochs: int | None,
          patience: int | None, seed: int, space: Path | None, model_fn: str | None, role: str | None,
-         oracle: str | None, worker_timeout: float, out_dir: Path | None) -> None:
+         oracle: str | None, worker_timeout: float, out_dir: Path | None, html_page: Path | None) -> None:
     """Search RECIPE's space (or --model-fn) for the most accurate int8 model that fits BOARD.
 
-    Every trial trains with early stopping, converts to int8, plans the aot arena and flash, measures
-    instructions per inference on qemu_m4 and scores the int8 model on the validation split (TFLite-Micro
-    host interpreter). Trials that break a limit are recorded with the figure that broke it and never win.
-    OUT gets tune.json (every trial), pareto.png and best/ (model.keras, model.tflite, settings.json,
-    metrics.json) for `tinykeras build --model OUT/best/model.tflite`; OUT/search is Keras Tuner's state.
+    Every trial trains with early stopping, converts to int8 as the board's library needs it (per-tensor
+    FULLY_CONNECTED where it computes per-channel wrongly), checks ops, arena and flash as `tinykeras build
+    --board BOARD` does (the board's default runtime), measures instructions per inference on qemu_m4 and
+    scores the int8 model on the validation split (TFLite-Micro host interpreter). Trials that break a limit
+    are recorded with the figure that broke it and never win. OUT gets tune.json (every trial), pareto.png and
+    best/ (model.keras, model.tflite, rep.npz, settings.json, metrics.json) for `tinykeras build --board BOARD
+    --model OUT/best/model.tflite`; OUT/search is Keras Tuner's state.
 
     \b
     Example:
@@ -71,12 +76,13 @@ def tune(recipe: str, board: str, max_ram: str | None, max_flash: str | None, ma
       tinykeras tune kws --board nano33ble -o shared/t --worker --oracle 10.0.0.1:8000   # on each worker
       (or set KERASTUNER_TUNER_ID=chief|tuner1, KERASTUNER_ORACLE_IP, KERASTUNER_ORACLE_PORT)
     """
-    from rich.console import Console
     from rich.table import Table
 
+    from tinykeras.commands.console import console
     from tinykeras.tune import Progress, TuneOptions, require_feasible, summary_rows
     from tinykeras.tune import tune as run_tune
 
+    require_html_model(None, html_page)
     options = TuneOptions(recipe=recipe, board=board, out=out_dir or Path("out") / f"tune-{recipe}-{board}",
                           max_ram=_bytes(max_ram), max_flash=_bytes(max_flash), max_latency_ms=max_latency_ms,
                           objective=objective, max_trials=max_trials, algorithm=algorithm, quick=quick,
@@ -93,8 +99,13 @@ def tune(recipe: str, board: str, max_ram: str | None, max_flash: str | None, ma
         table.add_column(column, justify="left" if column in ("trial", "fits") else "right")
     for row in summary_rows(report):
         table.add_row(*row)
-    Console().print(table)
+    console().print(table)
     click.echo(f"wrote {result.out_dir}/tune.json, pareto.png" + (", best/" if result.best_dir else ""))
     if result.best_dir is not None:
         click.echo(f"next: tinykeras build --board {board} --model {result.best_dir}/model.tflite")
+        if html_page is not None:
+            write_html(result.best_dir / "model.tflite", html_page, [result.out_dir / "tune.json"])
+    elif html_page is not None:
+        click.echo(f"--html: no trial fits, so there is no best model to report on ({html_page} not written)",
+                   err=True)
     require_feasible(report)
