@@ -22,7 +22,7 @@ else:  # pragma: no cover - Python 3.10
 KINDS = ("platformio", "qemu")
 RUNTIMES = ("tflm", "aot")
 CONSOLES = ("uart", "usb-serial-jtag")  # ESP-IDF: UART0 (a USB-UART bridge) or the chip's USB-Serial-JTAG
-TIMER_APIS = ("esp_timer_get_time", "micros", "time_us_64", "dwt", "cmsdk_timer0")
+TIMER_APIS = ("esp_timer_get_time", "micros", "time_us_64", "dwt", "cmsdk_timer0", "sse_counter")
 
 # key -> (type, required). Tables map to nested specs; ``None`` marks a free-form table.
 _SPEC: dict[str, Any] = {
@@ -181,7 +181,7 @@ def load_board_file(path: Path) -> Board:
     """Parse and validate one board file."""
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise BoardError(f"{path}: invalid TOML ({exc}); fix the file") from exc
     _check_table(raw, _SPEC, path, "")
     return _build(raw, path)
