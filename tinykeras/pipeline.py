@@ -61,6 +61,7 @@ class BuildOptions:
     run: bool = False
     name: str | None = None  # project/report name (default: settings.json "name", else the model's file/dir)
     custom_objects: str | None = None  # module defining a Keras model's custom layers
+    mlperf_model: str | None = None    # MLPerf Tiny id for `profile%` (default: recognised by content)
 
 
 @dataclass
@@ -79,6 +80,7 @@ class BuildResult:
     qemu: dict[str, Any] | None = None
     frontend: dict[str, Any] | None = None
     library: dict[str, Any] | None = None
+    mlperf_model: str | None = None  # the MLPerf Tiny benchmark the firmware announces (None: no benchmark's)
 
     def report(self) -> dict[str, Any]:
         """The build report written to the project (no absolute paths, no timestamps).
@@ -86,6 +88,8 @@ class BuildResult:
         ``frontend`` is recorded only when the project has one, so reports of models without a
         settings.json stay as they were; ``to_json`` always carries it (null when there is none)."""
         front = {"frontend": self.frontend} if self.frontend is not None else {}
+        if self.mlperf_model is not None:
+            front["mlperf_model"] = self.mlperf_model
         return {
             "board": self.board.name,
             "board_kind": self.board.kind,
@@ -253,15 +257,23 @@ def build(options: BuildOptions, log: Callable[[str], None] | None = None) -> Bu
     if runtime not in board.runtimes:
         raise BoardError(f"board '{board.name}' does not support --runtime {runtime}; "
                          f"choose one of {', '.join(board.runtimes)}")
-    if options.runs < 1 or options.warmup < 0:
+    if options.runs < 0 or options.warmup < 0:
         from tinykeras.errors import DataError
 
-        raise DataError(f"--runs must be >= 1 and warm-up >= 0 (got {options.runs}, {options.warmup})")
+        raise DataError(f"--runs and --warmup must be >= 0 (got {options.runs}, {options.warmup})")
+    if options.runs == 0 and options.run:
+        from tinykeras.errors import DataError
+
+        raise DataError("--run reads the boot benchmark, and --runs 0 (--mlperf) builds firmware without one: drop "
+                        "--run and drive the board with `tinykeras bench --protocol mlperf` or the MLPerf Tiny runner")
 
     model_path = resolve_model(options)
     model, source_name = load_int8_model(model_path, options.rep_data, log, options.custom_objects)
     info = inspect_bytes(model, path=source_name)
     require_int8(info)
+    from tinykeras import mlperf_models
+
+    mlperf = mlperf_models.conventions(model, info, options.mlperf_model)  # a wrong --mlperf-model fails here
     settings = _model_settings(model_path)
     model_name = c_identifier(options.recipe if options.model is None else _project_name(options, settings, model_path))
     frontend = front_end(settings, model_path)
@@ -288,7 +300,8 @@ def build(options: BuildOptions, log: Callable[[str], None] | None = None) -> Bu
     result = BuildResult(project_dir=out.resolve(), board=board, runtime=runtime, model_name=model_name,
                          source_name=source_name, info=info, arena=arena, fit=fit, files=[],
                          frontend=frontend.to_json() if frontend else None,
-                         library=sources.summary() if sources.library is not None else None)
+                         library=sources.summary() if sources.library is not None else None,
+                         mlperf_model=mlperf.id)
     with fsutil.atomic_output_dir(out) as tmp:
         if board.kind == "qemu":
             from tinykeras import qemu
@@ -297,7 +310,7 @@ def build(options: BuildOptions, log: Callable[[str], None] | None = None) -> Bu
                                 warmup=options.warmup, name=model_name, arena_bytes=arena.planned_bytes,
                                 frontend_files=frontend.files if frontend else None, runtime=runtime,
                                 library=sources.library, kernels=sources.kernels,
-                                library_files=sources.library_files)
+                                library_files=sources.library_files, mlperf_model=options.mlperf_model)
         else:
             from tinykeras.firmware import RenderRequest, render_platformio, write_project
 
@@ -305,7 +318,8 @@ def build(options: BuildOptions, log: Callable[[str], None] | None = None) -> Bu
                 board=board, runtime=sources, model=model, info=info, model_name=model_name,
                 source_name=source_name, runs=options.runs, warmup=options.warmup, labels=_labels(settings),
                 frontend_files=tuple(sorted(frontend.files.items())) if frontend else (),
-                feature_defines=tuple(sorted(frontend.defines.items())) if frontend else ()))
+                feature_defines=tuple(sorted(frontend.defines.items())) if frontend else (),
+                mlperf_model=options.mlperf_model))
             write_project(files, tmp)
         result.files = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
         result.files.append(REPORT_NAME)

@@ -26,6 +26,7 @@ void Default_Handler(void);
 #define NUM_IRQS 32
 
 typedef void (*vector_t)(void);
+#define IRQ(n) ((n) == TK_QEMU_UART_RX_IRQ ? tk_uart_rx_isr : Default_Handler)
 
 __attribute__((section(".isr_vector"), used)) const vector_t tk_vectors[16 + NUM_IRQS] = {
     (vector_t)(uintptr_t)&__stack_top,
@@ -41,13 +42,10 @@ __attribute__((section(".isr_vector"), used)) const vector_t tk_vectors[16 + NUM
     0,
     Default_Handler, /* PendSV */
     Default_Handler, /* SysTick */
-    /* external interrupts: none enabled by tinykeras (the UART wakes WFI with PRIMASK set) */
-    Default_Handler, Default_Handler, Default_Handler, Default_Handler, Default_Handler, Default_Handler,
-    Default_Handler, Default_Handler, Default_Handler, Default_Handler, Default_Handler, Default_Handler,
-    Default_Handler, Default_Handler, Default_Handler, Default_Handler, Default_Handler, Default_Handler,
-    Default_Handler, Default_Handler, Default_Handler, Default_Handler, Default_Handler, Default_Handler,
-    Default_Handler, Default_Handler, Default_Handler, Default_Handler, Default_Handler, Default_Handler,
-    Default_Handler, Default_Handler,
+    /* external interrupts: only the UART's RX (the port's ring buffer) */
+    IRQ(0), IRQ(1), IRQ(2), IRQ(3), IRQ(4), IRQ(5), IRQ(6), IRQ(7), IRQ(8), IRQ(9), IRQ(10), IRQ(11), IRQ(12),
+    IRQ(13), IRQ(14), IRQ(15), IRQ(16), IRQ(17), IRQ(18), IRQ(19), IRQ(20), IRQ(21), IRQ(22), IRQ(23), IRQ(24),
+    IRQ(25), IRQ(26), IRQ(27), IRQ(28), IRQ(29), IRQ(30), IRQ(31),
 };
 
 void Reset_Handler(void) {
@@ -61,7 +59,7 @@ void Reset_Handler(void) {
   }
   SCB_CPACR |= (0xFu << 20); /* CP10 and CP11 full access: the FPU */
   __asm volatile("dsb\n\tisb" ::: "memory");
-  __asm volatile("cpsid i" ::: "memory"); /* no interrupt handlers run; pending ones still wake WFI */
+  __asm volatile("cpsid i" ::: "memory"); /* no interrupt handlers run until tk_port_init() enables them */
   SCB_SHCSR |= (7u << 16);                /* MemManage, BusFault, UsageFault as their own exceptions */
   for (void (**ctor)(void) = __init_array_start; ctor < __init_array_end; ++ctor) {
     (*ctor)(); /* C++ static constructors (none in the aot runtime) */

@@ -6,6 +6,11 @@
 extern "C" {
 #endif
 
+/* The UART's RX interrupt line (mps2-an386: UART0 RX is IRQ 0) and its handler, which the port defines and
+ * startup.c places in the vector table. */
+#define TK_QEMU_UART_RX_IRQ 0
+void tk_uart_rx_isr(void);
+
 /* End QEMU with this exit status (semihosting SYS_EXIT_EXTENDED; needs -semihosting-config enable=on). */
 void tk_qemu_exit(int code) __attribute__((noreturn));
 
