@@ -121,8 +121,12 @@ def score(results: list[list[list[float]]], labels: list[int]) -> dict[str, floa
     else:
         accuracy = 100 * np.sum(y_true == np.argmax(y_pred, axis=1)) / len(y_pred)
     auc: Any
-    if y_pred.shape[1] == 2:
-        auc = roc_auc_score(y_true, y_pred[:, 1])
-    else:
-        auc = roc_auc_score(y_true, y_pred, multi_class="ovr")
+    try:
+        if y_pred.shape[1] == 2:
+            auc = roc_auc_score(y_true, y_pred[:, 1])
+        else:
+            auc = roc_auc_score(y_true, y_pred, multi_class="ovr")
+    except ValueError as exc:  # the runner stops here too
+        raise DataError(f"the AUC is undefined for this dataset ({exc}); the runner needs every class of the "
+                        "model among the files") from None
     return {"accuracy": float(accuracy), "auc": float(auc)}

@@ -133,7 +133,7 @@ def quantize(values: Any, scale: float, zero_point: int) -> np.ndarray:
     """float32 -> int8 as the reference ``QuantizeFloatToInt8``: round(v / scale) half away from zero, plus the
     zero point, clamped; the division in float32 (tk_bench.c ``quantize_input``)."""
     x = np.asarray(values, dtype=np.float32) / np.float32(scale)
-    x = np.clip(x, np.float32(-1000.0), np.float32(1000.0))
+    x = np.clip(np.where(np.isnan(x), np.float32(-1000.0), x), np.float32(-1000.0), np.float32(1000.0))
     r = np.trunc(x)
     frac = (x - r).astype(np.float32)
     r = r + (frac >= 0.5) - (frac <= -0.5)

@@ -9,6 +9,8 @@
 #include "tk_bench.h"
 #include "tk_port.h"
 
+static uint8_t tk_db[3072];  // the MLPerf `db load` buffer: one input in the dataset's format
+
 static const tk_bench_config kBenchConfig = {
     /* board */ "pico",
     /* runtime */ "tflm",
@@ -24,6 +26,13 @@ static const tk_bench_config kBenchConfig = {
     /* output_scale */ TK_OUTPUT0_SCALE,
     /* output_zero_point */ TK_OUTPUT0_ZERO_POINT,
     /* mlperf_model */ "ic01",
+    /* dut_name */ "tinykeras pico",
+    /* db */ tk_db,
+    /* db_bytes */ sizeof(tk_db),
+    /* input_format */ 1u,
+    /* results_format */ 0u,
+    /* input_scale */ TK_INPUT0_SCALE,
+    /* input_zero_point */ TK_INPUT0_ZERO_POINT,
 };
 
 void setup() {
