@@ -24,11 +24,11 @@ sys.path.insert(0, str(REPO / "tests"))   # standin: the stand-in build shared w
 
 from standin import build_standin, run_and_compare  # noqa: E402
 
-from tinykeras import qemu  # noqa: E402
 from tinykeras.boards import load_board  # noqa: E402
 from tinykeras.inspect import inspect_bytes  # noqa: E402
 from tinykeras.pipeline import BuildOptions, build  # noqa: E402
 from tinykeras.resources import models_dir  # noqa: E402
+from tinykeras.target import qemu  # noqa: E402
 
 BOARDS = ("esp32", "esp32s3", "nano33ble", "nucleo_l4r5zi", "pico")
 REFERENCE = REPO / "tests" / "data" / "reference_models"

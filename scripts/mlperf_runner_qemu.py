@@ -25,10 +25,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tinykeras import mlperf_data, mlperf_models, qemu  # noqa: E402
+from tinykeras import mlperf_data, mlperf_models  # noqa: E402
 from tinykeras.boards import load_board  # noqa: E402
 from tinykeras.inspect import inspect_bytes  # noqa: E402
 from tinykeras.pipeline import BuildOptions, build  # noqa: E402
+from tinykeras.target import qemu  # noqa: E402
 
 BRIDGE = """
 import os, runpy, sys

@@ -17,9 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from tinykeras import mlperf_models, qemu, tflm_tree
+from tinykeras import mlperf_models
 from tinykeras.boards import Board, load_board
 from tinykeras.libraries import Library
+from tinykeras.runtime import tflm_tree
+from tinykeras.target import qemu
 
 HERE = Path(__file__).resolve().parent
 PORTS = HERE / "ports"
@@ -176,7 +178,7 @@ def run_and_compare(elf: Path, model: bytes, info, planned_arena: int) -> dict:
     """Boot the firmware in QEMU, check its records, the whole output vector for the benchmark pattern and for a
     random input (MLPerf `db`/`infer`/`results%`) against the TFLM host interpreter, and arena used <= planned.
     Returns the figures (arena used, instructions per run)."""
-    from tinykeras.bench_source import open_port
+    from tinykeras.device.port import open_port
     from tinykeras.tflm_host import TflmRunner
 
     board = load_board("qemu_m4")

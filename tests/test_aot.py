@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinykeras.aot import SUPPORTED_OPS, generate
+from tinykeras.aot.fixedpoint import quantize_multiplier, sigmoid_params, softmax_params
 from tinykeras.aot.planner import Buffer, check_plan, pack
-from tinykeras.aot.quant import quantize_multiplier, sigmoid_params, softmax_params
 from tinykeras.errors import ToolchainError, UnsupportedOpError
 from tinykeras.inspect import inspect_bytes, load_model_info
 from tinykeras.tflm_host import TflmRunner
@@ -197,8 +197,8 @@ def test_dscnn_dsp_kernels_on_qemu_match_tflm(dscnn: bytes, tmp_path: Path) -> N
     read back with the MLPerf `results%` command, for the benchmark pattern and two random inputs."""
     import serial
 
-    from tinykeras import qemu
     from tinykeras.boards import load_board
+    from tinykeras.target import qemu
 
     info = inspect_bytes(dscnn)
     program = generate(dscnn, info, name="dscnn")

@@ -61,10 +61,10 @@ def _chain_model() -> bytes:
 @pytest.mark.slow
 @needs_arm
 def test_ops2_kernels_on_qemu_match_tflm(tmp_path: Path) -> None:
-    from tinykeras import qemu
     from tinykeras.aot import generate
-    from tinykeras.bench_source import open_port
     from tinykeras.boards import load_board
+    from tinykeras.device.port import open_port
+    from tinykeras.target import qemu
     from tinykeras.tflm_host import TflmRunner
 
     model = _chain_model()

@@ -1,4 +1,4 @@
-"""tinykeras.bench: the protocol parser, a fake device on a pty pair and on a local TCP socket, and the CLI.
+"""tinykeras.device: the protocol parser, a fake device on a pty pair and on a local TCP socket, and the CLI.
 
 The recorded device output in tests/data/bench/ (see its README) carries every fault the reader must survive.
 Servers bind 127.0.0.1 only and live a few seconds at most.
@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tinykeras import bench
+import tinykeras.device as bench
 from tinykeras.cli import cli
 from tinykeras.errors import IncompleteRunError, SerialError
 
@@ -529,7 +529,7 @@ def test_cli_compare(tmp_path: Path) -> None:
 
 
 def test_bench_does_not_import_tensorflow() -> None:
-    code = ("import sys, tinykeras.bench, tinykeras.report, tinykeras.commands.bench; "
+    code = ("import sys, tinykeras.device, tinykeras.report, tinykeras.commands.bench; "
             "from tinykeras.report import latency_histogram_png; latency_histogram_png([1.0, 2.0], 't'); "
             "assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -16,9 +16,10 @@ import pytest
 from click.testing import CliRunner
 from conftest import requires_tool
 
-from tinykeras import pipeline, toolchain
+from tinykeras import pipeline
 from tinykeras.cli import cli
 from tinykeras.resources import boards_dir
+from tinykeras.target import pio as toolchain
 
 
 def _invoke(*args: str) -> object:
@@ -241,8 +242,28 @@ def test_qemu_board_runs_through_the_pipeline(reference_models: dict[str, Path],
 def test_build_modules_do_not_import_tensorflow() -> None:
     import subprocess
 
-    code = ("import sys, tinykeras.boards, tinykeras.firmware, tinykeras.arena, tinykeras.toolchain, "
+    code = ("import sys, tinykeras.boards, tinykeras.target.platformio, tinykeras.arena, tinykeras.target.pio, "
             "tinykeras.pipeline, tinykeras.commands.build; "
             "print([m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tf_keras', 'keras')])")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.strip() == "[]"
+
+
+def test_plan_build_is_builds_check_without_writing(reference_models: dict[str, Path], tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """plan_build (what tune asks) runs build's checks and gives build's fit figures, writing nothing."""
+    from tinykeras.errors import DoesNotFitError
+
+    monkeypatch.chdir(tmp_path)
+    model = reference_models["ad01_int8"]
+    plan = pipeline.plan_build("qemu_m4", model.read_bytes(), name="ad01_int8")
+    assert list(tmp_path.iterdir()) == []
+    assert (plan.runtime.name, plan.board.name) == ("aot", "qemu_m4")
+    result = _invoke("--board", "qemu_m4", "--model", str(model), "-o", str(tmp_path / "p"), "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["fit"] == plan.fit and plan.flash_bytes == data["fit"]["flash_needed"]
+    assert plan.arena_bytes == data["arena_bytes"] and plan.ram_bytes == data["fit"]["ram_needed"]
+    board = pipeline.load_board(str(_small_board(tmp_path, flash=128 * 1024, ram=32 * 1024)))
+    with pytest.raises(DoesNotFitError, match="does not fit board 'tiny'"):
+        pipeline.plan_build(board, model.read_bytes(), runtime="aot")

@@ -21,15 +21,16 @@ from conftest import requires_tool
 
 from tinykeras.arena import MARGIN_MIN_BYTES, plan_arena, plan_from_measured
 from tinykeras.boards import load_board
-from tinykeras.firmware import BENCH_SOURCES, RenderRequest, render_platformio
 from tinykeras.inspect import inspect_bytes
 from tinykeras.pipeline import BuildOptions, build
-from tinykeras.resources import templates_dir
+from tinykeras.resources import models_dir, templates_dir
+from tinykeras.target.platformio import BENCH_SOURCES, RenderRequest, render_platformio
 
 HERE = Path(__file__).resolve().parent
 GOLDEN = HERE / "golden"
 STUBS = HERE / "stubs"
-BOARDS = ("esp32", "esp32s3", "nano33ble", "nucleo_l4r5zi", "pico")
+BOARDS = ("esp32", "esp32s3", "nano33ble", "nucleo_l4r5zi", "pico", "pico2", "teensy41", "portenta_h7", "uno_r4_minima",
+          "xiao_esp32c3", "esp32c6", "xiao_esp32s3")
 UPDATE = os.environ.get("TINYKERAS_UPDATE_GOLDEN") == "1"
 # Stored in the golden tree by hash only: the model array is large and is cgen's output (tests/test_cgen.py);
 # the benchmark sources are copies of firmware_templates/runtime/bench (checked by test_bench_sources_copied).
@@ -41,7 +42,9 @@ def _tree(root: Path) -> dict[str, bytes]:
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-TREE_BOARDS = ("nucleo_l4r5zi", "pico")   # TFLM copied from a tree: rendered only with $TINYKERAS_THIRD_PARTY
+# TFLM copied from a tree: rendered only with $TINYKERAS_THIRD_PARTY
+TREE_BOARDS = ("nucleo_l4r5zi", "pico", "pico2", "teensy41", "uno_r4_minima")
+SMALL_RAM_BOARDS = ("uno_r4_minima",)   # 32 KB of RAM: ResNet-8 does not fit; the shipped sensor model does
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +57,9 @@ def projects(reference_models: dict[str, Path], tmp_path_factory: pytest.TempPat
             continue
         target = tmp_path_factory.mktemp("fw") / board
         tflm_dir = Path(third_party) / "tflite-micro-90b983c" if third_party else None
-        build(BuildOptions(board=board, model=reference_models["pretrainedResnet_quant"], out=target,
+        model = (models_dir() / "sensor" / "model.tflite" if board in SMALL_RAM_BOARDS
+                 else reference_models["pretrainedResnet_quant"])
+        build(BuildOptions(board=board, model=model, out=target,
                            tflm_dir=tflm_dir), log=lambda msg: None)
         out[board] = target
     return out
@@ -135,7 +140,7 @@ def test_bench_sources_copied(projects: dict[str, Path]) -> None:
 @pytest.mark.parametrize("model", ["ad01_int8", "pretrainedResnet_quant"])
 def test_resolver_lists_exactly_the_model_ops(model: str, reference_models: dict[str, Path]) -> None:
     from tinykeras.arena import plan_arena
-    from tinykeras.runtimes import tflm_sources
+    from tinykeras.runtime.tflm import tflm_sources
 
     data = reference_models[model].read_bytes()
     info = inspect_bytes(data, str(reference_models[model]))
@@ -212,7 +217,7 @@ def test_rendered_aot_project_runs_on_the_host_with_an_arduino_shim(reference_mo
     arduino_host.cpp and runs it: the @tk records and MLPerf replies it prints must match the TFLM host
     interpreter on the benchmark's input pattern. Exercises the rendered glue; not a real board."""
     pytest.importorskip("tinykeras.aot")
-    from tinykeras.qemu import bench_input, mlperf_results
+    from tinykeras.target.qemu import bench_input, mlperf_results
     from tinykeras.tflm_host import TflmRunner
 
     model_path = reference_models["ad01_int8"]

@@ -56,7 +56,7 @@ def test_board_project_builds_and_runs_bit_exact(board: str, model: str, referen
 @pytest.mark.parametrize("kernels", ["cmsis-nn"])
 def test_qemu_m4_runs_tflm_bit_exact(kernels: str, reference_models: dict[str, Path], third_party_dir: Path,
                                      tmp_path: Path) -> None:
-    from tinykeras import qemu
+    from tinykeras.target import qemu
 
     path = reference_models["ad01_int8"]
     result = build(BuildOptions(board="qemu_m4", model=path, runtime="tflm", kernels=kernels, runs=2, warmup=1,

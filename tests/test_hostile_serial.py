@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tinykeras import bench
+import tinykeras.device as bench
 from tinykeras.fuzz.serial_server import SCENARIOS, HostileBoard, run_scenario
 
 TIMEOUT = 1.0

@@ -13,13 +13,13 @@ from click.testing import CliRunner
 from tinykeras.cli import cli
 from tinykeras.errors import ModelError, UnsupportedOpError
 from tinykeras.inspect import (
-    activation_peak_bytes,
     inspect_bytes,
     load_model_info,
     require_int8,
-    require_tflm_ops,
     unsupported_tflm_ops,
 )
+from tinykeras.runtime.support import require_tflm_ops
+from tinykeras.types import activation_peak_bytes
 
 
 def conv_macs(out_h: int, out_w: int, cout: int, kh: int, kw: int, cin: int) -> int:

@@ -19,13 +19,12 @@ from tinykeras.inspect import inspect_bytes, load_model_info
 from tinykeras.libraries import (
     REFERENCE_LIBRARY,
     board_library,
-    check_model,
     library_ids,
     list_libraries,
     load_library,
-    require_model_supported,
 )
 from tinykeras.resources import models_dir
+from tinykeras.runtime.support import check_model, require_model_supported
 from tinykeras.types import ModelInfo, OpInfo, Quantization, TensorInfo
 
 REPO = Path(__file__).resolve().parents[1]
@@ -195,7 +194,7 @@ def test_libraries_and_boards_commands() -> None:
     assert result.exit_code == 0, result.output
     rows = {row["id"]: row for row in json.loads(result.output)}
     assert set(rows) == set(library_ids())
-    assert rows["chirale-2.0.0"]["boards"] == ["nano33ble"] and rows["chirale-2.0.0"]["gaps"]
+    assert rows["chirale-2.0.0"]["boards"] == ["nano33ble", "portenta_h7"] and rows["chirale-2.0.0"]["gaps"]
     assert all(row["ops"] == len(load_library(i).ops) > 50 for i, row in rows.items())
     result = CliRunner().invoke(cli, ["boards", "--json"])
     assert result.exit_code == 0, result.output

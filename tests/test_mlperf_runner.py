@@ -81,8 +81,8 @@ def runner_dir() -> Path:
 @contextlib.contextmanager
 def qemu_pty(elf: Path) -> Iterator[str]:
     """QEMU running ``elf`` with UART0 on a pty; yields the pty's path."""
-    from tinykeras import qemu
     from tinykeras.boards import load_board
+    from tinykeras.target import qemu
 
     cmd = ["qemu-system-arm", *qemu.qemu_args(load_board("qemu_m4")), "-kernel", str(elf), "-serial", "pty"]
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -204,9 +204,9 @@ def test_official_runner_on_qemu(mlperf_id: str, model_rel: str, runtime: str, r
 
 def check_bench_dataset(elf: Path, directory: Path, mlperf_id: str, want: list, want_score: dict) -> None:
     """`tinykeras bench --protocol mlperf --dataset` gives the board's results and the runner's figures."""
-    from tinykeras import qemu
     from tinykeras.boards import load_board
-    from tinykeras.mlperf import collect_mlperf_dataset
+    from tinykeras.device.mlperf import collect_mlperf_dataset
+    from tinykeras.target import qemu
 
     with qemu.qemu_session(elf, load_board("qemu_m4")) as url:
         got = collect_mlperf_dataset(url, directory, timeout=60)

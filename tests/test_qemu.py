@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinykeras import qemu
 from tinykeras.boards import load_board
 from tinykeras.errors import BoardError, SerialError, ToolchainError
+from tinykeras.target import qemu
 from tinykeras.types import ModelInfo, Quantization, TensorInfo
 
 HAVE_CC = shutil.which("arm-none-eabi-gcc") is not None

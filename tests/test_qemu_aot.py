@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 from standin import mlperf_random_input, mlperf_reply
 
-from tinykeras import mlperf_models, qemu
+from tinykeras import mlperf_models
 from tinykeras.boards import load_board
 from tinykeras.inspect import inspect_bytes
+from tinykeras.target import qemu
 
 pytestmark = pytest.mark.skipif(
     shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
@@ -34,7 +35,7 @@ def _generate():
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["ad01_int8", "pretrainedResnet_quant"])
 def test_aot_on_qemu_matches_tflm(name: str, reference_models: dict[str, Path], tmp_path: Path) -> None:
-    from tinykeras.bench_source import open_port
+    from tinykeras.device.port import open_port
     from tinykeras.tflm_host import TflmRunner
 
     generate = _generate()

@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinykeras import mlperf_models, qemu
+from tinykeras import mlperf_models
 from tinykeras.resources import templates_dir
+from tinykeras.target import qemu
 
 BENCH = templates_dir() / "runtime" / "bench"
 WARN = ["-std=c99", "-Wall", "-Wextra", "-Wpedantic", "-Wshadow", "-Wconversion", "-Werror"]

@@ -21,6 +21,7 @@ else:  # pragma: no cover - Python 3.10
 
 KINDS = ("platformio", "qemu")
 RUNTIMES = ("tflm", "aot")
+CONSOLES = ("uart", "usb-serial-jtag")  # ESP-IDF: UART0 (a USB-UART bridge) or the chip's USB-Serial-JTAG
 TIMER_APIS = ("esp_timer_get_time", "micros", "time_us_64", "dwt", "cmsdk_timer0")
 
 # key -> (type, required). Tables map to nested specs; ``None`` marks a free-form table.
@@ -35,7 +36,7 @@ _SPEC: dict[str, Any] = {
     "limits": ({"flash_bytes": (int, True), "ram_bytes": (int, True),
                 "reserved_flash_bytes": (int, False), "reserved_ram_bytes": (int, False)}, True),
     "timer": ({"api": (str, True), "cycles": (str, False), "enable": (list, False), "includes": (list, False)}, True),
-    "serial": ({"baud": (int, True)}, True),
+    "serial": ({"baud": (int, True), "console": (str, False)}, True),
     "platformio": ({"platform": (str, True), "board": (str, True), "framework": (str, True),
                     "build_flags": (list, False), "lib_deps": (list, False), "extra": (dict, False)}, False),
     "tflm": ({"library": (str, True), "kernels": (str, False)}, False),
@@ -132,6 +133,7 @@ class Board:
     tflm: Tflm | None = None
     qemu: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    console: str = "uart"
 
     def summary(self) -> dict[str, Any]:
         """The JSON form printed by ``tinykeras boards --json``."""
@@ -274,6 +276,7 @@ def _build(raw: dict[str, Any], path: Path) -> Board:
                     includes=tuple(timer.get("includes", ()))),
         baud=raw["serial"]["baud"], default_runtime=default_runtime, runtimes=runtimes, path=path,
         platformio=pio, tflm=tflm, qemu=dict(raw.get("qemu", {})), raw=raw,
+        console=_choice(raw["serial"].get("console", "uart"), CONSOLES, path, "serial.console"),
     )
 
 

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from tinykeras.c_literals import c_float, c_string
 from tinykeras.types import ModelInfo, TensorInfo
 
 _C_TYPES = {"int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t", "int32": "int32_t", "float32": "float"}
@@ -99,13 +100,6 @@ def model_array(data: bytes, info: ModelInfo, name: str = "g_model", source: str
     return CArrayFiles({f"{stem}.h": header, f"{stem}.cc": body})
 
 
-def _c_float(value: float) -> str:
-    text = repr(float(value))
-    if "e" not in text and "." not in text and "inf" not in text and "nan" not in text:
-        text += ".0"
-    return text + "f"
-
-
 def _tensor_defines(prefix: str, t: TensorInfo) -> list[str]:
     lines = [f"#define {prefix}_DIMS {len(t.shape)}"]
     for axis, dim in enumerate(t.shape):
@@ -114,7 +108,7 @@ def _tensor_defines(prefix: str, t: TensorInfo) -> list[str]:
     lines.append(f"#define {prefix}_BYTES {t.nbytes}")
     lines.append(f"typedef {_C_TYPES.get(t.dtype, 'uint8_t')} {prefix.lower()}_t;  /* {t.dtype} */")
     if t.quantization is not None:
-        lines.append(f"#define {prefix}_SCALE {_c_float(t.quantization.scale)}")
+        lines.append(f"#define {prefix}_SCALE {c_float(t.quantization.scale)}")
         lines.append(f"#define {prefix}_ZERO_POINT ({t.quantization.zero_point})")
     else:
         lines.append(f"#define {prefix}_SCALE 1.0f  /* not quantized */")
@@ -143,7 +137,7 @@ def model_settings(info: ModelInfo, labels: list[str] | None = None, extra: dict
         lines += _tensor_defines(f"TK_OUTPUT{k}", t) + [""]
     if labels:
         lines.append(f"#define TK_NUM_LABELS {len(labels)}")
-        quoted = ", ".join('"' + label.replace("\\", "\\\\").replace('"', '\\"') + '"' for label in labels)
+        quoted = ", ".join(c_string(label) for label in labels)
         lines.append(f"#define TK_LABELS {{ {quoted} }}")
         lines.append("")
     for key, value in sorted((extra or {}).items()):

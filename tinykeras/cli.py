@@ -33,6 +33,7 @@ COMMANDS = {
     "build": "tinykeras.commands.build:build",
     "bench": "tinykeras.commands.bench:bench",
     "profile": "tinykeras.commands.profile:profile",
+    "report": "tinykeras.commands.report:report",
 }
 
 SHORT_HELP = {
@@ -50,6 +51,7 @@ SHORT_HELP = {
     "build": "Render (and optionally compile, flash, run) a firmware project for a board.",
     "bench": "Read a serial benchmark from a board and report latency statistics.",
     "profile": "Per-layer instructions, share, instructions per MAC and arena on the emulated board.",
+    "report": "One self-contained HTML page: model, int8 quality, every board, time, memory, benchmarks.",
 }
 
 

@@ -13,15 +13,8 @@ from typing import Any
 import numpy as np
 
 from tinykeras.errors import InputFileError, ModelError
-from tinykeras.libraries import (
-    REFERENCE_LIBRARY,
-    Library,
-    reference_library,
-    require_model_supported,
-    resolver_methods,
-    support_summary,
-)
-from tinykeras.types import ModelInfo, OpInfo, Quantization, TensorInfo
+from tinykeras.libraries import REFERENCE_LIBRARY, Library, reference_library, resolver_methods
+from tinykeras.types import ModelInfo, OpInfo, Quantization, TensorInfo, index_inputs
 
 _TENSOR_TYPES = {
     0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 5: "string", 6: "bool", 7: "int16",
@@ -251,57 +244,10 @@ def _macs(name: str, inputs: list[TensorInfo | None], outputs: list[TensorInfo],
     return 0
 
 
-def activation_peak_bytes(info: ModelInfo) -> int:
-    """Peak bytes of live activations when ops run in order and each tensor is freed after its last use.
-
-    A lower bound for any arena planner (TFLM's greedy planner usually lands close to it) and the plan
-    tinykeras' own runtime aims for. Excludes the runtime's bookkeeping.
-    """
-    last_use: dict[int, int] = {}
-    first_def: dict[int, int] = {}
-    n = len(info.ops)
-    for op in info.ops:
-        for i in op.inputs:
-            if i >= 0 and not info.tensors[i].is_constant:
-                last_use[i] = op.index
-        for i in op.outputs:
-            first_def.setdefault(i, op.index)
-    for i in info.inputs:
-        first_def[i] = -1
-    for i in info.outputs:
-        last_use[i] = n
-    peak = 0
-    for step in range(n):
-        live = sum(
-            info.tensors[t].nbytes for t in set(first_def) | set(last_use)
-            if not info.tensors[t].is_constant and first_def.get(t, step) <= step <= last_use.get(t, step)
-        )
-        peak = max(peak, live)
-    return peak
-
-
 def unsupported_tflm_ops(info: ModelInfo, lib: Library | None = None) -> list[tuple[int, str]]:
     """Operators ``lib`` (default: the reference TFLM) registers no kernel for, as (operator index, op name)."""
     supported = (lib or reference_library()).ops
     return [(op.index, op.op) for op in info.ops if op.op not in supported]
-
-
-def require_tflm_ops(info: ModelInfo, lib: Library | None = None) -> None:
-    """Raise UnsupportedOpError, in one line, unless ``lib`` (default: the reference TFLM) runs the model
-    correctly: every op registered, no known gap hit (e.g. per-channel FULLY_CONNECTED), int8."""
-    require_model_supported(info, lib or reference_library())
-
-
-def index_inputs(info: ModelInfo) -> set[int]:
-    """int32 model inputs used only as GATHER indices (token ids for an Embedding)."""
-    found = set()
-    for t in info.inputs:
-        if info.tensors[t].dtype != "int32":
-            continue
-        users = [(op, k) for op in info.ops for k, i in enumerate(op.inputs) if i == t]
-        if users and all(op.op == "GATHER" and k == 1 for op, k in users):
-            found.add(t)
-    return found
 
 
 def require_int8(info: ModelInfo, allow_index_inputs: bool = False) -> None:
@@ -362,5 +308,4 @@ def summary(info: ModelInfo) -> dict[str, Any]:
             "distinct_ops": info.op_names,
         },
         "tflm_unsupported": [{"index": i, "op": name} for i, name in unsupported],
-        "libraries": support_summary(info),
     }

@@ -84,6 +84,14 @@ def _regression(pred: np.ndarray, truth: np.ndarray) -> dict[str, float | None]:
     }
 
 
+def confusion(truth: np.ndarray, pred: np.ndarray, classes: int) -> list[list[int]]:
+    """Counts: row = true class, column = predicted class (labels outside 0..classes-1 are left out)."""
+    matrix = np.zeros((classes, classes), dtype=np.int64)
+    ok = (truth >= 0) & (truth < classes)
+    np.add.at(matrix, (truth[ok].astype(np.int64), pred[ok]), 1)
+    return matrix.tolist()
+
+
 def output_metrics(got: np.ndarray, reference: np.ndarray | None = None, labels: np.ndarray | None = None, *,
                    task: str = "regression", name: str = "output_0") -> dict[str, Any]:
     """Metrics of one output. ``got``: the (dequantized) outputs under test; ``reference``: the float model's
@@ -111,6 +119,7 @@ def output_metrics(got: np.ndarray, reference: np.ndarray | None = None, labels:
         if labels is not None:
             truth = _classes(labels)[:n]
             out["accuracy"] = float(np.mean(pred == truth))
+            out["confusion"] = confusion(truth, pred, flat.shape[1])
             if ref is not None:
                 out["reference_accuracy"] = float(np.mean(np.argmax(ref, axis=1) == truth))
     elif task == "binary":

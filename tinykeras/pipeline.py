@@ -23,21 +23,15 @@ from tinykeras.cgen import c_identifier
 from tinykeras.errors import BoardError, DoesNotFitError, InputFileError, ToolchainError
 from tinykeras.inspect import inspect_bytes, read_model_bytes, require_int8
 from tinykeras.resources import models_dir
-from tinykeras.runtimes import resolver_entries
+from tinykeras.runtime import runtime_module
+from tinykeras.runtime.base import RuntimePlan
 from tinykeras.types import ModelInfo
 
 RECIPES = ("kws", "gesture", "sensor")
 REPORT_NAME = "tinykeras_build.json"
 BENCH_REPORT_NAME = "bench.json"
 
-# Flash/RAM estimates of the runtime code, used by the fit check before anything is built. They are
-# estimates, stated as such in the report: TFLM's interpreter, allocator and flatbuffer reader take about
-# 16-22 KB on a Cortex-M (tensorflow.org, TFLM overview); reference kernels add a few KB each.
-TFLM_CORE_FLASH = 32 * 1024
-TFLM_FLASH_PER_OP = 6 * 1024
-TFLM_RAM_OVERHEAD = 2 * 1024          # interpreter object, resolver tables (outside the arena)
-AOT_CORE_FLASH = 2 * 1024
-AOT_FLASH_PER_OP = 2 * 1024
+# What the benchmark main (firmware_templates/runtime/bench) adds to any runtime, for the fit check.
 BENCH_FLASH = 6 * 1024                # tk_bench.c + board glue
 BENCH_RAM = 1024                      # MLPerf command and input buffers
 
@@ -150,18 +144,23 @@ def load_int8_model(path: Path, rep_data: Path | None, log: Callable[[str], None
     return conversion.data, f"{path.stem}.tflite"
 
 
-def check_fit(board: Board, runtime: str, info: ModelInfo, arena_bytes: int,
-              code_bytes: int | None = None) -> dict[str, Any]:
-    """Flash: model (or aot weights+code) + runtime estimate; RAM: arena + runtime state. Raise DoesNotFitError."""
-    distinct = len(info.op_names)
-    if runtime == "tflm":
-        runtime_flash = TFLM_CORE_FLASH + TFLM_FLASH_PER_OP * distinct + BENCH_FLASH
-        model_flash = info.model_bytes
-        ram = arena_bytes + TFLM_RAM_OVERHEAD + BENCH_RAM
-    else:
-        runtime_flash = AOT_CORE_FLASH + AOT_FLASH_PER_OP * distinct + BENCH_FLASH
-        model_flash = code_bytes if code_bytes is not None else info.model_bytes
-        ram = arena_bytes + BENCH_RAM
+def check_fit(board: Board, plan: RuntimePlan, info: ModelInfo) -> dict[str, Any]:
+    """Flash: model (or aot weights) + runtime estimate + benchmark main; RAM: arena + runtime state + main.
+    Raise DoesNotFitError naming what is over and the fixes."""
+    fit, problems = fit_figures(board, plan, info)
+    if problems:
+        raise DoesNotFitError(f"model '{info.path or 'model'}' does not fit board '{board.name}': "
+                              + "; ".join(problems) + ". Shrink the model (tinykeras optimize), try "
+                              "--runtime aot, or pick a larger board (tinykeras boards)")
+    return fit
+
+
+def fit_figures(board: Board, plan: RuntimePlan, info: ModelInfo) -> tuple[dict[str, Any], list[str]]:
+    """The figures of :func:`check_fit` and the limits they exceed (empty when the model fits), never raising."""
+    runtime, arena_bytes = plan.name, plan.arena.planned_bytes
+    runtime_flash = plan.runtime_flash + BENCH_FLASH
+    model_flash = plan.model_flash
+    ram = arena_bytes + plan.runtime_ram + BENCH_RAM
     flash = model_flash + runtime_flash
     limits = board.limits
     fit = {
@@ -179,20 +178,53 @@ def check_fit(board: Board, runtime: str, info: ModelInfo, arena_bytes: int,
         problems.append(f"RAM needs {ram:,} B (arena {arena_bytes:,} + runtime {ram - arena_bytes:,}) but "
                         f"{limits.app_ram_bytes:,} B are free ({limits.ram_bytes:,} minus "
                         f"{limits.reserved_ram_bytes:,} for the framework)")
-    if problems:
-        raise DoesNotFitError(f"model '{info.path or 'model'}' does not fit board '{board.name}': "
-                              + "; ".join(problems) + ". Shrink the model (tinykeras optimize), try "
-                              "--runtime aot, or pick a larger board (tinykeras boards)")
-    return fit
+    return fit, problems
 
 
-def _aot_sources(model: bytes, info: ModelInfo, name: str) -> Any:
-    try:
-        from tinykeras.runtimes import aot_sources
-    except ImportError as exc:
-        raise ToolchainError("the aot runtime (tinykeras.aot) is not available in this installation; "
-                             "use --runtime tflm") from exc
-    return aot_sources(model, info, name)
+@dataclass(frozen=True)
+class BuildPlan:
+    """A model checked for a board and runtime, as ``build`` checks it, before anything is written."""
+
+    board: Board
+    info: ModelInfo
+    runtime: RuntimePlan
+    fit: dict[str, Any]     # check_fit's figures: flash/RAM needed and available
+
+    @property
+    def flash_bytes(self) -> int:
+        return int(self.fit["flash_needed"])
+
+    @property
+    def ram_bytes(self) -> int:
+        return int(self.fit["ram_needed"])
+
+    @property
+    def arena_bytes(self) -> int:
+        return self.runtime.arena.planned_bytes
+
+
+def choose_runtime(board: Board, runtime: str | None) -> str:
+    """``runtime``, or the board's default; BoardError when the board cannot build it."""
+    runtime = runtime or board.default_runtime
+    if runtime not in board.runtimes:
+        raise BoardError(f"board '{board.name}' does not support --runtime {runtime}; "
+                         f"choose one of {', '.join(board.runtimes)}")
+    return runtime
+
+
+def plan_build(board: Board | str, model: bytes, *, runtime: str | None = None, info: ModelInfo | None = None,
+               name: str = "model", kernels: str | None = None) -> BuildPlan:
+    """Would ``model`` (int8 .tflite bytes) build for ``board`` with ``runtime``, and at what flash/RAM cost?
+
+    Runs exactly the checks ``build`` runs (int8; the runtime's ops: the board's pinned TFLM library and its
+    known gaps, or aot's op set; the arena plan; the fit check) and writes nothing. Raises what ``build``
+    raises (UnsupportedOpError, DoesNotFitError, BoardError, ModelError)."""
+    board = load_board(board) if isinstance(board, str) else board
+    runtime = choose_runtime(board, runtime)
+    info = info if info is not None else inspect_bytes(model)
+    require_int8(info)
+    planned = runtime_module(runtime).plan(model, info, board, name=name, kernels=kernels)
+    return BuildPlan(board=board, info=info, runtime=planned, fit=check_fit(board, planned, info))
 
 
 def _model_settings(model_path: Path) -> dict[str, Any] | None:
@@ -253,10 +285,7 @@ def build(options: BuildOptions, log: Callable[[str], None] | None = None) -> Bu
     """Check everything, render the project atomically, then run the requested actions."""
     log = log or (lambda msg: print(msg, file=sys.stderr))
     board = load_board(options.board)
-    runtime = options.runtime or board.default_runtime
-    if runtime not in board.runtimes:
-        raise BoardError(f"board '{board.name}' does not support --runtime {runtime}; "
-                         f"choose one of {', '.join(board.runtimes)}")
+    runtime = choose_runtime(board, options.runtime)
     if options.runs < 0 or options.warmup < 0:
         from tinykeras.errors import DataError
 
@@ -266,6 +295,8 @@ def build(options: BuildOptions, log: Callable[[str], None] | None = None) -> Bu
 
         raise DataError("--run reads the boot benchmark, and --runs 0 (--mlperf) builds firmware without one: drop "
                         "--run and drive the board with `tinykeras bench --protocol mlperf` or the MLPerf Tiny runner")
+    if runtime != "tflm" and (options.kernels or options.tflm_dir):
+        raise BoardError("--kernels and --tflm-dir choose the TFLite-Micro build: use them with --runtime tflm")
 
     model_path = resolve_model(options)
     model, source_name = load_int8_model(model_path, options.rep_data, log, options.custom_objects)
@@ -278,23 +309,11 @@ def build(options: BuildOptions, log: Callable[[str], None] | None = None) -> Bu
     model_name = c_identifier(options.recipe if options.model is None else _project_name(options, settings, model_path))
     frontend = front_end(settings, model_path)
 
-    if runtime == "tflm":
-        from tinykeras.arena import plan_arena
-        from tinykeras.runtimes import tflm_sources
-
-        library = board.tflm.lib
-        resolver_entries(info, library)   # the pinned library runs every op correctly, before the arena probes
-        arena = plan_arena(model, info)
-        fit = check_fit(board, runtime, info, arena.planned_bytes)
-        sources = tflm_sources(model, info, library, arena, lambda c: cgen.banner(source_name, info.sha256, c).rstrip(),
-                               source_name=source_name, kernels=options.kernels or board.tflm.kernels,
-                               tflm_dir=options.tflm_dir)
-    else:
-        if options.kernels or options.tflm_dir:
-            raise BoardError("--kernels and --tflm-dir choose the TFLite-Micro build: use them with --runtime tflm")
-        sources = _aot_sources(model, info, model_name)
-        arena = sources.arena
-        fit = check_fit(board, runtime, info, arena.planned_bytes, code_bytes=sources.code_bytes)
+    planned = plan_build(board, model, runtime=runtime, info=info, name=model_name, kernels=options.kernels)
+    sources = runtime_module(runtime).sources(
+        planned.runtime, model, info, source_name=source_name, tflm_dir=options.tflm_dir,
+        banner=lambda c: cgen.banner(source_name, info.sha256, c).rstrip())
+    arena, fit = planned.runtime.arena, planned.fit
 
     out = Path(options.out) if options.out else Path("out") / f"{board.name}-{model_name}-{runtime}"
     result = BuildResult(project_dir=out.resolve(), board=board, runtime=runtime, model_name=model_name,
@@ -304,7 +323,7 @@ def build(options: BuildOptions, log: Callable[[str], None] | None = None) -> Bu
                          mlperf_model=mlperf.id)
     with fsutil.atomic_output_dir(out) as tmp:
         if board.kind == "qemu":
-            from tinykeras import qemu
+            from tinykeras.target import qemu
 
             qemu.render_project(board, model, info, tmp, runtime_files=sources.files, runs=options.runs,
                                 warmup=options.warmup, name=model_name, arena_bytes=arena.planned_bytes,
@@ -312,7 +331,7 @@ def build(options: BuildOptions, log: Callable[[str], None] | None = None) -> Bu
                                 library=sources.library, kernels=sources.kernels,
                                 library_files=sources.library_files, mlperf_model=options.mlperf_model)
         else:
-            from tinykeras.firmware import RenderRequest, render_platformio, write_project
+            from tinykeras.target.platformio import RenderRequest, render_platformio, write_project
 
             files = render_platformio(RenderRequest(
                 board=board, runtime=sources, model=model, info=info, model_name=model_name,
@@ -337,7 +356,7 @@ def _actions(options: BuildOptions, result: BuildResult, log: Callable[[str], No
             raise ToolchainError(f"board '{board.name}' is emulated: use --run instead of --upload/--monitor")
         if not (options.compile or options.run):
             return
-        from tinykeras import qemu
+        from tinykeras.target import qemu
 
         elf = qemu.compile_project(project)
         result.actions.append("compile")
@@ -353,7 +372,7 @@ def _actions(options: BuildOptions, result: BuildResult, log: Callable[[str], No
             result.qemu = {"sizes": sizes}
         return
 
-    from tinykeras import toolchain
+    from tinykeras.target import pio as toolchain
 
     if options.run and not options.port:
         raise ToolchainError(f"--run on board '{board.name}' reads the benchmark from the board: "
@@ -365,7 +384,7 @@ def _actions(options: BuildOptions, result: BuildResult, log: Callable[[str], No
         toolchain.upload(board, project, options.port)
         result.actions.append("upload")
     if options.run:
-        from tinykeras.bench import collect
+        from tinykeras.device import collect
 
         report = collect(options.port, baud=board.baud, runs=options.runs, raw_log=project / "serial.log")
         result.actions.append("run")

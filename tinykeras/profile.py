@@ -122,8 +122,9 @@ def _read_profile_line(url: str, timeout: float) -> dict[str, Any]:
 def run_aot_profile(model: bytes, info: ModelInfo, board_name: str, name: str, timeout: float = 300.0,
                     benchmark: bool = True) -> ModelProfile:
     """Build and run the aot profile firmware (and, with ``benchmark``, the benchmark build) on ``board_name``."""
-    from tinykeras import aot, qemu
+    from tinykeras import aot
     from tinykeras.boards import load_board
+    from tinykeras.target import qemu
 
     board = load_board(board_name)
     if board.kind != "qemu":

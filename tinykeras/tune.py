@@ -190,7 +190,7 @@ def search_limits(board: Board, max_ram: int | None = None, max_flash: int | Non
     ram = board.limits.app_ram_bytes if max_ram is None else min(max_ram, board.limits.app_ram_bytes)
     flash = board.limits.app_flash_bytes if max_flash is None else min(max_flash, board.limits.app_flash_bytes)
     if board.kind == "qemu":
-        from tinykeras.qemu import qemu_settings
+        from tinykeras.target.qemu import qemu_settings
 
         s = qemu_settings(board)
         clock, label = int(s["estimate_clock_hz"]), str(s["estimate_label"])
@@ -202,7 +202,7 @@ def search_limits(board: Board, max_ram: int | None = None, max_flash: int | Non
 
 
 def qemu_available() -> bool:
-    from tinykeras.qemu import CC, QEMU
+    from tinykeras.target.qemu import CC, QEMU
 
     return shutil.which(CC) is not None and shutil.which(QEMU) is not None
 
@@ -212,7 +212,9 @@ def model_costs(tflite: bytes, limits: SearchLimits, *, instructions: bool, work
     instructions per inference on qemu_m4 (or estimated from MACs) for an int8 model."""
     from tinykeras import aot
     from tinykeras.inspect import inspect_bytes
-    from tinykeras.pipeline import AOT_CORE_FLASH, AOT_FLASH_PER_OP, BENCH_FLASH, BENCH_RAM
+    from tinykeras.pipeline import BENCH_FLASH, BENCH_RAM
+    from tinykeras.runtime.aot import CORE_FLASH as AOT_CORE_FLASH
+    from tinykeras.runtime.aot import FLASH_PER_OP as AOT_FLASH_PER_OP
 
     info = inspect_bytes(tflite, path="model.tflite")
     program = aot.generate(tflite, info, name="model")
@@ -225,7 +227,7 @@ def model_costs(tflite: bytes, limits: SearchLimits, *, instructions: bool, work
     }
     if instructions:
         if qemu_available():
-            from tinykeras.qemu import measure
+            from tinykeras.target.qemu import measure
 
             measured = measure(tflite, info, work, runs=1, warmup=0)
             costs["instructions"] = int(measured["instructions_per_inference"])

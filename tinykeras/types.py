@@ -96,8 +96,6 @@ class ModelInfo:
 
     @property
     def activation_peak_bytes(self) -> int:
-        from tinykeras.inspect import activation_peak_bytes
-
         return activation_peak_bytes(self)
 
     @property
@@ -119,6 +117,8 @@ class ModelInfo:
         """True when every input and output is int8 (full-integer quantization)."""
         return all(t.dtype == "int8" for t in self.input_tensors() + self.output_tensors())
 
+
+RUNTIME_NAMES = ("tflm", "aot")   # the runtimes (tinykeras.runtime.RUNTIMES); boards and options name them
 
 DTYPE_SIZES = {
     "float32": 4, "float16": 2, "int32": 4, "uint8": 1, "int64": 8, "int16": 2, "int8": 1, "bool": 1,
@@ -144,3 +144,44 @@ def to_jsonable(value: Any) -> Any:
     if hasattr(value, "tolist"):
         return value.tolist()
     return value
+
+
+def activation_peak_bytes(info: ModelInfo) -> int:
+    """Peak bytes of live activations when ops run in order and each tensor is freed after its last use.
+
+    A lower bound for any arena planner (TFLM's greedy planner usually lands close to it) and the plan
+    tinykeras' own runtime aims for. Excludes the runtime's bookkeeping.
+    """
+    last_use: dict[int, int] = {}
+    first_def: dict[int, int] = {}
+    n = len(info.ops)
+    for op in info.ops:
+        for i in op.inputs:
+            if i >= 0 and not info.tensors[i].is_constant:
+                last_use[i] = op.index
+        for i in op.outputs:
+            first_def.setdefault(i, op.index)
+    for i in info.inputs:
+        first_def[i] = -1
+    for i in info.outputs:
+        last_use[i] = n
+    peak = 0
+    for step in range(n):
+        live = sum(
+            info.tensors[t].nbytes for t in set(first_def) | set(last_use)
+            if not info.tensors[t].is_constant and first_def.get(t, step) <= step <= last_use.get(t, step)
+        )
+        peak = max(peak, live)
+    return peak
+
+
+def index_inputs(info: ModelInfo) -> set[int]:
+    """int32 model inputs used only as GATHER indices (token ids for an Embedding)."""
+    found = set()
+    for t in info.inputs:
+        if info.tensors[t].dtype != "int32":
+            continue
+        users = [(op, k) for op in info.ops for k, i in enumerate(op.inputs) if i == t]
+        if users and all(op.op == "GATHER" and k == 1 for op, k in users):
+            found.add(t)
+    return found

@@ -68,8 +68,9 @@ def run_board(data: bytes, info: ModelInfo, xq: np.ndarray, board_name: str = "q
     read back over serial (dequantized, rounded to 3 decimals by the firmware)."""
     import serial
 
-    from tinykeras import aot, qemu
+    from tinykeras import aot
     from tinykeras.boards import load_board
+    from tinykeras.target import qemu
 
     if len(info.inputs) != 1 or info.input_tensors()[0].dtype != "int8":
         raise ModelError(f"--board {board_name} reads one int8 input over serial; this model has "

@@ -18,6 +18,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from tinykeras.errors import ModelError
+from tinykeras.libraries import resolver_methods
 
 MAX_MODEL_BYTES = 256 * 1024 * 1024   # far above any microcontroller model
 MAX_TENSOR_BYTES = 64 * 1024 * 1024   # one activation or weight tensor
@@ -67,9 +68,7 @@ def _enum(cls: Any) -> dict[int, str]:
 
 def _runnable(op_name: str) -> bool:
     """Ops some runtime executes (the rest are refused later as unsupported, naming the op)."""
-    from tinykeras.inspect import tflm_resolver_methods
-
-    return op_name in tflm_resolver_methods()
+    return op_name in resolver_methods()
 
 
 def expected_options(op_name: str) -> int | None:

@@ -53,8 +53,9 @@ def check_on_qemu(model: bytes, info: ModelInfo, samples: int = 200, timeout: fl
     output bytes that differ. Raises ToolchainError/SerialError when the firmware cannot be built or run."""
     from tflite_micro import runtime
 
-    from tinykeras import aot, qemu
+    from tinykeras import aot
     from tinykeras.boards import load_board
+    from tinykeras.target import qemu
 
     board = load_board("qemu_m4")
     program = aot.generate(model, info, name=name)

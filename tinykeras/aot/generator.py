@@ -1,6 +1,6 @@
 """A .tflite int8 model -> C99 source (tk_model.h / tk_model.c) calling the aot kernels. No TensorFlow.
 
-Every quantization parameter is computed here (see ``quant.py``); weights, folded biases, multipliers
+Every quantization parameter is computed here (see ``fixedpoint.py``); weights, folded biases, multipliers
 and shifts become ``static const`` arrays (flash); activations live in one static arena whose layout
 ``planner.pack`` fixes at generation time.
 """
@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from tinykeras.aot import quant
+import tinykeras.aot.fixedpoint as fp
 from tinykeras.aot.ops2 import BINARY_PARAMS, KERNEL_FILES2, OPS2, UNSUPPORTED_WHY, Ops2Mixin
 from tinykeras.aot.planner import Buffer, align_up, pack
+from tinykeras.c_literals import c_hex_float
 from tinykeras.cgen import banner
 from tinykeras.errors import ModelError, UnsupportedOpError
 from tinykeras.resources import templates_dir
@@ -151,11 +152,11 @@ def _c_array(ctype: str, name: str, values: Any, per_line: int = 24) -> str:
 
 
 def _c_float(x: float, double: bool = False) -> str:
-    """An exact C literal for a float32 (or double) value."""
-    value = float(x) if double else float(np.float32(x))
-    if not math.isfinite(value):
-        raise _Unsupported("non-finite quantization scale")
-    return value.hex() + ("" if double else "f")
+    """An exact C literal for a float32 (or double) scale."""
+    try:
+        return c_hex_float(x, double=double)
+    except ValueError:
+        raise _Unsupported("non-finite quantization scale") from None
 
 
 def _check_int(key: str, value: Any) -> None:
@@ -368,7 +369,7 @@ class _Generator(Ops2Mixin):
     def act(self, op: OpInfo, out: TensorInfo) -> tuple[int, int]:
         scale, zp = self.q(out)
         try:
-            return quant.activation_range(op.options.get("fusedActivationFunction", "NONE"), scale, zp)
+            return fp.activation_range(op.options.get("fusedActivationFunction", "NONE"), scale, zp)
         except ValueError as exc:
             raise _Unsupported(str(exc)) from None
 
@@ -406,7 +407,7 @@ class _Generator(Ops2Mixin):
             raise _Unsupported(f"{len(w.quantization.scales)} weight scales for {channels} channels")
         if not all(math.isfinite(v) and v > 0 for v in scales):
             raise _Unsupported("quantization scales must be finite and positive")
-        mults, shifts = quant.conv_multipliers(self.q(x)[0], w.quantization.scales, self.q(out)[0], channels)
+        mults, shifts = fp.conv_multipliers(self.q(x)[0], w.quantization.scales, self.q(out)[0], channels)
         m = self.add_array("int32_t", f"tk_mult_{op.index}", mults)
         s = self.add_array("int8_t", f"tk_shift_{op.index}", shifts)
         return m, s
@@ -417,7 +418,7 @@ class _Generator(Ops2Mixin):
         """Per-channel (multiplier, 2^(e-1) + (out_zp << e), e) for tk_rq, or None when the fast
         requantization would not give TFLM's integers (a shift that is not to the right, or accumulators
         that may reach 2^30)."""
-        mults, shifts = quant.conv_multipliers(self.q(x)[0], w.quantization.scales, self.q(out)[0], channels)
+        mults, shifts = fp.conv_multipliers(self.q(x)[0], w.quantization.scales, self.q(out)[0], channels)
         return fast_rq_params(mults, shifts, self.q(out)[1], acc_bound)
 
     def add_struct_array(self, ctype: str, name: str, rows: list[tuple[int, ...]]) -> str:
@@ -623,12 +624,12 @@ class _Generator(Ops2Mixin):
         fields.update({"broadcast": int(broadcast), "out_shape": oshape, "stride1": strides[0],
                        "stride2": strides[1], "in1_offset": -za, "in2_offset": -zb, "out_offset": zo})
         if kind == "add":
-            p = quant.add_params(sa, sb, so)
+            p = fp.add_params(sa, sb, so)
             fields.update(p)
         elif kind in BINARY_PARAMS:  # ops2: SUB, SQUARED_DIFFERENCE, MAXIMUM, MINIMUM
             fields.update(BINARY_PARAMS[kind](sa, sb, so))
         else:
-            mult, shift = quant.quantize_multiplier(quant.f32(sa) * quant.f32(sb) / quant.f32(so))
+            mult, shift = fp.quantize_multiplier(fp.f32(sa) * fp.f32(sb) / fp.f32(so))
             fields.update({"left_shift": 0, "in1_mult": 0, "in2_mult": 0, "out_mult": mult, "in1_shift": 0,
                            "in2_shift": 0, "out_shift": shift})
         fields.update({"act_min": lo, "act_max": hi})
@@ -651,7 +652,7 @@ class _Generator(Ops2Mixin):
         """Lookup tables of the two rescaled inputs and the output tk_rq parameters of an ADD, or None."""
         luts = []
         for k in (1, 2):
-            luts.append([quant.mbqm((v + f[f"in{k}_offset"]) << f["left_shift"], f[f"in{k}_mult"], f[f"in{k}_shift"])
+            luts.append([fp.mbqm((v + f[f"in{k}_offset"]) << f["left_shift"], f[f"in{k}_mult"], f[f"in{k}_shift"])
                          for v in range(-128, 128)])
         bound = max(abs(a) for a in luts[0]) + max(abs(b) for b in luts[1])
         rq = fast_rq_params([f["out_mult"]], [f["out_shift"]], f["out_offset"], bound)
@@ -685,7 +686,7 @@ class _Generator(Ops2Mixin):
         self.require_dtype(out, "int8")
         if self.q(out) != (1.0 / 256, -128):
             raise _Unsupported("int8 output must have scale 1/256 and zero point -128")
-        mult, shift, diff_min = quant.softmax_params(op.options.get("beta", 1.0), self.q(x)[0])
+        mult, shift, diff_min = fp.softmax_params(op.options.get("beta", 1.0), self.q(x)[0])
         depth = max(x.shape[-1], 1) if x.shape else 1
         self.decls.append(_struct("tk_softmax_params", f"tk_p_{op.index}", {
             "rows": x.num_elements // depth, "depth": depth, "in_mult": mult, "in_left_shift": shift,
@@ -701,7 +702,7 @@ class _Generator(Ops2Mixin):
         self.require_dtype(out, "int8")
         if self.q(out)[1] != out_q[1]:
             raise _Unsupported(f"int8 output must have zero point {out_q[1]}")
-        mult, shift, radius = quant.sigmoid_params(self.q(x)[0])
+        mult, shift, radius = fp.sigmoid_params(self.q(x)[0])
         self.decls.append(_struct("tk_sigmoid_params", f"tk_p_{op.index}", {
             "n": x.num_elements, "in_zp": self.q(x)[1], "range_radius": radius, "in_mult": mult,
             "in_left_shift": shift,
@@ -726,7 +727,7 @@ class _Generator(Ops2Mixin):
             return "tk_quantize_f32_s8", 0, False
         self.require_dtype(x, "int8", "float32")
         si, zi = self.q(x)
-        mult, shift = quant.quantize_multiplier(quant.f32(si) / quant.f32(so))
+        mult, shift = fp.quantize_multiplier(fp.f32(si) / fp.f32(so))
         self.decls.append(_struct("tk_requant_params", f"tk_p_{op.index}", {
             "n": x.num_elements, "in_zp": zi, "out_zp": zo, "mult": mult, "shift": shift}))
         in_place = self.try_in_place(op, [ins[0]], out_i)
@@ -760,7 +761,7 @@ class _Generator(Ops2Mixin):
                 out_stride[d] = acc
                 acc *= shape6[d]
         (si, zi), (so, zo) = self.q(x), self.q(out)
-        mult, shift = quant.mean_multiplier(si, so, count)
+        mult, shift = fp.mean_multiplier(si, so, count)
         self.decls.append(_struct("tk_mean_params", f"tk_p_{op.index}", {
             "in_shape": shape6, "out_stride": out_stride, "out_n": out.num_elements, "count": count,
             "in_zp": zi, "out_zp": zo, "mult": mult, "shift": shift}))

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from tinykeras.aot import quant
+import tinykeras.aot.fixedpoint as fp
 from tinykeras.types import OpInfo
 
 OPS2 = (
@@ -46,17 +46,6 @@ UNSUPPORTED_WHY = {
 _F32 = np.float32
 
 
-def downscale_q15(mult: int) -> int:
-    """TFLite's ``DownScaleInt32ToInt16Multiplier``.
-
-    >>> downscale_q15(1 << 30)
-    16384
-    """
-    if mult >= 2**31 - 1 - (1 << 15):
-        return 32767
-    return (mult + (1 << 15)) >> 16
-
-
 def nearest_indices(in_size: int, out_size: int, align_corners: bool, half_pixel: bool) -> list[int]:
     """Input coordinate of every output coordinate, as TFLM's ``GetNearestNeighbor`` (float32 arithmetic).
 
@@ -71,7 +60,7 @@ def nearest_indices(in_size: int, out_size: int, align_corners: bool, half_pixel
     result = []
     for v in range(out_size):
         x = (_F32(v) + offset) * scale
-        idx = int(quant.tflite_round(float(x))) if align_corners else int(np.floor(x))
+        idx = int(fp.tflite_round(float(x))) if align_corners else int(np.floor(x))
         idx = min(idx, in_size - 1)
         if half_pixel:
             idx = max(0, idx)
@@ -79,113 +68,13 @@ def nearest_indices(in_size: int, out_size: int, align_corners: bool, half_pixel
     return result
 
 
-def sub_params(s1: float, s2: float, so: float) -> dict[str, int]:
-    """SUB int8 rescaling: as ADD, but TFLM's sub computes the multipliers in float32."""
-    twice = _F32(2) * max(_F32(s1), _F32(s2))
-    m1, sh1 = quant.quantize_multiplier(float(_F32(s1) / twice))
-    m2, sh2 = quant.quantize_multiplier(float(_F32(s2) / twice))
-    mo, sho = quant.quantize_multiplier(float(twice / (_F32(1 << 20) * _F32(so))))
-    return {"left_shift": 20, "in1_mult": m1, "in1_shift": sh1, "in2_mult": m2, "in2_shift": sh2,
-            "out_mult": mo, "out_shift": sho}
-
-
-def squared_difference_params(s1: float, s2: float, so: float) -> dict[str, int]:
-    """SQUARED_DIFFERENCE int8: inputs to a common scale (left shift 7), the squared difference to the output."""
-    twice = 2.0 * float(max(_F32(s1), _F32(s2)))
-    m1, sh1 = quant.quantize_multiplier(float(_F32(s1)) / twice)
-    m2, sh2 = quant.quantize_multiplier(float(_F32(s2)) / twice)
-    mo, sho = quant.quantize_multiplier(twice * twice / float(_F32(1 << 14) * _F32(so)))
-    return {"left_shift": 7, "in1_mult": m1, "in1_shift": sh1, "in2_mult": m2, "in2_shift": sh2,
-            "out_mult": mo, "out_shift": sho}
-
-
 def _no_params(s1: float, s2: float, so: float) -> dict[str, int]:
     return {"left_shift": 0, "in1_mult": 0, "in1_shift": 0, "in2_mult": 0, "in2_shift": 0, "out_mult": 0,
             "out_shift": 0}
 
 
-BINARY_PARAMS = {"sub": sub_params, "squared_difference": squared_difference_params, "maximum": _no_params,
+BINARY_PARAMS = {"sub": fp.sub_params, "squared_difference": fp.squared_difference_params, "maximum": _no_params,
                  "minimum": _no_params}
-
-
-# ---- integer arithmetic of TFLite (int32, gemmlowp), for tables computed at generation time ----------------
-def _i32(x: int) -> int:
-    x &= 0xFFFFFFFF
-    return x - (1 << 32) if x >= 1 << 31 else x
-
-
-def _srdhm(a: int, b: int) -> int:
-    if a == b == -(1 << 31):
-        return (1 << 31) - 1
-    ab = a * b
-    num = ab + ((1 << 30) if ab >= 0 else 1 - (1 << 30))
-    q = abs(num) >> 31
-    return q if num >= 0 else -q  # C division truncates toward zero
-
-
-def _rdivpot(x: int, exponent: int) -> int:
-    mask = (1 << exponent) - 1
-    threshold = (mask >> 1) + (1 if x < 0 else 0)
-    return (x >> exponent) + (1 if (x & mask) > threshold else 0)
-
-
-def _sat_shl(x: int, exponent: int) -> int:
-    threshold = (1 << (31 - exponent)) - 1
-    if x > threshold:
-        return (1 << 31) - 1
-    if x < -threshold:
-        return -(1 << 31)
-    return x << exponent
-
-
-def _mbqm(x: int, mult: int, shift: int) -> int:
-    return _rdivpot(_srdhm(_i32(x << max(shift, 0)), mult), max(-shift, 0))
-
-
-def inv_sqrt_multiplier(value: int) -> tuple[int, int]:
-    """TFLite's ``GetInvSqrtQuantizedMultiplierExp`` (reverse shift -1): Newton-Raphson in gemmlowp fixed point.
-
-    >>> inv_sqrt_multiplier(4)
-    (1073741828, 0)
-    """
-    if value <= 1:
-        return (1 << 31) - 1, 0
-    shift = 11
-    while value >= 1 << 29:
-        value //= 4
-        shift += 1
-    pairs = (32 - value.bit_length() - 1) // 2 - 1
-    shift -= pairs
-    value <<= 2 * pairs
-    half_input = _rdivpot(value >> 1, 1)
-    x = 1 << 28  # F3 one
-    for _ in range(5):
-        x3 = _sat_shl(_srdhm(_srdhm(x, x), x), 6)
-        x = _sat_shl(_i32(_srdhm((1 << 28) + (1 << 27), x) - _srdhm(half_input, x3)), 3)
-    x = _srdhm(x, 1518500250)
-    if shift < 0:
-        x, shift = _i32(x << -shift), 0
-    return x, -shift
-
-
-def rsqrt_table(in_scale: float, in_zp: int, out_scale: float, out_zp: int) -> list[int]:
-    """Output of TFLM's int8 RSQRT for every input byte (index = input + 128); negative inputs (which TFLM
-    rejects) give the same as zero.
-
-    >>> rsqrt_table(1.0, 0, 1.0, 0)[128 + 4]
-    1
-    """
-    mult, shift = quant.quantize_multiplier(1.0 / float(np.sqrt(_F32(in_scale)) * _F32(out_scale)))
-    table = []
-    for q in range(-128, 128):
-        value = q - in_zp
-        if value <= 0:
-            table.append(127)
-            continue
-        m, s = inv_sqrt_multiplier(value)
-        data = _mbqm(1, m, s + 20)
-        table.append(min(127, max(-128, _mbqm(data, mult, shift - 20) + out_zp)))
-    return table
 
 
 def _prod(values: Any) -> int:
@@ -219,7 +108,7 @@ class Ops2Mixin:
         g: Any = self
         x, out = self._unary_s8(ins, out_i)
         (si, zi), (so, zo) = g.q(x), g.q(out)
-        table = g.add_array("int8_t", f"tk_lut_{op.index}", rsqrt_table(si, zi, so, zo))
+        table = g.add_array("int8_t", f"tk_lut_{op.index}", fp.rsqrt_table(si, zi, so, zo))
         in_place = g.try_in_place(op, [ins[0]], out_i)
         g.calls.append(f"  tk_lut_s8({x.num_elements}, {table}, {g.ref(ins[0])}, {g.ref(out_i)});")
         return "tk_lut_s8", 0, in_place
@@ -229,8 +118,8 @@ class Ops2Mixin:
         x, out = self._unary_s8(ins, out_i)
         (si, zi), (so, zo) = g.q(x), g.q(out)
         alpha = _F32(op.options.get("alpha", 0.2))
-        m_alpha, s_alpha = quant.quantize_multiplier(float(_F32(si) * alpha / _F32(so)))
-        m_id, s_id = quant.quantize_multiplier(float(_F32(si) / _F32(so)))
+        m_alpha, s_alpha = fp.quantize_multiplier(float(_F32(si) * alpha / _F32(so)))
+        m_id, s_id = fp.quantize_multiplier(float(_F32(si) / _F32(so)))
         g.decls.append(_g._struct("tk_leaky_params", f"tk_p_{op.index}", {
             "n": x.num_elements, "in_zp": zi, "out_zp": zo, "mult_identity": m_id, "mult_alpha": m_alpha,
             "shift_identity": s_id, "shift_alpha": s_alpha}))
@@ -243,13 +132,13 @@ class Ops2Mixin:
         x, out = self._unary_s8(ins, out_i)
         (si, zi), (so, zo) = g.q(x), g.q(out)
         hires = _F32(1.0 / 128.0) * _F32(si)
-        out_m, out_e = quant.quantize_multiplier(float(hires / _F32(so)))
+        out_m, out_e = fp.quantize_multiplier(float(hires / _F32(so)))
         if out_e > 0:
             raise _g._Unsupported("output scale too small for the int8 hard-swish")
-        rel_m, rel_e = quant.quantize_multiplier(float(hires / (_F32(3.0) / _F32(32768.0))))
+        rel_m, rel_e = fp.quantize_multiplier(float(hires / (_F32(3.0) / _F32(32768.0))))
         g.decls.append(_g._struct("tk_hswish_params", f"tk_p_{op.index}", {
-            "n": x.num_elements, "in_zp": zi, "out_zp": zo, "out_mult": downscale_q15(out_m),
-            "reluish_mult": downscale_q15(rel_m), "out_exp": out_e, "reluish_exp": rel_e}))
+            "n": x.num_elements, "in_zp": zi, "out_zp": zo, "out_mult": fp.downscale_q15(out_m),
+            "reluish_mult": fp.downscale_q15(rel_m), "out_exp": out_e, "reluish_exp": rel_e}))
         in_place = g.try_in_place(op, [ins[0]], out_i)
         g.calls.append(f"  tk_hard_swish_s8(&tk_p_{op.index}, {g.ref(ins[0])}, {g.ref(out_i)});")
         return "tk_hard_swish_s8", 0, in_place
@@ -258,7 +147,7 @@ class Ops2Mixin:
         g: Any = self
         x, out = self._unary_s8(ins, out_i)
         (si, zi), (so, zo) = g.q(x), g.q(out)
-        mult, shift = quant.quantize_multiplier(float(_F32(si) / _F32(so)))
+        mult, shift = fp.quantize_multiplier(float(_F32(si) / _F32(so)))
         g.decls.append(_g._struct("tk_relu_params", f"tk_p_{op.index}", {
             "n": x.num_elements, "in_zp": zi, "out_zp": zo, "mult": mult, "shift": shift,
             "act_min": max(-128, zo), "act_max": 127}))
@@ -270,7 +159,7 @@ class Ops2Mixin:
         g: Any = self
         x, _ = self._unary_s8(ins, out_i)
         si, zi = g.q(x)
-        six = min(127, max(-128, zi + int(quant.tflite_round(float(_F32(6.0) / _F32(si))))))  # FloatToQuantizedType
+        six = min(127, max(-128, zi + int(fp.tflite_round(float(_F32(6.0) / _F32(si))))))  # FloatToQuantizedType
         in_place = g.try_in_place(op, [ins[0]], out_i)
         g.calls.append(f"  tk_clamp_s8({x.num_elements}, {zi}, {six}, {g.ref(ins[0])}, {g.ref(out_i)});")
         return "tk_clamp_s8", 0, in_place
@@ -524,7 +413,7 @@ class Ops2Mixin:
             l_ext, r_ext = l_ext * l5[d], r_ext * r5[d]
         if int(np.prod(batch)) * rows * cols != out.num_elements:
             raise _g._Unsupported("output size does not match")
-        mult, shift = quant.quantize_multiplier(float(_F32(sl) * _F32(sr)) / float(_F32(so)))
+        mult, shift = fp.quantize_multiplier(float(_F32(sl) * _F32(sr)) / float(_F32(so)))
         g.decls.append(_g._struct("tk_bmm_params", f"tk_p_{op.index}", {
             "batch": batch, "lhs_batch": lb, "rhs_batch": rb, "rows": rows, "cols": cols, "depth": depth,
             "lhs_si": 1 if adj_x else depth, "lhs_sk": rows if adj_x else 1,

@@ -58,7 +58,7 @@ def bench(ctx: click.Context, port: str, baud: int, runs: int | None, timeout: f
     """
     if ctx.invoked_subcommand is not None:
         return
-    from tinykeras import bench as reader
+    import tinykeras.device as reader
     from tinykeras.report import bench_paths, bench_summary, bench_table, write_bench
 
     if dataset is not None:
@@ -97,8 +97,8 @@ def bench(ctx: click.Context, port: str, baud: int, runs: int | None, timeout: f
 def _run_dataset(port: str, baud: int, timeout: float, protocol: str, dataset: Path, input_path: Path | None,
                  replay: Path | None, out_json: Path, as_json: bool) -> None:
     """``--dataset``: the runner's accuracy mode without the runner; writes OUT (JSON) and OUT.log."""
+    from tinykeras.device.mlperf import collect_mlperf_dataset
     from tinykeras.fsutil import write_text_atomic
-    from tinykeras.mlperf import collect_mlperf_dataset
     from tinykeras.mlperf_data import LABELS
 
     if protocol != "mlperf" or input_path is not None or replay is not None:
@@ -129,7 +129,7 @@ def _collect_live(port: str, baud: int, runs: int | None, timeout: float, log: P
     """Read with a live progress line on stderr (runs received so far)."""
     import sys
 
-    from tinykeras import bench as reader
+    import tinykeras.device as reader
 
     if not sys.stderr.isatty():
         return reader.collect(port, baud=baud, runs=runs, timeout=timeout, raw_log=log, macs=macs)
@@ -152,7 +152,7 @@ def _collect_live(port: str, baud: int, runs: int | None, timeout: float, log: P
 
 
 def _replay(path: Path, protocol: str, runs: int | None, macs: int | None) -> Any:
-    from tinykeras import bench as reader
+    import tinykeras.device as reader
 
     if protocol == "tk":
         return reader.replay(path, runs=runs, macs=macs)

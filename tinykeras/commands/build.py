@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from tinykeras.commands.params import force_option
+from tinykeras.commands.report import html_option, require_html_model, write_html
 
 
 @click.command()
@@ -80,12 +81,13 @@ def boards(as_json: bool) -> None:
               help="The MLPerf Tiny benchmark the model is for (its input/output conventions and `m-model-[...]`); "
                    "default: recognised by content for the published reference models.")
 @click.option("--json", "as_json", is_flag=True, help="Print the build result as JSON.")
+@html_option("the model, this build (fit, library) and, with --run, its benchmark")
 @force_option
 def build(board: str, model: Path | None, recipe: str, runtime: str | None, kernels: str | None,
           tflm_dir: Path | None, runs: int, warmup: int,
           out: Path | None, rep_data: Path | None, do_compile: bool, upload: bool, port: str | None,
           monitor: bool, do_run: bool, name: str | None, custom_objects: str | None, mlperf: bool,
-          mlperf_model: str | None, as_json: bool) -> None:
+          mlperf_model: str | None, as_json: bool, html_page: Path | None) -> None:
     """Render a firmware project for BOARD that benchmarks the model over serial.
 
     Checks that the model is int8, that the runtime has its ops and that it fits the board's flash and RAM
@@ -100,7 +102,7 @@ def build(board: str, model: Path | None, recipe: str, runtime: str | None, kern
       tinykeras build --board qemu_m4 --runtime tflm --kernels cmsis-nn --tflm-dir ~/tflite-micro --run
       tinykeras build --board qemu_m4 --model kws_standin.tflite --mlperf --mlperf-model kws01 --compile
     """
-    from tinykeras.pipeline import BuildOptions
+    from tinykeras.pipeline import BuildOptions, resolve_model
     from tinykeras.pipeline import build as run_build
 
     if mlperf:
@@ -111,7 +113,7 @@ def build(board: str, model: Path | None, recipe: str, runtime: str | None, kern
 
             raise DataError(f"--mlperf builds firmware without a boot benchmark: drop --runs {runs} or --mlperf")
         runs = 0
-
+    require_html_model(model, html_page)
     options = BuildOptions(board=board, model=model, recipe=recipe, runtime=runtime, kernels=kernels,
                            tflm_dir=tflm_dir, runs=runs, warmup=warmup,
                            out=out, rep_data=rep_data, compile=do_compile, upload=upload, port=port,
@@ -122,6 +124,8 @@ def build(board: str, model: Path | None, recipe: str, runtime: str | None, kern
         click.echo(json.dumps(result.to_json(), indent=2))
     else:
         _print(result, do_compile, upload, do_run)
+    if html_page is not None:
+        write_html(resolve_model(options), html_page, [result.project_dir])
     if result.bench is not None and not result.bench.get("complete"):
         from tinykeras.errors import IncompleteRunError
 

@@ -41,7 +41,8 @@ def inspect(model: Path, as_json: bool, check: bool, board: str | None, library_
       tinykeras inspect out/model.tflite --check --board nano33ble  # ... on the library that board pins?
     """
     from tinykeras.inspect import load_model_info, summary
-    from tinykeras.libraries import check_model, load_library, reference_library, require_model_supported
+    from tinykeras.libraries import load_library, reference_library
+    from tinykeras.runtime.support import check_model, require_model_supported, support_summary
 
     if board and library_id:
         raise click.UsageError("give --board or --library, not both")
@@ -56,6 +57,7 @@ def inspect(model: Path, as_json: bool, check: bool, board: str | None, library_
         require_model_supported(model_info, lib)
     problems = check_model(model_info, lib)
     info = summary(model_info)
+    info["libraries"] = support_summary(model_info)
     info["checked_library"] = {"id": lib.id, "label": lib.label, "board": board,
                                "problems": [p.to_json() for p in problems]}
     if as_json:

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from tinykeras.c_literals import c_float_9g
 from tinykeras.errors import DataError
 
 MEL_BREAK_HZ = 700.0
@@ -136,15 +137,8 @@ def numpy_features(audio: np.ndarray, p: AudioFeatures) -> np.ndarray:
 
 # ---------------------------------------------------------------- settings -> C
 
-def _c_float(v: float) -> str:
-    text = f"{float(v):.9g}"
-    if "e" not in text and "." not in text and "inf" not in text and "nan" not in text:
-        text += ".0"
-    return text + "f"
-
-
 def _c_array(ctype: str, name: str, values: Any, per_line: int = 8, fmt: Any = None) -> str:
-    fmt = fmt or (_c_float if "float" in ctype else (lambda v: str(int(v))))
+    fmt = fmt or (c_float_9g if "float" in ctype else (lambda v: str(int(v))))
     items = [fmt(v) for v in np.asarray(values).ravel()]
     lines = [", ".join(items[i:i + per_line]) for i in range(0, len(items), per_line)] or ["0"]
     body = ",\n  ".join(lines)
@@ -168,9 +162,9 @@ def feature_defines(settings: dict[str, Any]) -> dict[str, str]:
             "TK_FE_NUM_FRAMES": str(p.num_frames),
             "TK_FE_NUM_MEL_BINS": str(p.num_mel_bins),
             "TK_FE_NUM_COEFFS": str(p.num_coeffs),
-            "TK_FE_LOWER_HZ": _c_float(p.lower_hz),
-            "TK_FE_UPPER_HZ": _c_float(p.upper_hz),
-            "TK_FE_LOG_OFFSET": _c_float(p.log_offset),
+            "TK_FE_LOWER_HZ": c_float_9g(p.lower_hz),
+            "TK_FE_UPPER_HZ": c_float_9g(p.upper_hz),
+            "TK_FE_LOG_OFFSET": c_float_9g(p.log_offset),
         })
         if fe.get("context_frames"):
             out["TK_FE_CONTEXT_FRAMES"] = str(int(fe["context_frames"]))

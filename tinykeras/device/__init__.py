@@ -2,9 +2,9 @@
 
 The reader lives in three modules, with this one re-exporting them for callers and scripts:
 
-- :mod:`tinykeras.bench_protocol`: the ``@tk`` protocol, pure (byte chunks in, events and a BenchReport out);
-- :mod:`tinykeras.bench_source`: where bytes come from (pyserial ports, sockets, replay files);
-- :mod:`tinykeras.mlperf`: the MLPerf Tiny DUT driver and its reply parser.
+- :mod:`tinykeras.device.protocol`: the ``@tk`` protocol, pure (byte chunks in, events and a BenchReport out);
+- :mod:`tinykeras.device.port`: where bytes come from (pyserial ports, sockets, replay files);
+- :mod:`tinykeras.device.mlperf`: the MLPerf Tiny DUT driver and its reply parser.
 
 How results are written is :mod:`tinykeras.report`. Never imports TensorFlow.
 
@@ -16,7 +16,9 @@ saying why.
 
 from __future__ import annotations
 
-from tinykeras.bench_protocol import (
+from tinykeras.device.mlperf import MLPERF_CHUNK, MlperfParser, collect_mlperf, parse_mlperf_chunks
+from tinykeras.device.port import KNOWN_USB_IDS, PortReader, auto_port, collect, open_port, replay
+from tinykeras.device.protocol import (
     COUNTERS,
     MARKER,
     MAX_LINE,
@@ -32,8 +34,6 @@ from tinykeras.bench_protocol import (
     parse_chunks,
     stats,
 )
-from tinykeras.bench_source import KNOWN_USB_IDS, PortReader, auto_port, collect, open_port, replay
-from tinykeras.mlperf import MLPERF_CHUNK, MlperfParser, collect_mlperf, parse_mlperf_chunks
 
 __all__ = [
     "COUNTERS", "KNOWN_USB_IDS", "MARKER", "MAX_LINE", "MAX_RUNS", "MLPERF_CHUNK", "PROTOCOL_VERSION", "STATUS_TEXT",

@@ -1,7 +1,10 @@
-"""Quantization parameters computed the way TFLite-Micro's Prepare() computes them (no TensorFlow).
+"""The aot runtime's fixed-point math, in one place: TFLite-Micro's Prepare() (multipliers, shifts, ranges,
+lookup tables) and the gemmlowp int32 arithmetic those need. No TensorFlow.
 
 Scales in a .tflite file are float32; TFLM promotes them to double where its sources use double and
-keeps float32 where they use float, and so does this module, so the integers match bit for bit.
+keeps float32 where they use float, and so does this module, so the integers match bit for bit (the C
+side of the same arithmetic is ``firmware_templates/runtime/aot/tk_fixedpoint.h``). The doctests run in
+tests/test_c_literals.py.
 """
 
 from __future__ import annotations
@@ -123,20 +126,30 @@ def mean_multiplier(input_scale: float, output_scale: float, count: int) -> tupl
     s = min(s, 32)
     s = min(s, 31 + shift)
     mult = int((mult << s) // count) if mult >= 0 else -int(((-mult) << s) // count)
-    return _int32(mult), shift - s
+    return wrap_int32(mult), shift - s
 
 
 def _clz64(x: int) -> int:
     return 64 - x.bit_length()
 
 
-def _int32(x: int) -> int:
+# ---- gemmlowp / TFLite int32 arithmetic (C semantics: two's complement wrap, division toward zero) -------
+def wrap_int32(x: int) -> int:
+    """``x`` as a C int32 after overflow (two's complement).
+
+    >>> wrap_int32(2**31), wrap_int32(-1)
+    (-2147483648, -1)
+    """
     x &= 0xFFFFFFFF
     return x - (1 << 32) if x >= (1 << 31) else x
 
 
 def srdhm(a: int, b: int) -> int:
-    """gemmlowp SaturatingRoundingDoublingHighMul on int32 values."""
+    """gemmlowp SaturatingRoundingDoublingHighMul on int32 values.
+
+    >>> srdhm(1 << 30, 1 << 30), srdhm(-(2**31), -(2**31))
+    (536870912, 2147483647)
+    """
     if a == b == -(2**31):
         return 2**31 - 1
     ab = a * b
@@ -145,7 +158,11 @@ def srdhm(a: int, b: int) -> int:
 
 
 def rdivpot(x: int, exponent: int) -> int:
-    """gemmlowp RoundingDivideByPOT."""
+    """gemmlowp RoundingDivideByPOT: x / 2^exponent, rounded half away from zero.
+
+    >>> rdivpot(5, 1), rdivpot(-5, 1)
+    (3, -3)
+    """
     mask = (1 << exponent) - 1
     remainder = x & mask
     threshold = (mask >> 1) + (1 if x < 0 else 0)
@@ -159,4 +176,96 @@ def mbqm(x: int, multiplier: int, shift: int) -> int:
     250
     """
     left, right = max(shift, 0), max(-shift, 0)
-    return rdivpot(srdhm(_int32(x << left), multiplier), right)
+    return rdivpot(srdhm(wrap_int32(x << left), multiplier), right)
+
+
+def sat_shl(x: int, exponent: int) -> int:
+    """gemmlowp SaturatingShiftLeft (``ShiftLeft`` of a saturating fixed-point value).
+
+    >>> sat_shl(3, 2), sat_shl(2**30, 2)
+    (12, 2147483647)
+    """
+    threshold = (1 << (31 - exponent)) - 1
+    if x > threshold:
+        return (1 << 31) - 1
+    if x < -threshold:
+        return -(1 << 31)
+    return x << exponent
+
+
+# ---- parameters of the second set of ops (tk_ops2.c) --------------------------------------------------
+def downscale_q15(mult: int) -> int:
+    """TFLite's ``DownScaleInt32ToInt16Multiplier``.
+
+    >>> downscale_q15(1 << 30)
+    16384
+    """
+    if mult >= 2**31 - 1 - (1 << 15):
+        return 32767
+    return (mult + (1 << 15)) >> 16
+
+
+def sub_params(s1: float, s2: float, so: float) -> dict[str, int]:
+    """SUB int8 rescaling: as ADD, but TFLM's sub computes the multipliers in float32."""
+    twice = np.float32(2) * max(np.float32(s1), np.float32(s2))
+    m1, sh1 = quantize_multiplier(float(np.float32(s1) / twice))
+    m2, sh2 = quantize_multiplier(float(np.float32(s2) / twice))
+    mo, sho = quantize_multiplier(float(twice / (np.float32(1 << 20) * np.float32(so))))
+    return {"left_shift": 20, "in1_mult": m1, "in1_shift": sh1, "in2_mult": m2, "in2_shift": sh2,
+            "out_mult": mo, "out_shift": sho}
+
+
+def squared_difference_params(s1: float, s2: float, so: float) -> dict[str, int]:
+    """SQUARED_DIFFERENCE int8: inputs to a common scale (left shift 7), the squared difference to the output."""
+    twice = 2.0 * float(max(np.float32(s1), np.float32(s2)))
+    m1, sh1 = quantize_multiplier(float(np.float32(s1)) / twice)
+    m2, sh2 = quantize_multiplier(float(np.float32(s2)) / twice)
+    mo, sho = quantize_multiplier(twice * twice / float(np.float32(1 << 14) * np.float32(so)))
+    return {"left_shift": 7, "in1_mult": m1, "in1_shift": sh1, "in2_mult": m2, "in2_shift": sh2,
+            "out_mult": mo, "out_shift": sho}
+
+
+def inv_sqrt_multiplier(value: int) -> tuple[int, int]:
+    """TFLite's ``GetInvSqrtQuantizedMultiplierExp`` (reverse shift -1): Newton-Raphson in gemmlowp fixed point.
+
+    >>> inv_sqrt_multiplier(4)
+    (1073741828, 0)
+    """
+    if value <= 1:
+        return (1 << 31) - 1, 0
+    shift = 11
+    while value >= 1 << 29:
+        value //= 4
+        shift += 1
+    pairs = (32 - value.bit_length() - 1) // 2 - 1
+    shift -= pairs
+    value <<= 2 * pairs
+    half_input = rdivpot(value >> 1, 1)
+    x = 1 << 28  # F3 one
+    for _ in range(5):
+        x3 = sat_shl(srdhm(srdhm(x, x), x), 6)
+        x = sat_shl(wrap_int32(srdhm((1 << 28) + (1 << 27), x) - srdhm(half_input, x3)), 3)
+    x = srdhm(x, 1518500250)
+    if shift < 0:
+        x, shift = wrap_int32(x << -shift), 0
+    return x, -shift
+
+
+def rsqrt_table(in_scale: float, in_zp: int, out_scale: float, out_zp: int) -> list[int]:
+    """Output of TFLM's int8 RSQRT for every input byte (index = input + 128); negative inputs (which TFLM
+    rejects) give the same as zero.
+
+    >>> rsqrt_table(1.0, 0, 1.0, 0)[128 + 4]
+    1
+    """
+    mult, shift = quantize_multiplier(1.0 / float(np.sqrt(np.float32(in_scale)) * np.float32(out_scale)))
+    table = []
+    for q in range(-128, 128):
+        value = q - in_zp
+        if value <= 0:
+            table.append(127)
+            continue
+        m, s = inv_sqrt_multiplier(value)
+        data = mbqm(1, m, s + 20)
+        table.append(min(127, max(-128, mbqm(data, mult, shift - 20) + out_zp)))
+    return table

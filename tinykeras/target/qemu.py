@@ -1,6 +1,6 @@
 """The emulated board (``qemu_m4``): render a Makefile project, build it with arm-none-eabi-gcc and
 newlib-nano, run it in ``qemu-system-arm -M mps2-an386 -icount shift=0`` and read the benchmark over a
-local TCP port with :func:`tinykeras.bench.collect`. No TensorFlow.
+local TCP port with :func:`tinykeras.device.collect`. No TensorFlow.
 
 Under ``-icount shift=0`` every guest instruction takes 1 ns of guest time, so the firmware's timer
 measures instructions: deterministic, and labelled as such. A time on real hardware is only an estimate
@@ -26,6 +26,7 @@ import jinja2
 
 from tinykeras import mlperf_models
 from tinykeras.boards import Board
+from tinykeras.c_literals import c_float, c_string
 from tinykeras.cgen import banner
 from tinykeras.errors import BoardError, ModelError, SerialError, ToolchainError
 from tinykeras.resources import templates_dir
@@ -105,30 +106,6 @@ def mlperf_results(values: Any, scale: float, zero_point: int) -> str:
 # ------------------------------------------------------------------------------------------ render
 
 
-def _c_string(value: str) -> str:
-    r"""A C string literal (ASCII; other characters as octal escapes).
-
-    >>> _c_string('a"b\\c')
-    '"a\\"b\\\\c"'
-    """
-    out = []
-    for ch in str(value):
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif 32 <= ord(ch) < 127:
-            out.append(ch)
-        else:
-            out.extend(f"\\{b:03o}" for b in ch.encode("utf-8"))
-    return '"' + "".join(out) + '"'
-
-
-def _c_float(value: float) -> str:
-    text = repr(float(value))
-    if "e" not in text and "." not in text:
-        text += ".0"
-    return text + "f"
-
-
 def _banner(source: str, sha256: str, style: str) -> str:
     text = banner(source, sha256, "//").rstrip("\n")
     if style == "#":
@@ -147,7 +124,7 @@ def render_project(board: Board, model: bytes, info: ModelInfo, out_dir: Path, *
     ``src/`` (the benchmark, the QEMU port, a rendered ``main.c`` and the runtime's files, e.g.
     ``tinykeras.aot.generate(...).files``), plus the feature front end (``frontend_files``, from
     ``tinykeras.recipes.frontend.frontend_sources``; compiled, not called by the benchmark).
-    The tflm runtime (``tinykeras.runtimes.tflm_sources``) adds ``library`` and ``library_files``, copied
+    The tflm runtime (``tinykeras.runtime.tflm.tflm_sources``) adds ``library`` and ``library_files``, copied
     into ``tflm/`` and compiled with the library's flags. ``mlperf_model`` is the MLPerf Tiny id the command
     loop announces (default: recognised by content, see tinykeras.mlperf_models). Same inputs -> byte-identical
     files."""
@@ -162,7 +139,7 @@ def render_project(board: Board, model: bytes, info: ModelInfo, out_dir: Path, *
     settings = qemu_settings(board)
     source = Path(info.path).name if info.path else f"{name}.tflite"
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
-    env.filters["cstr"] = _c_string
+    env.filters["cstr"] = c_string
     bench_dir = templates_dir() / "runtime" / "bench"
     port_dir = templates_dir() / "baremetal" / "qemu"
 
@@ -187,11 +164,11 @@ def render_project(board: Board, model: bytes, info: ModelInfo, out_dir: Path, *
     mlperf = mlperf_models.firmware_values(model, info, mlperf_model, mlperf_models.dut_name(
         board.name, True, f"QEMU {settings['machine']}"))
     context = {
-        **mlperf, "mlperf_model": mlperf["mlperf"].id or name, "input_scale": _c_float(mlperf["input_scale_value"]),
+        **mlperf, "mlperf_model": mlperf["mlperf"].id or name, "input_scale": c_float(mlperf["input_scale_value"]),
         "banner": _banner(source, info.sha256, "//"), "board": board.name, "runtime": runtime, "name": name,
         "sha256_prefix": info.sha256[:16], "model_bytes": len(model), "arena_bytes": int(arena_bytes),
         "cpu_hz": board.mcu.clock_hz, "timer": board.timer.api, "runs": int(runs), "warmup": int(warmup),
-        "macs": info.macs, "output_scale": _c_float(out_q.scale if out_q else 1.0),
+        "macs": info.macs, "output_scale": c_float(out_q.scale if out_q else 1.0),
         "output_zero_point": int(out_q.zero_point if out_q else 0),
     }
     files["src/main.c"] = env.from_string((port_dir / "main.c.j2").read_text()).render(context)
@@ -218,7 +195,7 @@ def _library_make_vars(library: Any, kernels: str | None, settings: dict[str, An
     """Makefile variables of a TFLM library build (empty for the aot runtime)."""
     if library is None:
         return {"library": None}
-    from tinykeras import tflm_tree
+    from tinykeras.runtime import tflm_tree
 
     arch = [f for f in settings["cflags"] if not f.startswith("-O")]
     return {
@@ -402,12 +379,12 @@ def _kill(proc: subprocess.Popen) -> None:
 
 def run_benchmark(elf: Path, board: Board, *, runs: int, timeout: float = 60.0,
                   raw_log: Path | None = None) -> Any:
-    """Run the benchmark firmware in QEMU and read ``runs`` run records: a :class:`tinykeras.bench.BenchReport`.
+    """Run the benchmark firmware in QEMU and read ``runs`` run records: a :class:`tinykeras.device.BenchReport`.
 
     ``timeout``: seconds without a record before giving up. Firmware that prints nothing raises
     SerialError; QEMU is always killed. An incomplete session is returned as such (``report.complete``).
     """
-    from tinykeras.bench import collect
+    from tinykeras.device import collect
 
     with qemu_session(elf, board) as url:
         report = collect(url, baud=board.baud, runs=runs, timeout=timeout, raw_log=raw_log)
@@ -454,19 +431,13 @@ def measure(model: bytes, info: ModelInfo, work_dir: Path, *, name: str = "model
     """
     from tinykeras import cgen
     from tinykeras.boards import load_board
-    from tinykeras.runtimes import aot_sources, tflm_sources
+    from tinykeras.runtime import runtime_module
 
     board = board or load_board("qemu_m4")
-    if runtime == "tflm":
-        from tinykeras.arena import plan_arena
-
-        library = board.tflm.lib
-        arena = plan_arena(model, info)
-        sources = tflm_sources(model, info, library, arena, lambda c: cgen.banner(f"{name}.tflite", info.sha256, c),
-                               source_name=f"{name}.tflite", kernels=kernels or board.tflm.kernels,
-                               tflm_dir=tflm_dir)
-    else:
-        sources = aot_sources(model, info, name)
+    module = runtime_module(runtime)
+    planned = module.plan(model, info, board, name=name, kernels=kernels)
+    sources = module.sources(planned, model, info, source_name=f"{name}.tflite", tflm_dir=tflm_dir,
+                             banner=lambda c: cgen.banner(f"{name}.tflite", info.sha256, c))
     project = Path(work_dir)
     render_project(board, model, info, project, runtime_files=sources.files, runs=runs, warmup=warmup, name=name,
                    arena_bytes=sources.arena.planned_bytes, runtime=sources.name, library=sources.library,

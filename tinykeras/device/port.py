@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from tinykeras.bench_protocol import BenchReport, Event, ProtocolParser, SessionBuilder, parse_chunks
+from tinykeras.device.protocol import BenchReport, Event, ProtocolParser, SessionBuilder, parse_chunks
 from tinykeras.errors import SerialError
 
 

@@ -10,8 +10,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from tinykeras.bench_protocol import MAX_COUNT, MAX_RUNS, MAX_TEXT, BenchReport, ProtocolParser, Run, _num
-from tinykeras.bench_source import PortReader, RawLog, _open_log, open_port, read_some
+from tinykeras.device.port import PortReader, RawLog, _open_log, open_port, read_some
+from tinykeras.device.protocol import MAX_COUNT, MAX_RUNS, MAX_TEXT, BenchReport, ProtocolParser, Run, _num
 
 # -------------------------------------------------------------------------------------- MLPerf Tiny
 

@@ -31,12 +31,13 @@ from typing import Any
 
 import jinja2
 
-from tinykeras import cgen, mlperf_models, tflm_tree
+from tinykeras import cgen, mlperf_models
 from tinykeras.arena import ArenaPlan
 from tinykeras.boards import Board
 from tinykeras.errors import BoardError
 from tinykeras.resources import templates_dir
-from tinykeras.runtimes import RuntimeSources
+from tinykeras.runtime import tflm_tree
+from tinykeras.runtime.base import RuntimeSources
 from tinykeras.types import ModelInfo
 
 # Protocol names of the timers (docs/protocol.md) by board timer API.
@@ -51,7 +52,7 @@ class RenderRequest:
     """Everything a project is rendered from. Same request -> byte-identical files."""
 
     board: Board
-    runtime: RuntimeSources           # tinykeras.runtimes.tflm_sources / aot_sources
+    runtime: RuntimeSources           # tinykeras.runtime.tflm.tflm_sources / aot_sources
     model: bytes
     info: ModelInfo
     model_name: str                   # C-friendly name printed in the hello record
