@@ -37,6 +37,8 @@ class Conversion:
     comparison: dict[str, Any] = field(default_factory=dict)
     input_names: list[str] = field(default_factory=list)
     output_names: list[str] = field(default_factory=list)
+    # per input: the normalisation moved out of the graph (tinykeras.input_norm), applied before quantizing
+    input_norm: list[dict[str, Any] | None] = field(default_factory=list)
 
 
 def random_representative(shape: tuple[int | None, ...] | list[InputSpec], samples: int = RANDOM_REP_SAMPLES,
@@ -217,9 +219,12 @@ def concrete_shapes(model: LoadedModel, xs: list[np.ndarray] | None) -> list[tup
     return shapes
 
 
-def export_saved_model(model: LoadedModel, shapes: list[tuple[int, ...]], directory: Path) -> list[str]:
+def export_saved_model(model: LoadedModel, shapes: list[tuple[int, ...]], directory: Path,
+                       identity: tuple[str, ...] = ()) -> list[str]:
     """Write a SavedModel with one batch-1 signature: inputs keyed by Keras input names, outputs by Keras
-    output names (in the model's order). Returns the output names."""
+    output names (in the model's order). Returns the output names. ``identity``: names of layers exported
+    as the identity (an input normalisation moved out of the graph, ``tinykeras.input_norm``)."""
+    from tinykeras.input_norm import identity as as_identity
     tf = import_tf()
     specs = [tf.TensorSpec(shape, tf.int32 if spec.is_integer else tf.float32, name=spec.name)
              for spec, shape in zip(model.inputs, shapes, strict=True)]
@@ -241,10 +246,11 @@ def export_saved_model(model: LoadedModel, shapes: list[tuple[int, ...]], direct
         def call3(*args: Any) -> dict[str, Any]:
             return outputs(target(list(args) if len(args) > 1 else args[0], training=False))
 
-        archive = keras3.export.ExportArchive()
-        archive.track(target)
-        archive.add_endpoint("serving_default", call3, input_signature=specs)
-        archive.write_out(str(directory), verbose=False)
+        with as_identity([layer for layer in _all_layers(target) if layer.name in identity]):
+            archive = keras3.export.ExportArchive()
+            archive.track(target)
+            archive.add_endpoint("serving_default", call3, input_signature=specs)
+            archive.write_out(str(directory), verbose=False)
         return names
     if model.keras_model is not None:
         target = _micro_friendly(model.keras_model, model.inputs, shapes, keras3=False)
@@ -252,8 +258,9 @@ def export_saved_model(model: LoadedModel, shapes: list[tuple[int, ...]], direct
         def call2(*args: Any) -> dict[str, Any]:
             return outputs(target(list(args) if len(args) > 1 else args[0], training=False))
 
-        concrete = tf.function(call2).get_concrete_function(*specs)
-        tf.saved_model.save(target, str(directory), signatures=concrete)
+        with as_identity([layer for layer in _all_layers(target) if layer.name in identity]):
+            concrete = tf.function(call2).get_concrete_function(*specs)
+            tf.saved_model.save(target, str(directory), signatures=concrete)
         return names
     if model.signature is not None and model.loaded_object is not None:
         fn = model.signature
@@ -269,9 +276,10 @@ def export_saved_model(model: LoadedModel, shapes: list[tuple[int, ...]], direct
     raise ModelError(f"{model.path}: nothing to convert (no Keras model and no SavedModel signature)")
 
 
-def _converter(model: LoadedModel, shapes: list[tuple[int, ...]], work: Path) -> tuple[Any, list[str]]:
+def _converter(model: LoadedModel, shapes: list[tuple[int, ...]], work: Path,
+               identity: tuple[str, ...] = ()) -> tuple[Any, list[str]]:
     tf = import_tf()
-    names = export_saved_model(model, shapes, work / "saved_model")
+    names = export_saved_model(model, shapes, work / "saved_model", identity)
     return tf.lite.TFLiteConverter.from_saved_model(str(work / "saved_model")), names
 
 
@@ -282,12 +290,14 @@ def _layer_index(model: LoadedModel) -> dict[str, str]:
     return {layer.name: type(layer).__name__ for layer in _all_layers(target)}
 
 
-def convert(model: LoadedModel, kind: str = "int8", rep_data: Any = None, per_tensor_dense: bool = False) -> Conversion:
+def convert(model: LoadedModel, kind: str = "int8", rep_data: Any = None, per_tensor_dense: bool = False,
+            identity: tuple[str, ...] = ()) -> Conversion:
     """Convert ``model`` to a .tflite of ``kind`` (int8, float32 or dynamic). int8 needs ``rep_data``
     (an array for one input; a list in input order or a dict keyed by input name for several).
 
     ``per_tensor_dense``: one weight scale per FULLY_CONNECTED layer instead of one per output channel, for
-    TFLM libraries without per-channel FULLY_CONNECTED (``[[gaps]]`` in libraries/*.toml)."""
+    TFLM libraries without per-channel FULLY_CONNECTED (``[[gaps]]`` in libraries/*.toml). ``identity``:
+    layers converted as the identity (their normalisation is applied outside; ``rep_data`` already has it)."""
     if kind not in KINDS:
         raise ModelError(f"unknown conversion kind '{kind}'; choose one of {', '.join(KINDS)}")
     tf = import_tf()
@@ -302,7 +312,7 @@ def convert(model: LoadedModel, kind: str = "int8", rep_data: Any = None, per_te
     with tempfile.TemporaryDirectory(prefix="tinykeras-export-") as tmp:
         try:
             with capture_native_stderr():
-                converter, out_names = _converter(model, shapes, Path(tmp))
+                converter, out_names = _converter(model, shapes, Path(tmp), identity)
         except ModelError:
             raise
         except Exception as exc:
@@ -415,7 +425,9 @@ def compare_int8(model: LoadedModel, conversion: Conversion, x: Any, labels: lis
     xs = model_inputs(x, model.inputs, source)
     require_tflm(conversion, model)
     floats = [np.asarray(f, dtype=np.float32) for f in model.predict_all(xs)]
-    q = run_int8(conversion, xs)
+    from tinykeras.input_norm import apply
+
+    q = run_int8(conversion, apply(conversion.input_norm, xs))
     names = conversion.output_names or model.output_names
     outputs = []
     for j, got in enumerate(q):
@@ -441,13 +453,14 @@ def compare_int8(model: LoadedModel, conversion: Conversion, x: Any, labels: lis
 
 def quantize_model(model: LoadedModel, rep_data: Any, also: tuple[str, ...] = (), test_data: Any = None,
                    test_labels: list[np.ndarray | None] | None = None, task: str = "auto",
-                   per_tensor_dense: bool = False) -> list[Conversion]:
+                   per_tensor_dense: bool = False, move_normalization: bool = True) -> list[Conversion]:
     """int8 conversion with its float-vs-int8 comparison, plus the ``also`` kinds for size comparison.
 
     ``rep_data`` calibrates (an array, a list in input order or a dict keyed by input name; None: random
     noise, with a warning). The comparison runs on ``test_data`` (held-out samples) when given, else on the
     calibration data (and says so). ``per_tensor_dense``: per-tensor FULLY_CONNECTED weights (see
-    :func:`convert`)."""
+    :func:`convert`). ``move_normalization``: an input standardisation layer over features of very different
+    scales is applied outside the int8 graph (``tinykeras.input_norm``; recorded in ``input_norm``)."""
     if rep_data is None:
         rep = random_representative(model.inputs)
     else:
@@ -456,13 +469,23 @@ def quantize_model(model: LoadedModel, rep_data: Any, also: tuple[str, ...] = ()
 
         for spec, x in zip(model.inputs, rep, strict=True):
             require_finite_samples(x, f"representative data, input '{spec.name}'")
-    main = convert(model, "int8", rep, per_tensor_dense=per_tensor_dense)
+    from tinykeras import input_norm
+
+    norm, moved = input_norm.find(model, rep) if move_normalization else ([], [])
+    main = convert(model, "int8", input_norm.apply(norm, rep), per_tensor_dense=per_tensor_dense,
+                   identity=tuple(layer.name for layer in moved))
+    main.input_norm = norm
     if test_data is not None:
         main.comparison = compare_int8(model, main, test_data, test_labels, "held-out data", task)
     else:
         main.comparison = compare_int8(model, main, rep, None, "representative data (calibration set; pass "
                                        "held-out data for an honest figure)", task)
     main.comparison["warnings"] += _input_scale_advice(model, rep, main.comparison)
+    if any(norm):
+        main.comparison["input_normalization"] = [
+            f"layer '{e['layer']}' ({e['class']}) on input '{e['input']}' is applied outside the int8 model: "
+            "float x * scale + offset per feature, then quantized (settings.json input_normalization, "
+            "model_settings.h TK_INPUTk_NORM_*, tk_input_norm.c in firmware)" for e in norm if e is not None]
     conversions = [main]
     for kind in also:
         if kind != "int8":
@@ -506,6 +529,9 @@ def write_outputs(conversions: list[Conversion], out_dir: Path, source: str,
     (out_dir / "model.tflite").write_bytes(main.data)
     extra = {f"TK_INPUT{k}_NAME": json.dumps(n) for k, n in enumerate(main.input_names)}
     extra.update({f"TK_OUTPUT{k}_NAME": json.dumps(n) for k, n in enumerate(main.output_names)})
+    from tinykeras.input_norm import c_defines
+
+    extra.update(c_defines(main.input_norm))
     c_sources(main.data, main.info, labels=labels, extra=extra).write(out_dir)
     sizes = {main.kind: len(main.data)}
     for conv in conversions[1:]:
@@ -518,6 +544,11 @@ def write_outputs(conversions: list[Conversion], out_dir: Path, source: str,
         merged["labels"] = list(labels)
     merged["inputs"] = [{"name": n, "shape": list(t.shape), "dtype": t.dtype}
                         for n, t in zip(main.input_names, main.info.input_tensors(), strict=True)]
+    from tinykeras import input_norm
+
+    merged.pop(input_norm.SETTINGS_KEY, None)
+    if any(main.input_norm):
+        merged[input_norm.SETTINGS_KEY] = input_norm.summary(main.input_norm)
     merged["outputs"] = [{"name": n, "shape": list(t.shape), "dtype": t.dtype}
                          for n, t in zip(main.output_names, main.info.output_tensors(), strict=True)]
     (out_dir / "settings.json").write_text(json.dumps(merged, indent=2) + "\n")

@@ -103,13 +103,17 @@ def dut_name(board_name: str, emulated: bool, detail: str = "") -> str:
     return text.replace("]", ")").replace("[", "(")
 
 
-def firmware_values(model: bytes, info: ModelInfo, requested: str | None, dut: str) -> dict[str, Any]:
+def firmware_values(model: bytes, info: ModelInfo, requested: str | None, dut: str, *, enabled: bool = True,
+                    min_db_bytes: int = 0) -> dict[str, Any]:
     """Template values of the firmware's MLPerf Tiny command loop (tk_bench.h): the benchmark's conventions
-    (``mlperf``), the `db` buffer size, the DUT name and the input quantization."""
-    conv = conventions(model, info, requested)
+    (``mlperf``), the `db` buffer size (at least ``min_db_bytes``: raw float features of an input normalised on
+    the device), the DUT name and the input quantization. ``enabled`` False: plain int8 bytes in, every output
+    printed, whatever the model (``validate --board`` sends quantized samples)."""
+    conv = conventions(model, info, requested) if enabled else Conventions(None)
     inputs = info.input_tensors()
     q = inputs[0].quantization if inputs else None
-    return {"mlperf": conv, "dut_name": dut, "db_bytes": max(conv.db_bytes(inputs[0].nbytes if inputs else 1), 1),
+    db = max(conv.db_bytes(inputs[0].nbytes if inputs else 1), min_db_bytes, 1)
+    return {"mlperf": conv, "dut_name": dut, "db_bytes": db,
             "input_format": INPUT_CODES[conv.input], "results_format": RESULTS_CODES[conv.results],
             "input_scale_value": q.scale if q else 1.0, "input_zero_point": int(q.zero_point) if q else 0}
 

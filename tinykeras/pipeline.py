@@ -20,7 +20,7 @@ from tinykeras import cgen, fsutil
 from tinykeras.arena import ArenaPlan
 from tinykeras.boards import Board, load_board
 from tinykeras.cgen import c_identifier
-from tinykeras.errors import BoardError, DoesNotFitError, InputFileError, ToolchainError
+from tinykeras.errors import BoardError, DoesNotFitError, InputFileError, ModelError, ToolchainError
 from tinykeras.inspect import inspect_bytes, read_model_bytes, require_int8
 from tinykeras.resources import models_dir
 from tinykeras.runtime import runtime_module
@@ -29,6 +29,7 @@ from tinykeras.types import ModelInfo
 
 RECIPES = ("kws", "gesture", "sensor")
 REPORT_NAME = "tinykeras_build.json"
+MODEL_SUFFIXES = (".tflite", ".keras", ".h5", ".hdf5")
 BENCH_REPORT_NAME = "bench.json"
 
 # What the benchmark main (firmware_templates/runtime/bench) adds to any runtime, for the fit check.
@@ -115,9 +116,13 @@ class BuildResult:
 def resolve_model(options: BuildOptions) -> Path:
     """The model to build: ``--model``, or the recipe's shipped model in ``models/<recipe>/model.tflite``."""
     if options.model is not None:
-        if not Path(options.model).exists():
+        path = Path(options.model)
+        if not path.exists():
             raise InputFileError(f"{options.model}: no such model file")
-        return Path(options.model)
+        if path.is_file() and path.suffix.lower() not in MODEL_SUFFIXES:  # before TensorFlow loads or warns
+            raise ModelError(f"{path}: unknown model format '{path.suffix}'; pass a .tflite, .keras, .h5 or "
+                             "SavedModel directory")
+        return path
     if options.recipe not in RECIPES:
         raise InputFileError(f"unknown recipe '{options.recipe}'; choose one of {', '.join(RECIPES)}")
     path = models_dir() / options.recipe / "model.tflite"
@@ -222,7 +227,7 @@ def plan_build(board: Board | str, model: bytes, *, runtime: str | None = None, 
     board = load_board(board) if isinstance(board, str) else board
     runtime = choose_runtime(board, runtime)
     info = info if info is not None else inspect_bytes(model)
-    require_int8(info)
+    require_int8(info, allow_index_inputs=True)
     planned = runtime_module(runtime).plan(model, info, board, name=name, kernels=kernels)
     return BuildPlan(board=board, info=info, runtime=planned, fit=check_fit(board, planned, info))
 
@@ -301,13 +306,17 @@ def build(options: BuildOptions, log: Callable[[str], None] | None = None) -> Bu
     model_path = resolve_model(options)
     model, source_name = load_int8_model(model_path, options.rep_data, log, options.custom_objects)
     info = inspect_bytes(model, path=source_name)
-    require_int8(info)
+    require_int8(info, allow_index_inputs=True)  # token ids: the benchmark feeds valid ids (TK_INPUT0_ID_LIMIT)
     from tinykeras import mlperf_models
 
     mlperf = mlperf_models.conventions(model, info, options.mlperf_model)  # a wrong --mlperf-model fails here
     settings = _model_settings(model_path)
     model_name = c_identifier(options.recipe if options.model is None else _project_name(options, settings, model_path))
     frontend = front_end(settings, model_path)
+    from tinykeras import input_norm
+
+    norm = input_norm.from_settings(settings, len(info.inputs))
+    norm_files = input_norm.firmware_sources(norm, info)  # tk_input_norm.c: normalise, quantize, then tk_invoke
 
     planned = plan_build(board, model, runtime=runtime, info=info, name=model_name, kernels=options.kernels)
     sources = runtime_module(runtime).sources(
@@ -327,7 +336,8 @@ def build(options: BuildOptions, log: Callable[[str], None] | None = None) -> Bu
 
             qemu.render_project(board, model, info, tmp, runtime_files=sources.files, runs=options.runs,
                                 warmup=options.warmup, name=model_name, arena_bytes=arena.planned_bytes,
-                                frontend_files=frontend.files if frontend else None, runtime=runtime,
+                                frontend_files={**(frontend.files if frontend else {}), **norm_files} or None,
+                                db_bytes=input_norm.db_bytes(norm, info.input_tensors()[0].nbytes), runtime=runtime,
                                 library=sources.library, kernels=sources.kernels,
                                 library_files=sources.library_files, mlperf_model=options.mlperf_model)
         else:
@@ -336,8 +346,10 @@ def build(options: BuildOptions, log: Callable[[str], None] | None = None) -> Bu
             files = render_platformio(RenderRequest(
                 board=board, runtime=sources, model=model, info=info, model_name=model_name,
                 source_name=source_name, runs=options.runs, warmup=options.warmup, labels=_labels(settings),
-                frontend_files=tuple(sorted(frontend.files.items())) if frontend else (),
-                feature_defines=tuple(sorted(frontend.defines.items())) if frontend else (),
+                frontend_files=tuple(sorted({**(frontend.files if frontend else {}), **norm_files}.items())),
+                feature_defines=tuple(sorted({**(frontend.defines if frontend else {}), **input_norm.c_defines(norm),
+                                              **({"TK_INPUT0_DB_BYTES": f"{input_norm.db_bytes(norm, 0)}u"}
+                                                 if norm_files else {})}.items())),
                 mlperf_model=options.mlperf_model))
             write_project(files, tmp)
         result.files = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())

@@ -30,7 +30,7 @@ from tinykeras.c_literals import c_float, c_string
 from tinykeras.cgen import banner
 from tinykeras.errors import BoardError, ModelError, SerialError, ToolchainError
 from tinykeras.resources import templates_dir
-from tinykeras.types import ModelInfo
+from tinykeras.types import ModelInfo, index_limit
 
 CC = "arm-none-eabi-gcc"
 QEMU = "qemu-system-arm"
@@ -85,8 +85,9 @@ def qemu_args(board: Board) -> list[str]:
 # ------------------------------------------------------------------------------ host-side mirrors
 
 
-def bench_input(nbytes: int) -> bytes:
-    """The deterministic input of the timed runs (``tk_bench_fill_pattern`` in tk_bench.c)."""
+def bench_input(nbytes: int, id_limit: int | None = None) -> bytes:
+    """The deterministic input of the timed runs (``tk_bench_fill_pattern`` in tk_bench.c); ``id_limit``: an
+    int32 token-id input (``types.index_limit``), each little-endian word folded into 0..id_limit-1."""
     x = PATTERN_SEED
     out = bytearray(nbytes)
     for k in range(nbytes):
@@ -94,6 +95,10 @@ def bench_input(nbytes: int) -> bytes:
         x ^= x >> 17
         x ^= (x << 5) & 0xFFFFFFFF
         out[k] = x >> 24
+    if id_limit:
+        words = len(out) // 4
+        folded = [int.from_bytes(out[4 * w:4 * w + 4], "little") % id_limit for w in range(words)]
+        out[:4 * words] = b"".join(v.to_bytes(4, "little") for v in folded)
     return bytes(out)
 
 
@@ -119,15 +124,17 @@ def render_project(board: Board, model: bytes, info: ModelInfo, out_dir: Path, *
                    runs: int, warmup: int, name: str, arena_bytes: int,
                    frontend_files: dict[str, str] | None = None, runtime: str = "aot",
                    library: Any = None, kernels: str | None = None,
-                   library_files: dict[str, Path] | None = None, mlperf_model: str | None = None) -> None:
+                   library_files: dict[str, Path] | None = None, db_bytes: int | None = None,
+                   mlperf_model: str | None = None, mlperf: bool = True) -> None:
     """Write the Makefile project for ``board`` into ``out_dir``: ``Makefile``, ``mps2_an386.ld`` and
     ``src/`` (the benchmark, the QEMU port, a rendered ``main.c`` and the runtime's files, e.g.
     ``tinykeras.aot.generate(...).files``), plus the feature front end (``frontend_files``, from
     ``tinykeras.recipes.frontend.frontend_sources``; compiled, not called by the benchmark).
     The tflm runtime (``tinykeras.runtime.tflm.tflm_sources``) adds ``library`` and ``library_files``, copied
     into ``tflm/`` and compiled with the library's flags. ``mlperf_model`` is the MLPerf Tiny id the command
-    loop announces (default: recognised by content, see tinykeras.mlperf_models). Same inputs -> byte-identical
-    files."""
+    loop announces (default: recognised by content, see tinykeras.mlperf_models; ``mlperf`` False: int8 bytes in,
+    every output printed, whatever the model). ``db_bytes``: at least this many `db` bytes (raw float features of
+    an input normalised on the device). Same inputs -> byte-identical files."""
     if board.kind != "qemu":
         raise BoardError(f"board '{board.name}' is a {board.kind} board; render_project needs a qemu board")
     if runs < 0 or warmup < 0:
@@ -162,7 +169,7 @@ def render_project(board: Board, model: bytes, info: ModelInfo, out_dir: Path, *
         files[f"src/{fname}"] = _banner(source, info.sha256, "//") + "\n" + text
 
     mlperf = mlperf_models.firmware_values(model, info, mlperf_model, mlperf_models.dut_name(
-        board.name, True, f"QEMU {settings['machine']}"))
+        board.name, True, f"QEMU {settings['machine']}"), enabled=mlperf, min_db_bytes=db_bytes or 0)
     context = {
         **mlperf, "mlperf_model": mlperf["mlperf"].id or name, "input_scale": c_float(mlperf["input_scale_value"]),
         "banner": _banner(source, info.sha256, "//"), "board": board.name, "runtime": runtime, "name": name,
@@ -176,7 +183,7 @@ def render_project(board: Board, model: bytes, info: ModelInfo, out_dir: Path, *
     copied = {f"tflm/{rel}": src for rel, src in sorted((library_files or {}).items())}
     files["Makefile"] = env.from_string((port_dir / "Makefile.j2").read_text()).render(
         banner=_banner(source, info.sha256, "#"), board=board.name, runtime=runtime, cflags=settings["cflags"],
-        sources=sources, qemu_args=qemu_args(board),
+        id_limit=index_limit(info, 0), sources=sources, qemu_args=qemu_args(board),
         **_library_make_vars(library, kernels, settings, files, copied))
 
     out_dir = Path(out_dir)

@@ -7,7 +7,12 @@
 #include "tk_bench.h"
 #include "tk_port.h"
 
-static uint8_t tk_db[3072];  // the MLPerf `db load` buffer: one input in the dataset's format
+// the MLPerf `db load` buffer: one input in the dataset's format (or raw float features, TK_INPUT0_DB_BYTES)
+#if defined(TK_INPUT0_DB_BYTES) && TK_INPUT0_DB_BYTES > 3072
+static uint8_t tk_db[TK_INPUT0_DB_BYTES];
+#else
+static uint8_t tk_db[3072];
+#endif
 
 static const tk_bench_config kBenchConfig = {
     /* board */ "xiao_esp32c3",
