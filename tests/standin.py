@@ -26,6 +26,7 @@ from tinykeras.target import qemu
 HERE = Path(__file__).resolve().parent
 PORTS = HERE / "ports"
 QEMU_PORT = HERE.parent / "firmware_templates" / "baremetal" / "qemu"
+MACHINE_PORT = HERE.parent / "firmware_templates" / "baremetal" / "mps2-an386"   # tk_machine.h, memory.ld
 CACHE = Path(os.environ.get("TINYKERAS_TEST_CACHE", Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
                             / "tinykeras-tests"))
 # The stand-in CPU for each board core: its own flags where QEMU's M4 can run them (Cortex-M0+ code is a subset),
@@ -127,7 +128,7 @@ def build_standin(project: Path, board: Board, lib: Library | None, kernels: str
         archive, includes, defines = build_library(lib, kernels or lib.default_kernels, cpu, project, third_party,
                                                    port_dir)
     common = [*cpu, "-O2", "-ffunction-sections", "-fdata-sections", f"-I{project / 'src'}", f"-I{port_dir}",
-              f"-I{PORTS}", f"-I{QEMU_PORT}", "-DTK_START_DELAY_MS=0", *defines, *includes]
+              f"-I{PORTS}", f"-I{QEMU_PORT}", f"-I{MACHINE_PORT}", "-DTK_START_DELAY_MS=0", *defines, *includes]
     sources = sorted((project / "src").glob("*.c*")) + sorted(p for p in port_dir.glob("*.c*"))
     jobs, objects = [], []
     for k, src in enumerate(sources + [QEMU_PORT / "port_qemu.c", QEMU_PORT / "startup.c"]):
@@ -142,7 +143,8 @@ def build_standin(project: Path, board: Board, lib: Library | None, kernels: str
         jobs.append([*argv, "-c", str(src), "-o", str(obj)])
     _compile_all(jobs)
     elf = work / "firmware.elf"
-    _run(["arm-none-eabi-g++", *cpu, "-T", str(QEMU_PORT / "mps2_an386.ld"), "-nostartfiles", "--specs=nano.specs",
+    _run(["arm-none-eabi-g++", *cpu, "-T", str(QEMU_PORT / "sections.ld"), f"-L{MACHINE_PORT}", "-nostartfiles",
+          "--specs=nano.specs",
           "--specs=nosys.specs", "-Wl,--gc-sections", *objects, *([str(archive)] if archive else []), "-lm",
           "-o", str(elf)])
     return elf
@@ -174,14 +176,14 @@ def mlperf_random_input(model: bytes, info, seed: int) -> tuple:
     return conv, data, mlperf_models.load_tensor(conv, data, t.num_elements, q.scale, q.zero_point).tobytes()
 
 
-def run_and_compare(elf: Path, model: bytes, info, planned_arena: int) -> dict:
+def run_and_compare(elf: Path, model: bytes, info, planned_arena: int, board_name: str = "qemu_m4") -> dict:
     """Boot the firmware in QEMU, check its records, the whole output vector for the benchmark pattern and for a
     random input (MLPerf `db`/`infer`/`results%`) against the TFLM host interpreter, and arena used <= planned.
     Returns the figures (arena used, instructions per run)."""
     from tinykeras.device.port import open_port
     from tinykeras.tflm_host import TflmRunner
 
-    board = load_board("qemu_m4")
+    board = load_board(board_name)
     t_in, t_out = info.input_tensors()[0], info.output_tensors()[0]
     q = t_out.quantization
     tflm = TflmRunner(model, info)

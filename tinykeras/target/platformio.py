@@ -43,7 +43,7 @@ from tinykeras.types import ModelInfo
 
 # Protocol names of the timers (docs/protocol.md) by board timer API.
 TIMER_NAMES = {"esp_timer_get_time": "esp_timer", "micros": "micros", "time_us_64": "time_us_64",
-               "dwt": "dwt", "cmsdk_timer0": "cmsdk_timer0"}
+               "dwt": "dwt", "cmsdk_timer0": "cmsdk_timer0", "sse_counter": "sse_counter"}
 BENCH_SOURCES = ("tk_bench.c", "tk_bench.h", "tk_model_api.h", "tk_port.h")
 TREE_LIB = "lib/tflm"   # where a tree-delivered TFLM library's sources go in a PlatformIO project
 

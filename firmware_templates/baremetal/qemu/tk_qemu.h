@@ -1,4 +1,4 @@
-/* tinykeras bare-metal port for QEMU's mps2-an386 (Cortex-M4F): semihosting exit and the fault hook. */
+/* tinykeras bare-metal port for QEMU's MPS2/MPS3 machines: semihosting exit and the fault hook. */
 #ifndef TK_QEMU_H_
 #define TK_QEMU_H_
 
@@ -6,9 +6,7 @@
 extern "C" {
 #endif
 
-/* The UART's RX interrupt line (mps2-an386: UART0 RX is IRQ 0) and its handler, which the port defines and
- * startup.c places in the vector table. */
-#define TK_QEMU_UART_RX_IRQ 0
+/* UART0's RX interrupt handler (port_qemu.c); startup.c puts it at the machine's TK_UART0_IRQ_RX vector. */
 void tk_uart_rx_isr(void);
 
 /* End QEMU with this exit status (semihosting SYS_EXIT_EXTENDED; needs -semihosting-config enable=on). */
