@@ -3,7 +3,8 @@ commands use, and write it as JSON files beside the page: the page is always a v
 
 Writes into one output folder (atomically): ``inspect.json`` (``inspect --json``), ``fit.json`` (every board x
 runtime: fits or not, flash/RAM against the limits, pinned library and kernels, ops it cannot run with the
-fix, the aot memory plan), ``validate.json`` (``validate -o``, with ``--data``), and with ``run``: the JSON
+fix, the aot memory plan), ``validate.json`` (``validate -o``, with ``--data``; with ``run`` also
+``validate-qemu_m4.json``, output 0 read back from the emulated board), and with ``run``: the JSON
 of ``build --run`` on qemu_m4 with the aot runtime (``qemu_m4-aot/bench.json``, ``tinykeras_build.json``)
 and of ``profile`` (``profile/profile.json``).
 """
@@ -148,6 +149,10 @@ def collect(model_path: Path, out_dir: Path, *, boards: str | None = "all", data
             log("validate on the host (TFLite-Micro)" + (" against the float model" if keras else ""))
             loaded = load_model(keras, custom_objects=custom_objects) if keras is not None else None
             write_report(validate(model, arrays, keras=loaded, path=model_path.name), tmp / VALIDATE_JSON)
+            if run:
+                log(f"validate on {RUN_BOARD} (aot, output 0 read back over serial)")
+                write_report(validate(model, arrays, keras=loaded, board=RUN_BOARD, path=model_path.name),
+                             tmp / f"validate-{RUN_BOARD}.json")
         if run:
             _run(model_path, model, info, tmp, log)
     return out_dir
