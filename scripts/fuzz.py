@@ -97,20 +97,23 @@ def coverage(seconds: float, seed: int, work: Path, targets: list[str]) -> dict:
             "targets_met": all(not r["findings"] and r["exit_code"] == 0 for r in rows), "rows": rows}
 
 
-def cfuzz(seconds: float, seed: int, work: Path) -> dict:
+def cfuzz(seconds: float, seed: int, work: Path, qemu_boards: tuple[str, ...]) -> dict:
     from tinykeras.fuzz.cfuzz import fuzz_model
     from tinykeras.inspect import inspect_bytes
 
     rows = []
     for name, data in base_models():
         label = Path(name).parent.name if name.startswith("models/") else Path(name).stem
-        row = fuzz_model(data, inspect_bytes(data, path=name), work, name=label, seconds=int(seconds), seed=seed)
+        row = fuzz_model(data, inspect_bytes(data, path=name), work, name=label, seconds=int(seconds), seed=seed,
+                         qemu_boards=qemu_boards)
         print(f"  {label}: {row['executions']:,} executions, {len(row['sanitizer_findings'])} sanitizer findings, "
               f"{row['mismatches']} mismatches in {row['values']:,} values", file=sys.stderr)
         rows.append(row)
     return {"seconds_per_model": seconds, "seed": seed, "work": str(work),
+            "qemu_boards": list(qemu_boards),
             "targets_met": all(not r["sanitizer_findings"] and r["bit_exact"] is not False and r["exit_code"] == 0
-                               for r in rows), "rows": rows}
+                               and all(q["bit_exact"] for q in r.get("qemu", {}).values()) for r in rows),
+            "rows": rows}
 
 
 def soak(records: int, exchanges: int) -> dict:
@@ -126,6 +129,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60.0, help="coverage/cfuzz: budget per target or model")
     parser.add_argument("--targets", default="all", help="coverage: comma-separated target names (default all)")
     parser.add_argument("--work", type=Path, help="coverage/cfuzz: corpus and findings folder (default: a temp dir)")
+    parser.add_argument("--qemu", default="qemu_m4", help="cfuzz: emulated boards that rerun the corpus ('' none)")
     parser.add_argument("--records", type=int, default=100_000, help="soak: @tk run records")
     parser.add_argument("--exchanges", type=int, default=100_000, help="soak: MLPerf infer exchanges")
     parser.add_argument("--count", type=int, help="mutants (models, default 6000) or rebuilds (default 40)")
@@ -150,7 +154,7 @@ def main() -> int:
             names = sorted(TARGETS) if args.targets == "all" else args.targets.split(",")
             out["coverage"] = coverage(args.seconds, args.seed or 1, work, names)
         else:
-            out["cfuzz"] = cfuzz(args.seconds, args.seed or 1, work)
+            out["cfuzz"] = cfuzz(args.seconds, args.seed or 1, work, tuple(b for b in args.qemu.split(",") if b))
     if args.what == "soak":
         out["soak"] = soak(args.records, args.exchanges)
     out["wall_s"] = round(time.monotonic() - start, 1)

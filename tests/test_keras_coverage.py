@@ -166,9 +166,9 @@ def test_validate_metrics_and_threshold_exit_code(k3, tmp_path: Path) -> None:
     assert out["task"] == "regression" and out["r2"] > 0.9 and out["samples"] == 100
     assert {"mae", "rmse", "labels_rmse", "reference_labels_r2"} <= set(out) and "agreement" not in out
     strict = CliRunner().invoke(cli, base + ["--max-rmse", "0.0"])
-    assert strict.exit_code == 10 and "--max-rmse" in strict.output
+    assert strict.exit_code == 12 and "--max-rmse" in strict.output
     no_metric = CliRunner().invoke(cli, base + ["--min-top1", "0.5"])  # a regression head has no top-1
-    assert no_metric.exit_code == 10
+    assert no_metric.exit_code == 12
 
 
 def test_collapsed_output_is_flagged() -> None:

@@ -84,3 +84,15 @@ class DiskFullError(OutputError):
     """The disk (or quota) filled up while writing an output; nothing half-written was left behind."""
 
     exit_code = 11
+
+
+class ThresholdError(TinyKerasError):
+    """A measured figure missed the threshold the user set (``validate --min-top1``, ``--max-rmse``, ...)."""
+
+    exit_code = 12
+
+
+class TuneError(TinyKerasError):
+    """A model search could not run, or no trial completed."""
+
+    exit_code = 13

@@ -20,7 +20,7 @@ from tinykeras import cgen, fsutil
 from tinykeras.arena import ArenaPlan
 from tinykeras.boards import Board, load_board
 from tinykeras.cgen import c_identifier
-from tinykeras.errors import BoardError, DoesNotFitError, InputFileError, ToolchainError
+from tinykeras.errors import BoardError, DoesNotFitError, InputFileError, ModelError, ToolchainError
 from tinykeras.inspect import inspect_bytes, read_model_bytes, require_int8
 from tinykeras.resources import models_dir
 from tinykeras.runtime import runtime_module
@@ -29,6 +29,7 @@ from tinykeras.types import ModelInfo
 
 RECIPES = ("kws", "gesture", "sensor")
 REPORT_NAME = "tinykeras_build.json"
+MODEL_SUFFIXES = (".tflite", ".keras", ".h5", ".hdf5")
 BENCH_REPORT_NAME = "bench.json"
 
 # What the benchmark main (firmware_templates/runtime/bench) adds to any runtime, for the fit check.
@@ -111,9 +112,13 @@ class BuildResult:
 def resolve_model(options: BuildOptions) -> Path:
     """The model to build: ``--model``, or the recipe's shipped model in ``models/<recipe>/model.tflite``."""
     if options.model is not None:
-        if not Path(options.model).exists():
+        path = Path(options.model)
+        if not path.exists():
             raise InputFileError(f"{options.model}: no such model file")
-        return Path(options.model)
+        if path.is_file() and path.suffix.lower() not in MODEL_SUFFIXES:  # before TensorFlow loads or warns
+            raise ModelError(f"{path}: unknown model format '{path.suffix}'; pass a .tflite, .keras, .h5 or "
+                             "SavedModel directory")
+        return path
     if options.recipe not in RECIPES:
         raise InputFileError(f"unknown recipe '{options.recipe}'; choose one of {', '.join(RECIPES)}")
     path = models_dir() / options.recipe / "model.tflite"

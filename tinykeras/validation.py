@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from tinykeras.errors import DataError, ModelError, ToolchainError
+from tinykeras.errors import DataError, ModelError, ThresholdError, ToolchainError
 from tinykeras.keras_io import InputSpec, model_inputs
 from tinykeras.metrics import check_thresholds, collapse_warnings, detect_task, output_metrics
 from tinykeras.tflm_host import dequantize, prepare_inputs
@@ -24,7 +24,7 @@ from tinykeras.types import ModelInfo
 
 BOARDS = ("qemu_m4",)
 BOARD_DEFAULT_SAMPLES = 50
-THRESHOLD_EXIT_CODE = 10
+THRESHOLD_EXIT_CODE = ThresholdError.exit_code
 
 
 def _specs(info: ModelInfo, names: list[str]) -> list[InputSpec]:
@@ -145,10 +145,8 @@ def validate(model: bytes | str | Path, x: Any, y: Any = None, *, keras: Any = N
     xs = model_inputs(x, _specs(info, in_names), "data")
     if samples is None and board is not None:
         samples = BOARD_DEFAULT_SAMPLES
-    if samples is not None:
-        xs = [v[:samples] for v in xs]
-    n = len(xs[0])
-    if n == 0:
+    total = len(xs[0])
+    if total == 0:
         raise DataError("data: no samples")
     if y is None and arrays is not None:
         labels = model_labels(arrays, out_names)
@@ -156,17 +154,22 @@ def validate(model: bytes | str | Path, x: Any, y: Any = None, *, keras: Any = N
         labels = [None if v is None else np.asarray(v) for v in y]
     else:
         labels = [None if y is None else np.asarray(y)]
-    labels = [None if v is None else v[:n] for v in labels] + [None] * (len(out_names) - len(labels))
+    labels = labels + [None] * (len(out_names) - len(labels))
     for j, v in enumerate(labels):
-        if v is not None and len(v) != n:
-            raise DataError(f"data: {n} samples but {len(v)} labels for output '{out_names[j]}'")
+        if v is not None and len(v) != total:
+            raise DataError(f"data: {total} samples but {len(v)} labels for output '{out_names[j]}'")
+    chosen, sampling = choose_samples(total, samples, labels[0])
+    xs = [v[chosen] for v in xs]
+    labels = [None if v is None else v[chosen] for v in labels]
+    n = len(chosen)
     xq = [prepare_inputs(v, t) for v, t in zip(norms.apply(norm, xs), info.input_tensors(), strict=True)]
     float_x = [v if v.dtype != np.int8 else norms.unapply(e, dequantize(v, t))
                for v, t, e in zip(xs, info.input_tensors(), norm + [None] * len(xs), strict=False)]
 
     host = run_host(data, info, xq, "tflm")
     got = [dequantize(h, t) for h, t in zip(host, info.output_tensors(), strict=True)]
-    report: dict[str, Any] = {"model": where, "model_sha256": info.sha256[:16], "samples": n, "inputs": in_names,
+    report: dict[str, Any] = {"model": where, "model_sha256": info.sha256[:16], "samples": n,
+                              "samples_available": total, "sampling": sampling, "inputs": in_names,
                               "where": f"host ({'TFLite-Micro' if runtime == 'tflm' else 'aot C runtime'})"}
     if any(norm):
         report["input_normalization"] = [f"input '{e['input']}': x * scale + offset (layer '{e['layer']}') "
@@ -214,6 +217,37 @@ def validate(model: bytes | str | Path, x: Any, y: Any = None, *, keras: Any = N
     report["failures"] = check_thresholds(outputs, limits)
     report["passed"] = not report["failures"]
     return report
+
+
+def class_ids(labels: np.ndarray | None) -> np.ndarray | None:
+    """One class id per sample for integer labels or one-hot rows; None for anything else (regression)."""
+    if labels is None or len(labels) == 0:
+        return None
+    v = np.asarray(labels)
+    if v.ndim == 1 and np.issubdtype(v.dtype, np.integer):
+        return v
+    if v.ndim == 2 and v.shape[1] > 1 and np.isin(v, (0, 1)).all() and (v.sum(axis=1) == 1).all():
+        return np.argmax(v, axis=1)
+    return None
+
+
+def choose_samples(total: int, samples: int | None, labels: np.ndarray | None) -> tuple[np.ndarray, str]:
+    """Which of ``total`` samples to run, and how they were chosen (said in the report): all of them; else,
+    with class labels, the same number from every class in turn (files such as train's test.npz are ordered by
+    class, so the first N would be one or two classes); else N evenly spaced ones. In file order."""
+    if samples is None or samples >= total:
+        return np.arange(total), f"all {total}"
+    classes = class_ids(labels)
+    if classes is not None:
+        rank = np.zeros(total, dtype=np.int64)
+        for c in np.unique(classes):
+            where = np.flatnonzero(classes == c)
+            rank[where] = np.arange(len(where))
+        chosen = np.sort(np.lexsort((np.arange(total), rank))[:samples])
+        return chosen, (f"stratified by class: {samples} of {total}, from {len(np.unique(classes[chosen]))} "
+                        f"classes")
+    chosen = np.unique(np.linspace(0, total - 1, samples).round().astype(np.int64))
+    return chosen, f"evenly spaced: {len(chosen)} of {total} (no class labels to stratify by)"
 
 
 def write_report(report: dict[str, Any], path: Path) -> None:

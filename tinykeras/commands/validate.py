@@ -23,7 +23,9 @@ from tinykeras.commands.report import html_option, require_html_model, write_htm
               help="Host runtime (without --board): TFLite-Micro, or tinykeras' aot C checked against it.")
 @click.option("--task", type=click.Choice(["auto", "classification", "binary", "regression"]), default="auto",
               show_default=True, help="Metrics per output; auto: from the output op (SOFTMAX...), shape, labels.")
-@click.option("--samples", type=click.IntRange(min=1), help="Use the first N samples (--board default: 50).")
+@click.option("--samples", type=click.IntRange(min=1),
+              help="Use N samples: the same number from every class when the labels are classes, else evenly "
+                   "spaced; the report says which (--board default: 50).")
 @click.option("--custom-objects", help="Python file or import path defining the Keras model's custom layers.")
 @click.option("--min-top1", type=float, help="Fail unless top-1 accuracy (vs labels) >= this, every output.")
 @click.option("--min-agreement", type=float, help="Fail unless top-1 agreement with --keras >= this.")
@@ -42,7 +44,7 @@ def validate(model: Path, data_path: Path, keras_path: Path | None, board: str |
 
     Classifiers get top-1 accuracy and agreement with the float model; regression and reconstruction
     outputs get MAE, RMSE, R² and cosine similarity. An int8 output that collapsed (near-constant while the
-    float output varies) is flagged. Exit code 10 when a threshold fails.
+    float output varies) is flagged. Exit code 12 when a threshold fails.
 
     \b
     Example:
@@ -56,6 +58,10 @@ def validate(model: Path, data_path: Path, keras_path: Path | None, board: str |
     require_html_model(model, html_page)
     if html_page is not None and out_json is None:
         out_json = html_page.with_name(f"{html_page.stem}-validate.json")
+    if out_json is not None:
+        from tinykeras.fsutil import check_output_file
+
+        check_output_file(out_json)  # before the model runs (on the board: minutes)
     arrays = load_arrays(data_path)
     keras = load_model(keras_path, custom_objects=custom_objects) if keras_path is not None else None
     thresholds = {"min_top1": min_top1, "min_agreement": min_agreement, "max_mae": max_mae, "max_rmse": max_rmse,
@@ -71,7 +77,7 @@ def validate(model: Path, data_path: Path, keras_path: Path | None, board: str |
     else:
         from tinykeras.commands.convert import metrics_line
 
-        click.echo(f"{report['model']} on {report['samples']} samples, {report['where']}"
+        click.echo(f"{report['model']} on {report['samples']} samples ({report['sampling']}), {report['where']}"
                    + (f", vs {report['reference']}" if report.get("reference") else ""))
         for m in report["outputs"]:
             click.echo(f"  {metrics_line(m)}" + (f" ({m['note']})" if m.get("note") else ""))

@@ -96,8 +96,10 @@ def build_fuzzer(model: bytes, info: ModelInfo, work: Path, name: str = "model")
 
 
 def fuzz_model(model: bytes, info: ModelInfo, work: Path, *, name: str = "model", seconds: int = 30,
-               runs: int | None = None, seed: int = 1, check: int = 64) -> dict[str, Any]:
-    """libFuzzer on the model's generated C for ``seconds``, then ``check`` corpus inputs compared with TFLM."""
+               runs: int | None = None, seed: int = 1, check: int = 64,
+               qemu_boards: tuple[str, ...] = ()) -> dict[str, Any]:
+    """libFuzzer on the model's generated C for ``seconds``, then ``check`` corpus inputs compared with TFLM
+    on the host (sanitizer build) and on each emulated board of ``qemu_boards`` (its DSP/MVE kernels)."""
     exe = build_fuzzer(model, info, work, name)
     corpus, findings = work / f"corpus-c-{name}", work / f"findings-c-{name}"
     for d in (corpus, findings):
@@ -119,7 +121,14 @@ def fuzz_model(model: bytes, info: ModelInfo, work: Path, *, name: str = "model"
         **stats, "corpus": len(list(corpus.iterdir())), "sanitizer_findings": artifacts,
         "log_tail": proc.stderr.decode("utf-8", "replace")[-1500:] if proc.returncode or artifacts else "",
     }
-    result.update(compare_with_tflm(model, info, sorted(corpus.iterdir())[:check], name=name))
+    kept = sorted(corpus.iterdir())[:check]
+    result.update(compare_with_tflm(model, info, kept, name=name))
+    if qemu_boards:
+        from tinykeras.aot.device_check import check_on_qemu
+
+        inputs = [b"".join(t.tobytes() for t in tensor_bytes(p.read_bytes(), info)) for p in kept]
+        result["qemu"] = {board: check_on_qemu(model, info, inputs=inputs, name=name, board=board)
+                          for board in qemu_boards}
     return result
 
 
