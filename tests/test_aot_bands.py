@@ -119,7 +119,7 @@ def _compare(data: bytes, plan, count: int = 6) -> int:
 
 
 @needs_gcc
-@pytest.mark.parametrize("chain_len,rows", [(2, 1), (3, 2), (4, 3), (5, 1)])
+@pytest.mark.parametrize("chain_len,rows", [(2, 1), (4, 3), (5, 1)])
 def test_every_band_split_is_bit_exact_under_sanitizers(first_layers: bytes, chain_len: int, rows: int,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """Forced band plans (chain length x band height): a wrong boundary row, padding or stream gap changes
