@@ -5,6 +5,7 @@ first layers dominate the arena, with odd sizes and asymmetric padding) and on q
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -93,9 +94,12 @@ def _first_layers_model(seed: int = 0) -> bytes:
     return convert_int8(model, rep)
 
 
+FIRST_LAYERS = Path(__file__).parent / "data" / "bands" / "first_layers.tflite"  # _first_layers_model(), stored
+
+
 @pytest.fixture(scope="module")
 def first_layers() -> bytes:
-    return _first_layers_model()
+    return FIRST_LAYERS.read_bytes()
 
 
 def test_bands_are_chosen_only_where_they_shrink_the_arena(first_layers: bytes) -> None:
@@ -150,3 +154,28 @@ def test_banded_plan_on_qemu_m4_matches_tflm(first_layers: bytes) -> None:
     assert generate(first_layers, info).bands is not None
     result = check_on_qemu(first_layers, info, 3)
     assert result["mismatches"] == 0, result
+
+
+def test_profile_shows_the_banded_plan(first_layers: bytes) -> None:
+    """profile.json's buffers and live bytes come from the banded plan, with a note saying so (the counts here
+    are placeholders: the counter itself is tested on qemu in test_aot_perf.py)."""
+    from tinykeras.profile import assemble_profile, timeline_png
+
+    info = inspect_bytes(first_layers)
+    program = generate(first_layers, info, profile=True)
+    assert program.bands is not None
+    n = len(info.ops)
+    raw = {"unit": "instructions", "mark_cost_x65": 0, "ops": [1000] * n, "total": 1000 * n}
+    prof = assemble_profile(raw, program, info, "qemu_m4", "first_layers")
+    band = next(b for b in prof.buffers if b["key"] == f"b{program.bands.first}")
+    assert band["first"] == program.bands.first and band["last"] == program.bands.last
+    assert band["size"] >= sum(program.bands.region_bytes)
+    inter = {info.ops[i].outputs[0] for i in range(program.bands.first, program.bands.last)}
+    assert not any(b["key"] == f"t{t}" for b in prof.buffers for t in inter)  # intermediates only as bands
+    assert max(o.live_bytes for o in prof.ops) <= program.arena_bytes < program.per_tensor_arena_bytes
+    assert any("row bands" in note for note in prof.notes)
+    assert timeline_png(prof)[:4] == b"\x89PNG"
+
+
+if __name__ == "__main__":  # regenerate the stored model
+    FIRST_LAYERS.write_bytes(_first_layers_model())
