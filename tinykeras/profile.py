@@ -28,7 +28,7 @@ from tinykeras.types import ModelInfo
 
 PROFILE_MAIN = "tk_profile_main.c"
 UNIT_NOTE = {
-    "instructions": "instructions counted by QEMU -icount shift=0 (resolution 40 per op reading)",
+    "instructions": "instructions counted by QEMU -icount shift=0 (resolution: one counter tick per op reading)",
     "cycles": "CPU cycles from the core's cycle counter",
     "us": "microseconds: this board has no cycle counter, so the profile is in microseconds",
 }
