@@ -269,6 +269,8 @@ def _build_for(project: Path, board: Board, lib: Library | None, kernels: str | 
         archive, includes, defines = build_library(lib, kernels or lib.default_kernels, emu, project, third_party,
                                                    port_dir)
     machine = [f"-I{emu.machine_dir}"] if emu.machine_dir else []
+    if board.platformio and board.platformio.platform == "teensy":   # Teensyduino's DWT names (imxrt.h)
+        machine += ["-include", str(PORTS / "teensy" / "teensy_standin.h")]
     common = ["-O2", "-ffunction-sections", "-fdata-sections", f"-I{project / 'src'}", f"-I{port_dir}",
               f"-I{PORTS}", f"-I{QEMU_PORT}", *machine, "-DTK_START_DELAY_MS=0", *defines, *includes]
     sources = sorted((project / "src").glob("*.c*")) + sorted(p for p in port_dir.glob("*.c*"))

@@ -37,11 +37,13 @@ def boards(as_json: bool, model: Path | None) -> None:
         click.echo(json.dumps([dict(b.summary(), library=getattr(libs[b.name], "id", None)) for b in all_boards],
                               indent=2))
         return
-    rows = [("board", "kind", "core", "MHz", "flash KiB", "RAM KiB", "timer", "runtimes", "TFLM library")]
+    rows = [("board", "kind", "core", "MHz", "flash KiB", "RAM KiB", "timer", "runtimes", "TFLM library",
+             "proven on (emulator)")]
     for b in all_boards:
         runtimes = ", ".join(r + ("*" if r == b.default_runtime else "") for r in b.runtimes)
         rows.append((b.name, b.kind, b.mcu.core, f"{b.mcu.clock_hz / 1e6:g}", str(b.limits.flash_bytes // 1024),
-                     str(b.limits.ram_bytes // 1024), b.timer.api, runtimes, getattr(libs[b.name], "id", "-")))
+                     str(b.limits.ram_bytes // 1024), b.timer.api, runtimes, getattr(libs[b.name], "id", "-"),
+                     b.proven_on))
     widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
     for row in rows:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
