@@ -173,7 +173,7 @@ def _inputs(info: ModelInfo, count: int, seed: int) -> np.ndarray:
 
 def check_bit_exact(data: bytes, info: ModelInfo, samples: int, with_qemu: bool) -> dict[str, Any]:
     """aot vs the TFLM host interpreter on ``samples`` random inputs: host build under ASan + UBSan, and the
-    qemu_m4 build (tinykeras.aot.device_check)."""
+    qemu_m4 build (tinykeras.device_check)."""
     from tinykeras.aot.host import AotHostRunner
     from tinykeras.errors import TinyKerasError
     from tinykeras.tflm_host import TflmRunner
@@ -187,7 +187,7 @@ def check_bit_exact(data: bytes, info: ModelInfo, samples: int, with_qemu: bool)
         out["host_asan_ubsan"] = {"samples": samples, "values": int(ref.size), "mismatches": mismatches,
                                   "bit_exact": mismatches == 0}
     if with_qemu:
-        from tinykeras.aot.device_check import check_on_qemu
+        from tinykeras.device_check import check_on_qemu
 
         try:
             out["qemu_m4"] = check_on_qemu(data, info, samples=samples)

@@ -196,7 +196,7 @@ def test_fast_path_selection_is_reported(name: str, converted: dict[str, bytes])
                                         if op in FAST_OPS))
 def test_kernel_bit_exact_on_qemu_m4(name: str, converted: dict[str, bytes]) -> None:
     """The Cortex-M4 DSP code (SMLAD/SMMLAR paths, hand-scheduled loops) against TFLM, every output byte."""
-    from tinykeras.aot.device_check import check_on_qemu
+    from tinykeras.device_check import check_on_qemu
 
     data = _model(converted, name)
     result = check_on_qemu(data, inspect_bytes(data), samples=12)
