@@ -7,7 +7,7 @@ spotter, MobileNet-v1 0.25 96x96, MobileNetV2 0.35 96x96) and every shipped mode
 
 Per model:
 - MACs; aot arena (static plan), constant bytes, and on qemu_m4 (QEMU -icount shift=0): instructions per
-  inference and per MAC, ELF flash/RAM (tinykeras.target.qemu.measure);
+  inference and per MAC, ELF flash/RAM (tinykeras.pipeline.measure);
 - bit-exactness against the TFLM host interpreter: the host build under ASan + UBSan and the qemu_m4
   build (Cortex-M4 DSP kernels), ``--samples`` random inputs each (default 200);
 - TFLM: the smallest arena the host interpreter works with (bisection), and TFLM reference / TFLM +
@@ -83,7 +83,7 @@ def tflm_on_qemu(data: bytes, info: ModelInfo, name: str, kernels: str) -> dict[
     import os
 
     from tinykeras.errors import ToolchainError
-    from tinykeras.target.qemu import measure
+    from tinykeras.pipeline import measure
 
     tree = os.environ.get("TINYKERAS_TFLM_DIR") or str(REPO.parent / "shared" / "third_party" / "tflite-micro-90b983c")
     if not Path(tree).is_dir():
@@ -150,6 +150,7 @@ def measure_aot(data: bytes, info: ModelInfo) -> dict[str, Any]:
 
 def measure_qemu(data: bytes, info: ModelInfo, name: str) -> dict[str, Any]:
     """aot on qemu_m4: instructions per inference and ELF sizes; {"skipped"/"error": why} otherwise."""
+    from tinykeras import pipeline
     from tinykeras.errors import TinyKerasError, ToolchainError
     from tinykeras.target import qemu
 
@@ -160,7 +161,7 @@ def measure_qemu(data: bytes, info: ModelInfo, name: str) -> dict[str, Any]:
         return {"skipped": str(exc)}
     with tempfile.TemporaryDirectory(prefix="tk-bench-") as tmp:
         try:
-            return qemu.measure(data, info, Path(tmp), name=name, runs=2, warmup=1, timeout=600.0)
+            return pipeline.measure(data, info, Path(tmp), name=name, runs=2, warmup=1, timeout=600.0)
         except TinyKerasError as exc:
             return {"error": str(exc)}
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,9 +23,9 @@ from tinykeras.boards import Board, load_board
 from tinykeras.cgen import c_identifier
 from tinykeras.errors import BoardError, DoesNotFitError, InputFileError, ToolchainError
 from tinykeras.inspect import inspect_bytes, read_model_bytes, require_int8
-from tinykeras.resources import models_dir
+from tinykeras.resources import models_dir, templates_dir
 from tinykeras.runtime import runtime_module
-from tinykeras.runtime.base import RuntimePlan
+from tinykeras.runtime.base import RuntimePlan, RuntimeSources
 from tinykeras.types import ModelInfo
 
 RECIPES = ("kws", "gesture", "sensor")
@@ -209,17 +210,18 @@ def choose_runtime(board: Board, runtime: str | None) -> str:
 
 
 def plan_build(board: Board | str, model: bytes, *, runtime: str | None = None, info: ModelInfo | None = None,
-               name: str = "model", kernels: str | None = None) -> BuildPlan:
+               name: str = "model", kernels: str | None = None, profile: bool = False) -> BuildPlan:
     """Would ``model`` (int8 .tflite bytes) build for ``board`` with ``runtime``, and at what flash/RAM cost?
 
     Runs exactly the checks ``build`` runs (int8; the runtime's ops: the board's pinned TFLM library and its
     known gaps, or aot's op set; the arena plan; the fit check) and writes nothing. Raises what ``build``
-    raises (UnsupportedOpError, DoesNotFitError, BoardError, ModelError)."""
+    raises (UnsupportedOpError, DoesNotFitError, BoardError, ModelError). ``profile``: plan the per-op
+    profiling build (aot) instead of the plain one."""
     board = load_board(board) if isinstance(board, str) else board
     runtime = choose_runtime(board, runtime)
     info = info if info is not None else inspect_bytes(model)
     require_int8(info)
-    planned = runtime_module(runtime).plan(model, info, board, name=name, kernels=kernels)
+    planned = runtime_module(runtime).plan(model, info, board, name=name, kernels=kernels, profile=profile)
     return BuildPlan(board=board, info=info, runtime=planned, fit=check_fit(board, planned, info))
 
 
@@ -277,6 +279,103 @@ def front_end(settings: dict[str, Any] | None, model_path: Path) -> FrontEnd | N
                     parameters={k: features[k] for k in sorted(features) if k != "kind"})
 
 
+# The firmware mains: the benchmark (build, bench, measure, validate --board: MLPerf commands), the per-op
+# profile (profile) and the on-device bit-exactness check (device_check). Only the main differs between them.
+FIRMWARE_MAINS = {"bench": None, "profile": "runtime/profile/tk_profile_main.c",
+                  "check": "runtime/check/tk_check_main.c"}
+
+
+@dataclass(frozen=True)
+class Firmware:
+    """A rendered project: where it is, what was planned and the runtime's sources in it."""
+
+    project: Path
+    plan: BuildPlan
+    sources: RuntimeSources
+
+
+def assemble(plan: BuildPlan, model: bytes, project: Path, *, name: str, source_name: str | None = None,
+             main: str = "bench", runs: int = 10, warmup: int = 2, tflm_dir: Path | str | None = None,
+             frontend: FrontEnd | None = None, labels: tuple[str, ...] | None = None,
+             check_samples: int = 0) -> Firmware:
+    """The planned model's runtime sources placed by the board's target into ``project``, with the firmware
+    ``main`` (:data:`FIRMWARE_MAINS`). The one place a firmware is put together."""
+    board, info = plan.board, plan.info
+    source_name = source_name or f"{name}.tflite"
+    if main not in FIRMWARE_MAINS:
+        raise BoardError(f"unknown firmware main '{main}'; choose one of {', '.join(FIRMWARE_MAINS)}")
+    if main != "bench" and board.kind != "qemu":
+        raise BoardError(f"the {main} firmware runs on the emulated board for now; '{board.name}' is a {board.kind} "
+                         "board (use --board qemu_m4)")
+    sources = runtime_module(plan.runtime.name).sources(
+        plan.runtime, model, info, source_name=source_name, tflm_dir=tflm_dir,
+        banner=lambda c: cgen.banner(source_name, info.sha256, c).rstrip())
+    if board.kind == "qemu":
+        from tinykeras.target import qemu
+
+        main_source = None
+        if FIRMWARE_MAINS[main] is not None:
+            main_source = (templates_dir() / FIRMWARE_MAINS[main]).read_text()
+            if main == "check":
+                main_source = f"#define TK_CHECK_SAMPLES {int(check_samples)}u\n" + main_source
+        qemu.render_project(board, model, info, project, runtime_files=sources.files, runs=runs, warmup=warmup,
+                            name=name, arena_bytes=plan.arena_bytes, runtime=sources.name,
+                            frontend_files=frontend.files if frontend else None, library=sources.library,
+                            kernels=sources.kernels, library_files=sources.library_files, main_source=main_source)
+    else:
+        from tinykeras.target.platformio import RenderRequest, render_platformio, write_project
+
+        files = render_platformio(RenderRequest(
+            board=board, runtime=sources, model=model, info=info, model_name=name,
+            source_name=source_name, runs=runs, warmup=warmup, labels=labels,
+            frontend_files=tuple(sorted(frontend.files.items())) if frontend else (),
+            feature_defines=tuple(sorted(frontend.defines.items())) if frontend else ()))
+        write_project(files, project)
+    return Firmware(project=Path(project), plan=plan, sources=sources)
+
+
+@contextmanager
+def running(firmware: Firmware) -> Iterator[str]:
+    """Compile an emulated board's project and run it in QEMU; yields the serial URL (read it with
+    :mod:`tinykeras.device`). Real boards are run by ``build --upload/--run`` and ``bench``."""
+    from tinykeras.target import qemu
+
+    board = firmware.plan.board
+    if board.kind != "qemu":
+        raise BoardError(f"board '{board.name}' is a {board.kind} board: flash it with `tinykeras build --upload` "
+                         "and read it with `tinykeras bench`")
+    elf = qemu.compile_project(firmware.project)
+    with qemu.qemu_session(elf, board) as url:
+        yield url
+
+
+def measure(model: bytes, info: ModelInfo, work_dir: Path, *, name: str = "model", runs: int = 3,
+            warmup: int = 1, timeout: float = 120.0, board: Board | None = None, runtime: str = "aot",
+            kernels: str | None = None, tflm_dir: Path | str | None = None) -> dict[str, Any]:
+    """Instructions per inference of a runtime on the emulated board (default qemu_m4; ``aot``, or ``tflm``
+    with ``kernels`` from the TFLM tree ``tflm_dir``): plan, assemble, compile, run the benchmark main.
+
+    Returns :func:`tinykeras.target.qemu.summary` plus ``runs`` (the instruction counts of every run),
+    ``macs``, ``arena_used`` (what the firmware reports), ``weights_bytes`` and ``runtime``. Used by profile,
+    tune and scripts/bench_*.py. Raises like the stages it runs."""
+    from tinykeras.target import qemu
+
+    planned = plan_build(board or "qemu_m4", model, runtime=runtime, info=info, name=name, kernels=kernels)
+    firmware = assemble(planned, model, Path(work_dir), name=name, runs=runs, warmup=warmup, tflm_dir=tflm_dir)
+    elf = qemu.compile_project(firmware.project)
+    report = qemu.run_benchmark(elf, planned.board, runs=runs, timeout=timeout,
+                                raw_log=firmware.project / "serial.log")
+    report.raise_if_incomplete(saved=str(firmware.project))
+    sources = firmware.sources
+    out = qemu.summary(report, planned.board, qemu.elf_sizes(elf), planned.arena_bytes)
+    out["macs"] = info.macs
+    out["runs"] = [r.instructions for r in report.runs]
+    out["arena_used"] = (report.hello or {}).get("arena_used")
+    out["weights_bytes"] = sources.code_bytes
+    out["runtime"] = sources.summary()
+    return out
+
+
 def build(options: BuildOptions, log: Callable[[str], None] | None = None) -> BuildResult:
     """Check everything, render the project atomically, then run the requested actions."""
     log = log or (lambda msg: print(msg, file=sys.stderr))
@@ -298,34 +397,17 @@ def build(options: BuildOptions, log: Callable[[str], None] | None = None) -> Bu
     frontend = front_end(settings, model_path)
 
     planned = plan_build(board, model, runtime=runtime, info=info, name=model_name, kernels=options.kernels)
-    sources = runtime_module(runtime).sources(
-        planned.runtime, model, info, source_name=source_name, tflm_dir=options.tflm_dir,
-        banner=lambda c: cgen.banner(source_name, info.sha256, c).rstrip())
     arena, fit = planned.runtime.arena, planned.fit
 
     out = Path(options.out) if options.out else Path("out") / f"{board.name}-{model_name}-{runtime}"
     result = BuildResult(project_dir=out.resolve(), board=board, runtime=runtime, model_name=model_name,
                          source_name=source_name, info=info, arena=arena, fit=fit, files=[],
-                         frontend=frontend.to_json() if frontend else None,
-                         library=sources.summary() if sources.library is not None else None)
+                         frontend=frontend.to_json() if frontend else None)
     with fsutil.atomic_output_dir(out) as tmp:
-        if board.kind == "qemu":
-            from tinykeras.target import qemu
-
-            qemu.render_project(board, model, info, tmp, runtime_files=sources.files, runs=options.runs,
-                                warmup=options.warmup, name=model_name, arena_bytes=arena.planned_bytes,
-                                frontend_files=frontend.files if frontend else None, runtime=runtime,
-                                library=sources.library, kernels=sources.kernels,
-                                library_files=sources.library_files)
-        else:
-            from tinykeras.target.platformio import RenderRequest, render_platformio, write_project
-
-            files = render_platformio(RenderRequest(
-                board=board, runtime=sources, model=model, info=info, model_name=model_name,
-                source_name=source_name, runs=options.runs, warmup=options.warmup, labels=_labels(settings),
-                frontend_files=tuple(sorted(frontend.files.items())) if frontend else (),
-                feature_defines=tuple(sorted(frontend.defines.items())) if frontend else ()))
-            write_project(files, tmp)
+        sources = assemble(planned, model, tmp, name=model_name, source_name=source_name, runs=options.runs,
+                           warmup=options.warmup, tflm_dir=options.tflm_dir, frontend=frontend,
+                           labels=_labels(settings)).sources
+        result.library = sources.summary() if sources.library is not None else None
         result.files = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
         result.files.append(REPORT_NAME)
         result.files.sort()

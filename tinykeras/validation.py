@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from tinykeras.errors import DataError, ModelError, ToolchainError
+from tinykeras.errors import DataError, ModelError, SerialError, ToolchainError
 from tinykeras.keras_io import InputSpec, model_inputs
 from tinykeras.metrics import check_thresholds, collapse_warnings, detect_task, output_metrics
 from tinykeras.tflm_host import dequantize, prepare_inputs
@@ -49,28 +49,15 @@ def run_host(data: bytes, info: ModelInfo, xq: list[np.ndarray], runtime: str = 
             for j, t in enumerate(info.output_tensors())]
 
 
-def _reply(port: Any, command: str = "", timeout: float = 60.0) -> list[str]:
-    import time
-
-    if command:
-        port.write(command.encode())
-    buf, end = b"", time.monotonic() + timeout
-    while not buf.endswith(b"m-ready\r\n") and time.monotonic() < end:
-        buf += port.read(65536)
-    if not buf.endswith(b"m-ready\r\n"):
-        raise ToolchainError(f"the board did not answer '{command or 'boot'}' within {timeout:g} s")
-    return [line for line in buf.decode("utf-8", "replace").splitlines() if line]
-
-
 def run_board(data: bytes, info: ModelInfo, xq: np.ndarray, board_name: str = "qemu_m4", name: str = "model",
               work_dir: Path | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """Output 0 of every sample of ``xq`` (int8, one input) computed by the aot runtime on the emulated board,
-    read back over serial (dequantized, rounded to 3 decimals by the firmware)."""
-    import serial
-
-    from tinykeras import aot
+    read back over serial (dequantized, rounded to 3 decimals by the firmware): the benchmark firmware built by
+    the driver (:func:`tinykeras.pipeline.assemble`), driven as an MLPerf Tiny DUT (``db``, ``infer``)."""
+    from tinykeras import pipeline
     from tinykeras.boards import load_board
-    from tinykeras.target import qemu
+    from tinykeras.device import open_port
+    from tinykeras.device.mlperf import MlperfDut, MlperfStop
 
     if len(info.inputs) != 1 or info.input_tensors()[0].dtype != "int8":
         raise ModelError(f"--board {board_name} reads one int8 input over serial; this model has "
@@ -80,33 +67,30 @@ def run_board(data: bytes, info: ModelInfo, xq: np.ndarray, board_name: str = "q
     if board.kind != "qemu":
         raise ModelError(f"--board {board_name}: validate runs on the emulated board (qemu_m4) only; for a real "
                          "board use tinykeras bench")
-    program = aot.generate(data, info, name=name)
+    planned = pipeline.plan_build(board, data, runtime="aot", info=info, name=name)
     with tempfile.TemporaryDirectory(prefix="tinykeras-validate-") as tmp:
-        project = Path(work_dir) if work_dir else Path(tmp)
-        qemu.render_project(board, data, info, project, runtime_files=program.files, runs=1, warmup=0, name=name,
-                            arena_bytes=program.arena_bytes)
-        elf = qemu.compile_project(project)
+        firmware = pipeline.assemble(planned, data, Path(work_dir) if work_dir else Path(tmp), name=name, runs=1,
+                                     warmup=0)
         values = []
-        with qemu.qemu_session(elf, board) as url:
-            port = serial.serial_for_url(url, timeout=0.05)
+        with pipeline.running(firmware) as url:
+            port = open_port(url, board.baud)
             try:
-                _reply(port)
+                dut = MlperfDut(port, timeout=60.0)
+                dut.boot()
                 for k in range(len(xq)):
-                    raw = np.ascontiguousarray(xq[k], dtype=np.int8).tobytes()
-                    _reply(port, f"db load {len(raw)}%")
-                    for pos in range(0, len(raw), 32):
-                        _reply(port, f"db {raw[pos:pos + 32].hex()}%")
-                    lines = _reply(port, "infer 1 0%")
-                    found = [ln for ln in lines if ln.startswith("m-results-[")]
-                    if not found:
-                        raise ToolchainError(f"sample {k}: the board printed no m-results line "
-                                             f"({' | '.join(lines[-3:])})")
-                    values.append([float(v) for v in found[-1][len("m-results-["):-1].split(",")])
+                    dut.load(np.ascontiguousarray(xq[k], dtype=np.int8).tobytes())
+                    result = dut.infer(1, 0)
+                    if not result:
+                        raise ToolchainError(f"sample {k}: the board printed no m-results line")
+                    values.append(result)
+            except MlperfStop as stop:
+                raise SerialError(f"--board {board_name}: the board stopped answering ({stop.status}: "
+                                  f"{stop.detail})") from stop
             finally:
                 port.close()
     out_t = info.output_tensors()[0]
     out = np.asarray(values, dtype=np.float32).reshape((len(xq),) + tuple(out_t.shape[1:]))
-    return out, {"board": board_name, "runtime": "aot", "arena_bytes": int(program.arena_bytes),
+    return out, {"board": board_name, "runtime": "aot", "arena_bytes": planned.arena_bytes,
                  "read_back": "output 0 over serial (MLPerf Tiny results%, dequantized, 3 decimals)"}
 
 

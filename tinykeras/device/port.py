@@ -192,6 +192,24 @@ def _open_log(raw_log: Path) -> IO[bytes]:
         raise InputFileError(f"{raw_log}: cannot write the raw log ({exc.strerror or exc})") from exc
 
 
+def read_until(url: str, done: Callable[[bytes], bool], *, timeout: float, baud: int = 115200) -> bytes:
+    """Everything a device sends on ``url`` until ``done(received)``, it disconnects (the firmware ended QEMU)
+    or ``timeout`` s pass; for the firmware mains that print one result and stop (profile, check)."""
+    port = open_port(url, baud)
+    buf = b""
+    try:
+        for chunk in PortReader(port, timeout):
+            buf += chunk
+            if done(buf):
+                break
+    finally:
+        try:
+            port.close()
+        except Exception:  # closing a vanished device can fail; nothing left to do
+            pass
+    return buf
+
+
 def collect(url: str, *, baud: int = 115200, runs: int | None = None, timeout: float = 30.0,
             raw_log: Path | None = None, macs: int | None = None,
             on_event: Callable[[Event], None] | None = None) -> BenchReport:

@@ -131,13 +131,14 @@ def render_project(board: Board, model: bytes, info: ModelInfo, out_dir: Path, *
                    runs: int, warmup: int, name: str, arena_bytes: int,
                    frontend_files: dict[str, str] | None = None, runtime: str = "aot",
                    library: Any = None, kernels: str | None = None,
-                   library_files: dict[str, Path] | None = None) -> None:
+                   library_files: dict[str, Path] | None = None, main_source: str | None = None) -> None:
     """Write the Makefile project for ``board`` into ``out_dir``: ``Makefile``, ``mps2_an386.ld`` and
     ``src/`` (the benchmark, the QEMU port, a rendered ``main.c`` and the runtime's files, e.g.
     ``tinykeras.aot.generate(...).files``), plus the feature front end (``frontend_files``, from
     ``tinykeras.recipes.frontend.frontend_sources``; compiled, not called by the benchmark).
     The tflm runtime (``tinykeras.runtime.tflm.tflm_sources``) adds ``library`` and ``library_files``, copied
-    into ``tflm/`` and compiled with the library's flags. Same inputs -> byte-identical files."""
+    into ``tflm/`` and compiled with the library's flags. ``main_source`` replaces the benchmark's ``main.c``
+    (the profile and check firmware mains). Same inputs -> byte-identical files."""
     if board.kind != "qemu":
         raise BoardError(f"board '{board.name}' is a {board.kind} board; render_project needs a qemu board")
     if runs < 0 or warmup < 0:
@@ -178,7 +179,7 @@ def render_project(board: Board, model: bytes, info: ModelInfo, out_dir: Path, *
         "macs": info.macs, "output_scale": c_float(out_q.scale if out_q else 1.0),
         "output_zero_point": int(out_q.zero_point if out_q else 0),
     }
-    files["src/main.c"] = env.from_string((port_dir / "main.c.j2").read_text()).render(context)
+    files["src/main.c"] = main_source or env.from_string((port_dir / "main.c.j2").read_text()).render(context)
     sources = sorted(p for p in files if p.endswith(".c"))
     copied = {f"tflm/{rel}": src for rel, src in sorted((library_files or {}).items())}
     files["Makefile"] = env.from_string((port_dir / "Makefile.j2").read_text()).render(
@@ -426,36 +427,3 @@ def summary(report: Any, board: Board, sizes: dict[str, int] | None = None,
         out["sizes"] = dict(sizes)
     return out
 
-
-def measure(model: bytes, info: ModelInfo, work_dir: Path, *, name: str = "model", runs: int = 3,
-            warmup: int = 1, timeout: float = 120.0, board: Board | None = None, runtime: str = "aot",
-            kernels: str | None = None, tflm_dir: Path | str | None = None) -> dict[str, Any]:
-    """Instructions per inference of a runtime on qemu_m4 (``aot``, or ``tflm`` with ``kernels`` from the TFLM
-    tree ``tflm_dir``): generate, render, build, run.
-
-    Returns :func:`summary` plus ``runs`` (the instruction counts of every run), ``macs`` and ``arena_used``
-    (what the firmware reports). Used by scripts/bench_runtime.py. Raises like the stages it runs.
-    """
-    from tinykeras import cgen
-    from tinykeras.boards import load_board
-    from tinykeras.runtime import runtime_module
-
-    board = board or load_board("qemu_m4")
-    module = runtime_module(runtime)
-    planned = module.plan(model, info, board, name=name, kernels=kernels)
-    sources = module.sources(planned, model, info, source_name=f"{name}.tflite", tflm_dir=tflm_dir,
-                             banner=lambda c: cgen.banner(f"{name}.tflite", info.sha256, c))
-    project = Path(work_dir)
-    render_project(board, model, info, project, runtime_files=sources.files, runs=runs, warmup=warmup, name=name,
-                   arena_bytes=sources.arena.planned_bytes, runtime=sources.name, library=sources.library,
-                   kernels=sources.kernels, library_files=sources.library_files)
-    elf = compile_project(project)
-    report = run_benchmark(elf, board, runs=runs, timeout=timeout, raw_log=project / "serial.log")
-    report.raise_if_incomplete(saved=str(project))
-    out = summary(report, board, elf_sizes(elf), sources.arena.planned_bytes)
-    out["macs"] = info.macs
-    out["runs"] = [r.instructions for r in report.runs]
-    out["arena_used"] = (report.hello or {}).get("arena_used")
-    out["weights_bytes"] = sources.code_bytes
-    out["runtime"] = sources.summary()
-    return out
