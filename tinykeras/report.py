@@ -128,7 +128,7 @@ def latency_histogram_png(values: Sequence[float], title: str, unit: str = "us")
         if hi - lo < 1e-9 * max(1.0, abs(hi)):
             lo, hi = lo - 0.5, hi + 0.5
         ax.hist(data, bins=bins, range=(lo, hi), color="#4c72b0")
-        from tinykeras.device import stats
+        from tinykeras.metrics import stats
 
         s = stats(data) or {}
         for key, style in (("p50", "-"), ("p99", "--")):
