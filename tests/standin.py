@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
+from mirrors import bench_input, mlperf_results
 
 from tinykeras.boards import Board, load_board
 from tinykeras.libraries import Library
@@ -173,7 +174,7 @@ def run_and_compare(elf: Path, model: bytes, info, planned_arena: int) -> dict:
     def reference(x: bytes) -> np.ndarray:
         return np.asarray(tflm.invoke(np.frombuffer(x, dtype=np.int8).reshape(t_in.shape))[0]).ravel()
 
-    pattern_out = reference(qemu.bench_input(t_in.nbytes))
+    pattern_out = reference(bench_input(t_in.nbytes))
     random_in = bytes(np.random.default_rng(11).integers(0, 256, t_in.nbytes, dtype=np.uint8))
     random_out = reference(random_in)
     for attempt in range(3):
@@ -196,12 +197,12 @@ def run_and_compare(elf: Path, model: bytes, info, planned_arena: int) -> dict:
                 assert 0 < used <= planned_arena, f"arena used {used} B > planned {planned_arena} B"
                 for run in recs[1:-1]:
                     assert run["top"] == int(np.argmax(pattern_out)) and run["score"] == int(pattern_out.max())
-                assert mlperf_reply(port, "results%")[0] == qemu.mlperf_results(pattern_out, q.scale, q.zero_point)
+                assert mlperf_reply(port, "results%")[0] == mlperf_results(pattern_out, q.scale, q.zero_point)
                 mlperf_reply(port, f"db load {len(random_in)}%")
                 for k in range(0, len(random_in), 32):
                     mlperf_reply(port, f"db {random_in[k:k + 32].hex()}%")
                 lines = mlperf_reply(port, "infer 1 0%")
-                assert lines[-2] == qemu.mlperf_results(random_out, q.scale, q.zero_point)
+                assert lines[-2] == mlperf_results(random_out, q.scale, q.zero_point)
                 break
             finally:
                 port.close()

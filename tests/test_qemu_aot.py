@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from mirrors import bench_input, mlperf_results
 from standin import mlperf_reply
 
 from tinykeras.boards import load_board
@@ -55,7 +56,7 @@ def test_aot_on_qemu_matches_tflm(name: str, reference_models: dict[str, Path], 
         sample = np.frombuffer(x, dtype=np.int8).reshape(t_in.shape)
         return np.asarray(tflm.invoke(sample)[0]).ravel()
 
-    pattern_out = reference(qemu.bench_input(t_in.nbytes))
+    pattern_out = reference(bench_input(t_in.nbytes))
     random_in = bytes(np.random.default_rng(11).integers(0, 256, t_in.nbytes, dtype=np.uint8))
     random_out = reference(random_in)
 
@@ -69,11 +70,11 @@ def test_aot_on_qemu_matches_tflm(name: str, reference_models: dict[str, Path], 
             for run in recs[1:3]:
                 assert run["top"] == int(np.argmax(pattern_out)) and run["score"] == int(pattern_out.max())
             # the whole output vector of the last timed run, against TFLM
-            assert mlperf_reply(port, "results%")[0] == qemu.mlperf_results(pattern_out, q_out.scale, q_out.zero_point)
+            assert mlperf_reply(port, "results%")[0] == mlperf_results(pattern_out, q_out.scale, q_out.zero_point)
             mlperf_reply(port, f"db load {len(random_in)}%")
             for k in range(0, len(random_in), 32):
                 mlperf_reply(port, f"db {random_in[k:k + 32].hex()}%")
             lines = mlperf_reply(port, "infer 1 0%")
-            assert lines[-2] == qemu.mlperf_results(random_out, q_out.scale, q_out.zero_point)
+            assert lines[-2] == mlperf_results(random_out, q_out.scale, q_out.zero_point)
         finally:
             port.close()

@@ -5,6 +5,9 @@ The CLI prints ``str(error)`` on one line to stderr and exits with ``error.exit_
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 
 class TinyKerasError(Exception):
     """Base of every error tinykeras raises on purpose."""
@@ -84,3 +87,10 @@ class DiskFullError(OutputError):
     """The disk (or quota) filled up while writing an output; nothing half-written was left behind."""
 
     exit_code = 11
+
+
+def did_you_mean(word: str, known: Iterable[str], prefix: str = "") -> str:
+    """``"; did you mean 'PREFIX+closest'?"`` for the known name closest to ``word``, or "" when none is close.
+    The one "did you mean" of tinykeras' messages."""
+    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.5)
+    return f"; did you mean '{prefix}{close[0]}'?" if close else ""

@@ -23,12 +23,12 @@ from tinykeras.boards import Board, load_board
 from tinykeras.cgen import c_identifier
 from tinykeras.errors import BoardError, DoesNotFitError, InputFileError, ToolchainError
 from tinykeras.inspect import inspect_bytes, read_model_bytes, require_int8
+from tinykeras.recipes import RECIPES
 from tinykeras.resources import models_dir, templates_dir
 from tinykeras.runtime import runtime_module
 from tinykeras.runtime.base import RuntimePlan, RuntimeSources
 from tinykeras.types import ModelInfo
 
-RECIPES = ("kws", "gesture", "sensor")
 REPORT_NAME = "tinykeras_build.json"
 BENCH_REPORT_NAME = "bench.json"
 

@@ -27,14 +27,13 @@ import jinja2
 from tinykeras.boards import Board
 from tinykeras.c_literals import c_float, c_string
 from tinykeras.cgen import banner
-from tinykeras.errors import BoardError, ModelError, SerialError, ToolchainError
+from tinykeras.errors import BoardError, ModelError, SerialError, ToolchainError, did_you_mean
 from tinykeras.resources import templates_dir
 from tinykeras.types import ModelInfo
 
 CC = "arm-none-eabi-gcc"
 QEMU = "qemu-system-arm"
 TOOLCHAIN_PACKAGES = "gcc-arm-none-eabi libnewlib-arm-none-eabi"
-PATTERN_SEED = 0x2545F491  # TK_BENCH_PATTERN_SEED in firmware_templates/runtime/bench/tk_bench.h
 BENCH_FILES = ("tk_bench.c", "tk_bench.h", "tk_model_api.h", "tk_port.h")
 PORT_FILES = ("port_qemu.c", "startup.c", "tk_qemu.h")
 LINKER_SCRIPT = "mps2_an386.ld"
@@ -47,13 +46,10 @@ _WAITING = "waiting for connection"  # what QEMU prints on stderr once its serve
 
 def qemu_settings(board: Board) -> dict[str, Any]:
     """The board's ``[qemu]`` table, checked: known keys only, with the defaults filled in."""
-    import difflib
-
     table = dict(board.qemu)
     for key in sorted(table):
         if key not in QEMU_KEYS:
-            close = difflib.get_close_matches(key, QEMU_KEYS, n=1, cutoff=0.5)
-            hint = f"; did you mean 'qemu.{close[0]}'?" if close else f"; known keys: {', '.join(QEMU_KEYS)}"
+            hint = did_you_mean(key, QEMU_KEYS, "qemu.") or f"; known keys: {', '.join(QEMU_KEYS)}"
             raise BoardError(f"{board.path}: unknown key 'qemu.{key}'{hint}")
     settings: dict[str, Any] = {
         "machine": "mps2-an386", "cpu": "cortex-m4", "icount_shift": 0, "timer_hz": 25_000_000,
@@ -79,40 +75,6 @@ def qemu_args(board: Board) -> list[str]:
     s = qemu_settings(board)
     return ["-M", str(s["machine"]), "-cpu", str(s["cpu"]), "-nographic", "-monitor", "none",
             "-icount", f"shift={int(s['icount_shift'])}", "-semihosting-config", "enable=on,target=native"]
-
-
-# ------------------------------------------------------------------------------ host-side mirrors
-
-
-def bench_input(nbytes: int) -> bytes:
-    """The deterministic input of the timed runs (``tk_bench_fill_pattern`` in tk_bench.c)."""
-    x = PATTERN_SEED
-    out = bytearray(nbytes)
-    for k in range(nbytes):
-        x ^= (x << 13) & 0xFFFFFFFF
-        x ^= x >> 17
-        x ^= (x << 5) & 0xFFFFFFFF
-        out[k] = x >> 24
-    return bytes(out)
-
-
-def mlperf_results(values: Any, scale: float, zero_point: int) -> str:
-    """What the firmware prints for ``results%``: the output dequantized, rounded half away from zero to
-    three decimals, computed in float32 exactly as ``out_milli`` in tk_bench.c does."""
-    import numpy as np
-
-    parts = []
-    for q in np.asarray(values, dtype=np.int64).ravel():
-        m = np.float32(np.float32(int(q) - zero_point) * np.float32(scale)) * np.float32(1000.0)
-        r = int(m)  # truncates toward zero, like the C cast
-        frac = np.float32(m - np.float32(r))
-        if frac >= np.float32(0.5):
-            r += 1
-        elif frac <= np.float32(-0.5):
-            r -= 1
-        sign = "-" if r < 0 else ""
-        parts.append(f"{sign}{abs(r) // 1000}.{abs(r) % 1000:03d}")
-    return "m-results-[" + ",".join(parts) + "]"
 
 
 # ------------------------------------------------------------------------------------------ render
