@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tinykeras.errors import BoardError, did_you_mean
+from tinykeras.libraries import load_library
 from tinykeras.resources import boards_dir
 from tinykeras.types import RUNTIME_NAMES
 
@@ -97,8 +98,6 @@ class Tflm:
     @property
     def lib(self) -> Any:
         """The :class:`tinykeras.libraries.Library`."""
-        from tinykeras.libraries import load_library
-
         return load_library(self.library)
 
     @property
@@ -236,8 +235,6 @@ def _build(raw: dict[str, Any], path: Path) -> Board:
         raise BoardError(f"{path}: default_runtime '{default_runtime}' is not in runtimes {list(runtimes)}")
     pio = tflm = None
     if "tflm" in raw:
-        from tinykeras.libraries import load_library
-
         t = raw["tflm"]
         lib = load_library(t["library"])
         kernels = t.get("kernels", lib.default_kernels)

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from tinykeras import pipeline
+from tinykeras.device import read_until
 from tinykeras.errors import SerialError
 from tinykeras.types import ModelInfo
 
@@ -34,9 +36,6 @@ def check_on_qemu(model: bytes, info: ModelInfo, samples: int = 200, timeout: fl
     """Run ``samples`` inputs through the aot firmware on qemu_m4 and the TFLM host interpreter; count the
     output bytes that differ. Raises ToolchainError/SerialError when the firmware cannot be built or run."""
     from tflite_micro import runtime
-
-    from tinykeras import pipeline
-    from tinykeras.device import read_until
 
     planned = pipeline.plan_build("qemu_m4", model, runtime="aot", info=info, name=name)
     with tempfile.TemporaryDirectory(prefix="tk-check-") as tmp:

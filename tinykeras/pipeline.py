@@ -21,12 +21,19 @@ from tinykeras import cgen, fsutil
 from tinykeras.arena import ArenaPlan
 from tinykeras.boards import Board, load_board
 from tinykeras.cgen import c_identifier
-from tinykeras.errors import BoardError, DoesNotFitError, InputFileError, ToolchainError
+from tinykeras.convert import quantize_model
+from tinykeras.device import collect
+from tinykeras.errors import BoardError, DataError, DoesNotFitError, InputFileError, ToolchainError
 from tinykeras.inspect import inspect_bytes, read_model_bytes, require_int8
+from tinykeras.keras_io import load_arrays, load_model, model_name
 from tinykeras.recipes import RECIPES
+from tinykeras.recipes.frontend import feature_defines, frontend_sources, settings_beside
 from tinykeras.resources import models_dir, templates_dir
 from tinykeras.runtime import runtime_module
 from tinykeras.runtime.base import RuntimePlan, RuntimeSources
+from tinykeras.target import pio as toolchain
+from tinykeras.target import qemu
+from tinykeras.target.platformio import RenderRequest, render_platformio, write_project
 from tinykeras.types import ModelInfo
 
 REPORT_NAME = "tinykeras_build.json"
@@ -129,9 +136,6 @@ def load_int8_model(path: Path, rep_data: Path | None, log: Callable[[str], None
     """Bytes of an int8 .tflite from ``path``: read as is, or quantized from a Keras model first."""
     if path.suffix == ".tflite":
         return read_model_bytes(path), path.name
-    from tinykeras.convert import quantize_model
-    from tinykeras.keras_io import load_arrays, load_model
-
     x = None
     if rep_data is not None:
         x = load_arrays(rep_data)
@@ -228,16 +232,12 @@ def plan_build(board: Board | str, model: bytes, *, runtime: str | None = None, 
 def _model_settings(model_path: Path) -> dict[str, Any] | None:
     """The settings.json beside the model (labels, feature parameters), as ``tinykeras train`` and the
     shipped models/<recipe>/ have it; None when there is none."""
-    from tinykeras.recipes.frontend import settings_beside
-
     settings = settings_beside(model_path)
     return settings if isinstance(settings, dict) else None
 
 
 def _project_name(options: BuildOptions, settings: dict[str, Any] | None, model_path: Path) -> str:
     """``--name``, else the name settings.json carries, else the model's file or directory name."""
-    from tinykeras.keras_io import model_name
-
     return options.name or str((settings or {}).get("name") or "") or model_name(model_path)
 
 
@@ -263,9 +263,6 @@ def front_end(settings: dict[str, Any] | None, model_path: Path) -> FrontEnd | N
     """The front end for ``settings`` (from :func:`_model_settings`), or None when they name no features."""
     if not settings or not isinstance(settings.get("features"), dict):
         return None
-    from tinykeras.errors import DataError
-    from tinykeras.recipes.frontend import feature_defines, frontend_sources
-
     features = settings["features"]
     try:
         defines = feature_defines(settings)
@@ -311,8 +308,6 @@ def assemble(plan: BuildPlan, model: bytes, project: Path, *, name: str, source_
         plan.runtime, model, info, source_name=source_name, tflm_dir=tflm_dir,
         banner=lambda c: cgen.banner(source_name, info.sha256, c).rstrip())
     if board.kind == "qemu":
-        from tinykeras.target import qemu
-
         main_source = None
         if FIRMWARE_MAINS[main] is not None:
             main_source = (templates_dir() / FIRMWARE_MAINS[main]).read_text()
@@ -323,8 +318,6 @@ def assemble(plan: BuildPlan, model: bytes, project: Path, *, name: str, source_
                             frontend_files=frontend.files if frontend else None, library=sources.library,
                             kernels=sources.kernels, library_files=sources.library_files, main_source=main_source)
     else:
-        from tinykeras.target.platformio import RenderRequest, render_platformio, write_project
-
         files = render_platformio(RenderRequest(
             board=board, runtime=sources, model=model, info=info, model_name=name,
             source_name=source_name, runs=runs, warmup=warmup, labels=labels,
@@ -338,8 +331,6 @@ def assemble(plan: BuildPlan, model: bytes, project: Path, *, name: str, source_
 def running(firmware: Firmware) -> Iterator[str]:
     """Compile an emulated board's project and run it in QEMU; yields the serial URL (read it with
     :mod:`tinykeras.device`). Real boards are run by ``build --upload/--run`` and ``bench``."""
-    from tinykeras.target import qemu
-
     board = firmware.plan.board
     if board.kind != "qemu":
         raise BoardError(f"board '{board.name}' is a {board.kind} board: flash it with `tinykeras build --upload` "
@@ -358,8 +349,6 @@ def measure(model: bytes, info: ModelInfo, work_dir: Path, *, name: str = "model
     Returns :func:`tinykeras.target.qemu.summary` plus ``runs`` (the instruction counts of every run),
     ``macs``, ``arena_used`` (what the firmware reports), ``weights_bytes`` and ``runtime``. Used by profile,
     tune and scripts/bench_*.py. Raises like the stages it runs."""
-    from tinykeras.target import qemu
-
     planned = plan_build(board or "qemu_m4", model, runtime=runtime, info=info, name=name, kernels=kernels)
     firmware = assemble(planned, model, Path(work_dir), name=name, runs=runs, warmup=warmup, tflm_dir=tflm_dir)
     elf = qemu.compile_project(firmware.project)
@@ -382,8 +371,6 @@ def build(options: BuildOptions, log: Callable[[str], None] | None = None) -> Bu
     board = load_board(options.board)
     runtime = choose_runtime(board, options.runtime)
     if options.runs < 1 or options.warmup < 0:
-        from tinykeras.errors import DataError
-
         raise DataError(f"--runs must be >= 1 and warm-up >= 0 (got {options.runs}, {options.warmup})")
     if runtime != "tflm" and (options.kernels or options.tflm_dir):
         raise BoardError("--kernels and --tflm-dir choose the TFLite-Micro build: use them with --runtime tflm")
@@ -424,7 +411,6 @@ def _actions(options: BuildOptions, result: BuildResult, log: Callable[[str], No
             raise ToolchainError(f"board '{board.name}' is emulated: use --run instead of --upload/--monitor")
         if not (options.compile or options.run):
             return
-        from tinykeras.target import qemu
 
         elf = qemu.compile_project(project)
         result.actions.append("compile")
@@ -440,7 +426,6 @@ def _actions(options: BuildOptions, result: BuildResult, log: Callable[[str], No
             result.qemu = {"sizes": sizes}
         return
 
-    from tinykeras.target import pio as toolchain
 
     if options.run and not options.port:
         raise ToolchainError(f"--run on board '{board.name}' reads the benchmark from the board: "
@@ -452,8 +437,6 @@ def _actions(options: BuildOptions, result: BuildResult, log: Callable[[str], No
         toolchain.upload(board, project, options.port)
         result.actions.append("upload")
     if options.run:
-        from tinykeras.device import collect
-
         report = collect(options.port, baud=board.baud, runs=options.runs, raw_log=project / "serial.log")
         result.actions.append("run")
         result.bench = report.to_json()

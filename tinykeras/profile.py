@@ -21,7 +21,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tinykeras import pipeline
+from tinykeras.boards import load_board
+from tinykeras.device import read_until
 from tinykeras.errors import BoardError, SerialError, TinyKerasError, ToolchainError
+from tinykeras.fsutil import atomic_output_dir
+from tinykeras.report import _figure, _png, fmt, write_json
 from tinykeras.types import ModelInfo
 
 UNIT_NOTE = {
@@ -106,10 +111,6 @@ def run_aot_profile(model: bytes, info: ModelInfo, board_name: str, name: str, t
                     benchmark: bool = True) -> ModelProfile:
     """Build and run the aot profile firmware (and, with ``benchmark``, the benchmark build) on ``board_name``,
     both through the driver (:func:`tinykeras.pipeline.assemble`)."""
-    from tinykeras import pipeline
-    from tinykeras.boards import load_board
-    from tinykeras.device import read_until
-
     board = load_board(board_name)
     if board.kind != "qemu":
         raise BoardError(f"profile runs on the emulated board for now; '{board_name}' is a {board.kind} board "
@@ -188,7 +189,6 @@ def profile_table(p: ModelProfile) -> Any:
     """A rich Table, one row per op; ops off the specialised fast paths are marked with '*'."""
     from rich.table import Table
 
-    from tinykeras.report import fmt
 
     unit = p.unit
     table = Table(title=f"profile {p.model} ({p.runtime} on {p.board}, {unit})", title_justify="left")
@@ -203,8 +203,6 @@ def profile_table(p: ModelProfile) -> Any:
 
 
 def profile_summary(p: ModelProfile) -> list[str]:
-    from tinykeras.report import fmt
-
     lines = [f"unit: {p.unit_note}"]
     if p.benchmark_total is not None:
         per_mac = f" ({p.benchmark_total / p.macs:.3f} per MAC)" if p.macs else ""
@@ -221,8 +219,6 @@ def profile_summary(p: ModelProfile) -> list[str]:
 
 def bars_png(p: ModelProfile) -> bytes:
     """Per-op bar chart of the count; ops off the fast paths in a second colour."""
-    from tinykeras.report import _figure, _png
-
     fig = _figure(max(6.4, 0.28 * len(p.ops) + 2), 4.2)
     ax = fig.add_subplot(1, 1, 1)
     xs = [o.index for o in p.ops]
@@ -243,7 +239,6 @@ def timeline_png(p: ModelProfile) -> bytes:
     """Memory timeline: every arena buffer as a rectangle (ops it is live for x its offset range), peak marked."""
     from matplotlib.patches import Rectangle
 
-    from tinykeras.report import _figure, _png
 
     fig = _figure(max(6.4, 0.22 * len(p.ops) + 2), 4.8)
     ax = fig.add_subplot(1, 1, 1)
@@ -268,9 +263,6 @@ def timeline_png(p: ModelProfile) -> bytes:
 
 def write_profile(p: ModelProfile, out_dir: Path) -> dict[str, Path]:
     """profile.json, timeline.png and layers.png into ``out_dir`` (atomically)."""
-    from tinykeras.fsutil import atomic_output_dir
-    from tinykeras.report import write_json
-
     names = {"json": "profile.json", "timeline": "timeline.png", "layers": "layers.png"}
     with atomic_output_dir(out_dir) as tmp:
         write_json(tmp / names["json"], p.to_json())

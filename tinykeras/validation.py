@@ -16,10 +16,18 @@ from typing import Any
 
 import numpy as np
 
+from tinykeras import pipeline
+from tinykeras.aot.host import AotHostRunner
+from tinykeras.boards import load_board
+from tinykeras.device import open_port
+from tinykeras.device.mlperf import MlperfDut, MlperfStop
 from tinykeras.errors import DataError, ModelError, SerialError, ToolchainError
-from tinykeras.keras_io import InputSpec, model_inputs
+from tinykeras.fsutil import write_text_atomic
+from tinykeras.inspect import inspect_bytes, read_model_bytes
+from tinykeras.keras_io import InputSpec, LoadedModel, load_model, model_inputs, model_labels
 from tinykeras.metrics import check_thresholds, collapse_warnings, detect_task, output_metrics
-from tinykeras.tflm_host import dequantize, prepare_inputs
+from tinykeras.tflite_io import io_names
+from tinykeras.tflm_host import TflmRunner, dequantize, prepare_inputs
 from tinykeras.types import ModelInfo
 
 BOARDS = ("qemu_m4",)
@@ -36,13 +44,9 @@ def run_host(data: bytes, info: ModelInfo, xq: list[np.ndarray], runtime: str = 
     """Raw outputs (every output, every sample) on the host with ``runtime`` (tflm or aot)."""
     n = len(xq[0])
     if runtime == "aot":
-        from tinykeras.aot.host import AotHostRunner
-
         runner = AotHostRunner(data, info)
         per = runner.invoke_many(xq if len(xq) > 1 else xq[0])
     else:
-        from tinykeras.tflm_host import TflmRunner
-
         tflm = TflmRunner(data, info)
         per = [tflm.invoke([x[k:k + 1] for x in xq]) for k in range(n)]
     return [np.concatenate([np.asarray(s[j]).reshape((1,) + tuple(t.shape[1:])) for s in per], axis=0)
@@ -54,11 +58,6 @@ def run_board(data: bytes, info: ModelInfo, xq: np.ndarray, board_name: str = "q
     """Output 0 of every sample of ``xq`` (int8, one input) computed by the aot runtime on the emulated board,
     read back over serial (dequantized, rounded to 3 decimals by the firmware): the benchmark firmware built by
     the driver (:func:`tinykeras.pipeline.assemble`), driven as an MLPerf Tiny DUT (``db``, ``infer``)."""
-    from tinykeras import pipeline
-    from tinykeras.boards import load_board
-    from tinykeras.device import open_port
-    from tinykeras.device.mlperf import MlperfDut, MlperfStop
-
     if len(info.inputs) != 1 or info.input_tensors()[0].dtype != "int8":
         raise ModelError(f"--board {board_name} reads one int8 input over serial; this model has "
                          f"{len(info.inputs)} input(s) of {', '.join(t.dtype for t in info.input_tensors())}; "
@@ -101,10 +100,6 @@ def validate(model: bytes | str | Path, x: Any, y: Any = None, *, keras: Any = N
     and report per-output metrics against ``keras`` (LoadedModel, path or callable) and labels ``y``
     (an array for output 0, a list per output, or None). ``report['passed']`` is False when a threshold
     failed; ``report['failures']`` says which."""
-    from tinykeras.inspect import inspect_bytes, read_model_bytes
-    from tinykeras.keras_io import model_labels
-    from tinykeras.tflite_io import io_names
-
     data = bytes(model) if isinstance(model, (bytes, bytearray)) else read_model_bytes(model)
     where = path or (str(model) if isinstance(model, (str, Path)) else "model")
     info = inspect_bytes(data, path=where)
@@ -152,8 +147,6 @@ def validate(model: bytes | str | Path, x: Any, y: Any = None, *, keras: Any = N
         got = [dequantize(a, t) for a, t in zip(aot, info.output_tensors(), strict=True)]
     refs: list[np.ndarray | None] = [None] * len(got)
     if keras is not None:
-        from tinykeras.keras_io import LoadedModel, load_model
-
         loaded = load_model(keras) if isinstance(keras, (str, Path)) else keras
         if isinstance(loaded, LoadedModel):
             outs = loaded.predict_all(float_x)
@@ -179,6 +172,4 @@ def validate(model: bytes | str | Path, x: Any, y: Any = None, *, keras: Any = N
 
 
 def write_report(report: dict[str, Any], path: Path) -> None:
-    from tinykeras.fsutil import write_text_atomic
-
     write_text_atomic(Path(path), json.dumps(report, indent=2) + "\n")

@@ -9,13 +9,11 @@ from pathlib import Path
 from typing import IO, Any
 
 from tinykeras.device.protocol import BenchReport, Event, ProtocolParser, SessionBuilder, parse_chunks
-from tinykeras.errors import SerialError
+from tinykeras.errors import InputFileError, SerialError
 
 
 def replay(path: Path | str, *, runs: int | None = None, macs: int | None = None) -> BenchReport:
     """Parse a raw log saved by :func:`collect` (or captured any other way)."""
-    from tinykeras.errors import InputFileError
-
     path = Path(path)
     try:
         handle = open(path, "rb")  # noqa: SIM115 - closed below; read in blocks, so any size is fine
@@ -183,8 +181,6 @@ class RawLog:
 
 
 def _open_log(raw_log: Path) -> IO[bytes]:
-    from tinykeras.errors import InputFileError
-
     try:
         Path(raw_log).parent.mkdir(parents=True, exist_ok=True)
         return open(raw_log, "wb")  # noqa: SIM115 - the caller closes it

@@ -27,8 +27,11 @@ import jinja2
 from tinykeras.boards import Board
 from tinykeras.c_literals import c_float, c_string
 from tinykeras.cgen import banner
+from tinykeras.device import collect
 from tinykeras.errors import BoardError, ModelError, SerialError, ToolchainError, did_you_mean
+from tinykeras.native import tied_to_us
 from tinykeras.resources import templates_dir
+from tinykeras.runtime import tflm_tree
 from tinykeras.types import ModelInfo
 
 CC = "arm-none-eabi-gcc"
@@ -165,7 +168,6 @@ def _library_make_vars(library: Any, kernels: str | None, settings: dict[str, An
     """Makefile variables of a TFLM library build (empty for the aot runtime)."""
     if library is None:
         return {"library": None}
-    from tinykeras.runtime import tflm_tree
 
     arch = [f for f in settings["cflags"] if not f.startswith("-O")]
     return {
@@ -305,8 +307,6 @@ def qemu_session(elf: Path, board: Board, *, start_timeout: float = 20.0) -> Ite
         cmd = [QEMU, *qemu_args(board), "-kernel", str(elf),
                "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on"]
         with tempfile.TemporaryFile() as err:
-            from tinykeras.native import tied_to_us
-
             proc = subprocess.Popen(tied_to_us(cmd), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                     stderr=err, start_new_session=True)  # dies with tinykeras, even by SIGKILL
             try:
@@ -354,8 +354,6 @@ def run_benchmark(elf: Path, board: Board, *, runs: int, timeout: float = 60.0,
     ``timeout``: seconds without a record before giving up. Firmware that prints nothing raises
     SerialError; QEMU is always killed. An incomplete session is returned as such (``report.complete``).
     """
-    from tinykeras.device import collect
-
     with qemu_session(elf, board) as url:
         report = collect(url, baud=board.baud, runs=runs, timeout=timeout, raw_log=raw_log)
     if report.hello is None and report.error is None:
