@@ -225,7 +225,7 @@ def test_embedding_gather_int32_indices(converted_ops2: dict[str, bytes]) -> Non
 
 def test_dense1_generates_and_interleaves() -> None:
     """A Dense(1) head (one weight row) used to crash pair_interleave."""
-    from tinykeras.aot.generator import pair_interleave
+    from tinykeras.aot.ops.layout import pair_interleave
 
     w = np.arange(7).reshape(1, 7)
     assert pair_interleave(w).tolist() == list(range(7))

@@ -16,8 +16,6 @@ else:  # pragma: no cover - Python 3.10
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "tinykeras"
-# Import circles being removed elsewhere in issue #17 (the aot op handlers split by op family); none may be added.
-KNOWN_CYCLES = {frozenset({"tinykeras.aot.generator", "tinykeras.aot.ops2"})}
 
 
 def _layers() -> list[str]:
@@ -103,7 +101,7 @@ def _cycles(graph: dict[str, set[str]]) -> list[frozenset[str]]:
 
 
 def test_no_import_circle() -> None:
-    assert [sorted(c) for c in _cycles(_graph()) if c not in KNOWN_CYCLES] == []
+    assert [sorted(c) for c in _cycles(_graph())] == []
 
 
 def test_the_cycle_finder_finds_a_circle() -> None:

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from mirrors import bench_input, mlperf_results
 
 from tinykeras.resources import templates_dir
-from tinykeras.target import qemu
 
 BENCH = templates_dir() / "runtime" / "bench"
 WARN = ["-std=c99", "-Wall", "-Wextra", "-Wpedantic", "-Wshadow", "-Wconversion", "-Werror"]
@@ -112,7 +112,7 @@ def test_records_follow_the_protocol(host_bench: Path) -> None:
     assert hello == {"v": 1, "event": "hello", "board": "host", "runtime": "aot", "model": 'fake"m',
                      "model_sha256": "0123456789abcdef", "model_bytes": 100, "arena_bytes": 20, "arena_used": 20,
                      "cpu_hz": 1000000, "timer": "micros", "runs": 3, "warmup": 1, "macs": 64}
-    expected = fake_model(qemu.bench_input(16))
+    expected = fake_model(bench_input(16))
     for i, r in enumerate(recs[1:4]):
         assert r["i"] == i and r["us"] == 7 and r["cycles"] == 1000
         assert r["top"] == int(np.argmax(expected)) and r["score"] == int(expected.max())
@@ -144,7 +144,7 @@ def test_mlperf_commands(host_bench: Path) -> None:
     proc = run(host_bench, cmds)
     assert proc.returncode == 0, proc.stderr.decode()
     got = replies(proc.stdout)
-    want_results = qemu.mlperf_results(fake_model(x), 0.25, -3)
+    want_results = mlperf_results(fake_model(x), 0.25, -3)
     assert got[0] == ["m-name-dut-[tinykeras]"]
     assert got[1] == ["m-profile-[ULPMark for tinyML Firmware V0.0.1]", "m-model-[kws01]"]
     assert got[2][0].startswith("m-lap-us-") and len(got[2]) == 1
@@ -169,21 +169,21 @@ def test_mlperf_commands(host_bench: Path) -> None:
 
 
 def test_mlperf_results_rounding() -> None:
-    assert qemu.mlperf_results([-128, 0, 127], 1 / 256, -128) == "m-results-[0.000,0.500,0.996]"
+    assert mlperf_results([-128, 0, 127], 1 / 256, -128) == "m-results-[0.000,0.500,0.996]"
     # 16/256 = 0.0625 exactly: half away from zero
-    assert qemu.mlperf_results([16, -16], 1 / 256, 0) == "m-results-[0.063,-0.063]"
-    assert qemu.mlperf_results([-3], 0.5, 0) == "m-results-[-1.500]"
+    assert mlperf_results([16, -16], 1 / 256, 0) == "m-results-[0.063,-0.063]"
+    assert mlperf_results([-3], 0.5, 0) == "m-results-[-1.500]"
 
 
 def test_bench_input_matches_xorshift32() -> None:
-    data = qemu.bench_input(5)
+    data = bench_input(5)
     x, want = 0x2545F491, []
     for _ in range(5):
         x ^= (x << 13) & 0xFFFFFFFF
         x ^= x >> 17
         x ^= (x << 5) & 0xFFFFFFFF
         want.append(x >> 24)
-    assert list(data) == want and len(set(qemu.bench_input(256))) > 100
+    assert list(data) == want and len(set(bench_input(256))) > 100
 
 
 @pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None,

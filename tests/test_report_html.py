@@ -192,3 +192,59 @@ def test_graph_layout_branches_inputs_outputs() -> None:
     assert {"in0", "in1", "out0", "out1"} <= set(nodes)
     assert nodes["op2"]["branch"] and set(nodes["op2"]["preds"]) == {"op1", "in1"}
     assert ("in1", "op2", "1x4") in edges and nodes["op2"]["row"] == 3
+
+
+def _tune_json(path: Path) -> dict[str, object]:
+    """A tune.json-shaped search of six trials (made-up figures, fronts from tinykeras.tune.pareto_front)."""
+    from tinykeras.tune import pareto_front
+
+    trials = []
+    for k, (acc, ins, ram, ok) in enumerate([(0.80, 3.1e6, 6000, True), (0.86, 5.2e6, 9000, True),
+                                             (0.84, 7.9e6, 12000, True), (0.90, 24e6, 25000, True),
+                                             (0.91, 40e6, 260000, False), (0.70, 2.0e6, 4000, True)]):
+        trials.append({"trial_id": f"{k:02d}", "status": "completed", "trained": True, "feasible": ok,
+                       "metrics": {"val_accuracy": acc, "instructions": ins, "ram_bytes": ram, "flash_bytes": ram * 3},
+                       "hyperparameters": {"blocks": k + 1, "width": 0.5}})
+    trained = [t for t in trials if t["feasible"]]
+    report = {"recipe": "kws", "board": "nano33ble", "algorithm": "bayesian", "objective": "val_accuracy",
+              "limits": {"board": "nano33ble", "ram_bytes": 196608, "flash_bytes": 851968, "latency_ms": None,
+                         "clock_hz": 64000000},
+              "trials_total": 6, "trials_completed": 6, "trials_failed": 0, "trials_feasible": 5,
+              "front_latency": pareto_front(trained, "val_accuracy", "instructions"),
+              "front_ram": pareto_front(trained, "val_accuracy", "ram_bytes"), "best": "03", "trials": trials}
+    path.write_text(json.dumps(report, indent=2, sort_keys=True))
+    return report
+
+
+@needs_browser
+def test_comparisons_and_pareto_front(tmp_path: Path, reference_models: dict[str, Path]) -> None:
+    """Two benchmark sessions side by side with ratios, and a search's Pareto fronts, from their JSON files."""
+    from tinykeras.device.protocol import parse_chunks
+
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    for name in ("qemu_m4_aot_ad01", "tk_esp32_clean"):
+        data = (REPO / "tests" / "data" / "bench" / f"{name}.log").read_bytes()
+        (runs / f"{name}.json").write_text(json.dumps(parse_chunks([data]).to_json()))
+    tune = _tune_json(tmp_path / "tune.json")
+    page = tmp_path / "out" / "ad01.html"
+    _report([reference_models["ad01_int8"], "--no-fit", "--from", runs, "--from", tmp_path / "tune.json", "-o", page])
+    parsed = check_page(page)
+    html = page.read_text()
+    assert "Side by side" in html and "(×" in html and "Pareto front" in html
+    shown = {(parsed.sources[f["data-src"]], f["data-k"]) for f in parsed.figs}
+    assert ("../runs/tk_esp32_clean.json", "latency_us.p50") in shown
+    assert ("../tune.json", "trials.3.metrics.val_accuracy") in shown
+    assert tune["front_latency"] and all(f"trial {i}:" in html for i in tune["front_latency"])
+
+
+def test_validate_html(tmp_path: Path) -> None:
+    """``validate --html``: the metrics JSON is written beside the page, which shows it."""
+    page = tmp_path / "v.html"
+    result = CliRunner().invoke(cli, ["validate", str(KWS / "model.tflite"), "--data", str(KWS / "test.npz"),
+                                      "--samples", "40", "--html", str(page)])
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "v-validate.json").read_text())
+    html = page.read_text()
+    assert 'data-k="outputs.0.accuracy"' in html and f'data-v="{report["outputs"][0]["accuracy"]}"' in html
+    assert "confusion matrix of output" in html

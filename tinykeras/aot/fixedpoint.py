@@ -193,6 +193,30 @@ def sat_shl(x: int, exponent: int) -> int:
     return x << exponent
 
 
+def fast_rq_params(mults: list[int], shifts: list[int], out_zp: int,
+                   acc_bound: int) -> list[tuple[int, int, int]] | None:
+    """tk_rq parameters {M, 2^(e-1) + (out_zp << e), e} per channel (runtime/aot/tk_fast.h), or None.
+
+    >>> fast_rq_params([1 << 30 | 5, 0], [-3, 0], -128, 1000)
+    [(1073741829, -1020, 3), (0, -255, 1)]
+    >>> fast_rq_params([1 << 30], [2], 0, 1000) is None  # a left shift: the general kernels
+    True
+    """
+    rows = []
+    for m, s in zip(mults, shifts, strict=True):
+        if m == 0:
+            rows.append((0, 1 + 2 * out_zp, 1))
+            continue
+        e = -s
+        if not (1 << 30) <= m < (1 << 31) or not 1 <= e <= 31:
+            return None
+        rnd = (1 << (e - 1)) + out_zp * (1 << e)
+        if acc_bound + abs(rnd) >= 2**30:
+            return None
+        rows.append((m, rnd, e))
+    return rows
+
+
 # ---- parameters of the second set of ops (tk_ops2.c) --------------------------------------------------
 def downscale_q15(mult: int) -> int:
     """TFLite's ``DownScaleInt32ToInt16Multiplier``.

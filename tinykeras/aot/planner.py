@@ -4,7 +4,7 @@ A *buffer* is one arena region: a tensor, a group of tensors that share memory (
 in-place elementwise outputs), or an op's scratch area. Buffers whose lifetimes overlap never overlap
 in memory, except where a *stream* allows it: a raster-order kernel (convolution, depthwise, pooling)
 may write its output over the part of its dying input it has already read, so the output may start up
-to ``gap`` bytes below the input (``streaming_gap`` in generator.py). The packer tries several placement
+to ``gap`` bytes below the input (``streaming_gap`` in ops/layout.py). The packer tries several placement
 orders (largest first, as TFLM's greedy planner; by birth; longest-lived first) and two tie-breaks, and
 keeps the smallest arena.
 """

@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from tinykeras.commands.params import force_option
+from tinykeras.commands.report import html_option, require_html_model, write_html
 from tinykeras.recipes import RECIPES
 from tinykeras.types import RUNTIME_NAMES
 
@@ -77,11 +78,13 @@ def boards(as_json: bool) -> None:
                              "else its file or directory name): out/BOARD-NAME-RUNTIME.")
 @click.option("--custom-objects", help="Python file or import path defining a Keras model's custom layers.")
 @click.option("--json", "as_json", is_flag=True, help="Print the build result as JSON.")
+@html_option("the model, this build (fit, library) and, with --run, its benchmark")
 @force_option
 def build(board: str, model: Path | None, recipe: str, runtime: str | None, kernels: str | None,
           tflm_dir: Path | None, runs: int, warmup: int,
           out: Path | None, rep_data: Path | None, do_compile: bool, upload: bool, port: str | None,
-          monitor: bool, do_run: bool, name: str | None, custom_objects: str | None, as_json: bool) -> None:
+          monitor: bool, do_run: bool, name: str | None, custom_objects: str | None, as_json: bool,
+          html_page: Path | None) -> None:
     """Render a firmware project for BOARD that benchmarks the model over serial.
 
     Checks that the model is int8, that the runtime has its ops and that it fits the board's flash and RAM
@@ -95,9 +98,10 @@ def build(board: str, model: Path | None, recipe: str, runtime: str | None, kern
       tinykeras build --board qemu_m4 --runtime aot --model out/model.tflite --run
       tinykeras build --board qemu_m4 --runtime tflm --kernels cmsis-nn --tflm-dir ~/tflite-micro --run
     """
-    from tinykeras.pipeline import BuildOptions
+    from tinykeras.pipeline import BuildOptions, resolve_model
     from tinykeras.pipeline import build as run_build
 
+    require_html_model(model, html_page)
     options = BuildOptions(board=board, model=model, recipe=recipe, runtime=runtime, kernels=kernels,
                            tflm_dir=tflm_dir, runs=runs, warmup=warmup,
                            out=out, rep_data=rep_data, compile=do_compile, upload=upload, port=port,
@@ -107,6 +111,8 @@ def build(board: str, model: Path | None, recipe: str, runtime: str | None, kern
         click.echo(json.dumps(result.to_json(), indent=2))
     else:
         _print(result, do_compile, upload, do_run)
+    if html_page is not None:
+        write_html(resolve_model(options), html_page, [result.project_dir])
     if result.bench is not None and not result.bench.get("complete"):
         from tinykeras.errors import IncompleteRunError
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from tinykeras.commands.report import html_option, require_html_model, write_html
 from tinykeras.types import RUNTIME_NAMES
 
 
@@ -22,7 +23,9 @@ from tinykeras.types import RUNTIME_NAMES
 @click.option("--json", "as_json", is_flag=True, help="Print the profile as JSON instead of the table.")
 @click.option("--no-benchmark", is_flag=True,
               help="Skip the separate benchmark build that gives the undisturbed whole-model count.")
-def profile(model: Path, board: str, runtime: str, out_dir: Path | None, as_json: bool, no_benchmark: bool) -> None:
+@html_option("the model and this profile (per-layer bars, arena timeline)")
+def profile(model: Path, board: str, runtime: str, out_dir: Path | None, as_json: bool, no_benchmark: bool,
+            html_page: Path | None) -> None:
     """Profile MODEL.tflite per layer on the emulated board: instructions, share of the total, instructions
     per MAC and arena bytes live for every op, layers off the specialised fast paths marked with '*'.
 
@@ -37,6 +40,8 @@ def profile(model: Path, board: str, runtime: str, out_dir: Path | None, as_json
       tinykeras profile model.tflite --board qemu_m4 --runtime aot -o prof/ --json
     """
     from tinykeras.inspect import load_model_info, read_model_bytes, require_int8
+
+    require_html_model(model, html_page)
     from tinykeras.profile import profile as run_profile
     from tinykeras.profile import profile_summary, profile_table, write_profile
 
@@ -46,6 +51,8 @@ def profile(model: Path, board: str, runtime: str, out_dir: Path | None, as_json
     result = run_profile(data, info, board=board, runtime=runtime, name=model.stem, benchmark=not no_benchmark)
     target = out_dir or model.resolve().parent / f"profile-{model.stem}"
     paths = write_profile(result, target)
+    if html_page is not None:
+        write_html(model, html_page, [paths["json"]])
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2, sort_keys=True))
         return

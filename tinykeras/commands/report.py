@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -47,3 +48,30 @@ def report(model: Path, page: Path, sources: tuple[Path, ...], data_path: Path |
         raise InputFileError("--keras needs --data: the float model is compared with the int8 one on that data")
     write_report(model, page, sources=list(sources), boards=boards, data=data_path, keras=keras_path, run=run,
                  fit=not no_fit, custom_objects=custom_objects, log=lambda m: click.echo(m, err=True))
+
+
+def html_option(what: str) -> Any:
+    """``--html PAGE`` for the commands whose outputs the report shows."""
+    return click.option("--html", "html_page", type=click.Path(path_type=Path),
+                        help=f"Also write a self-contained HTML report of {what} here (as `tinykeras report`; "
+                             "its own JSON goes to <page>-data/ beside it).")
+
+
+def write_html(model: Path, page: Path, sources: list[Path]) -> None:
+    """The report page of ``model`` showing ``sources`` (no board fit check, nothing rerun)."""
+    from tinykeras.htmlreport import write_report
+
+    write_report(model, page, sources=sources, fit=False, log=lambda m: click.echo(m, err=True))
+
+
+def require_html_model(model: Path | None, page: Path | None) -> None:
+    """``--html`` reads the model's .tflite: refuse anything else before the command does its work."""
+    if page is None:
+        return
+    from tinykeras.errors import InputFileError
+
+    if model is not None and Path(model).suffix != ".tflite":
+        raise InputFileError(f"--html: the report reads an int8 .tflite, not {model}; quantize it first and pass "
+                             "the .tflite, or run `tinykeras report` on it afterwards")
+    if Path(page).suffix.lower() not in (".html", ".htm"):
+        raise InputFileError(f"--html {page}: the report is one HTML file; name it e.g. report.html")

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from tinykeras.commands.report import html_option, require_html_model, write_html
+
 
 def _bytes(value: str | None) -> int | None:
     """'200000', '192K', '1M' -> bytes (K = 1024)."""
@@ -48,10 +50,11 @@ def _bytes(value: str | None) -> int | None:
               help="Chief: seconds without a heartbeat after which a worker's trial is recorded as failed.")
 @click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path), default=None,
               help="Search directory (default: out/tune-RECIPE-BOARD). Rerun with the same one to resume.")
+@html_option("the best trial's model and every trial (Pareto fronts); needs a trial that fits")
 def tune(recipe: str, board: str, max_ram: str | None, max_flash: str | None, max_latency_ms: float | None,
          objective: str, max_trials: int, algorithm: str, quick: bool, data_dir: Path | None, epochs: int | None,
          patience: int | None, seed: int, space: Path | None, model_fn: str | None, role: str | None,
-         oracle: str | None, worker_timeout: float, out_dir: Path | None) -> None:
+         oracle: str | None, worker_timeout: float, out_dir: Path | None, html_page: Path | None) -> None:
     """Search RECIPE's space (or --model-fn) for the most accurate int8 model that fits BOARD.
 
     Every trial trains with early stopping, converts to int8, plans the aot arena and flash, measures
@@ -77,6 +80,7 @@ def tune(recipe: str, board: str, max_ram: str | None, max_flash: str | None, ma
     from tinykeras.tune import Progress, TuneOptions, require_feasible, summary_rows
     from tinykeras.tune import tune as run_tune
 
+    require_html_model(None, html_page)
     options = TuneOptions(recipe=recipe, board=board, out=out_dir or Path("out") / f"tune-{recipe}-{board}",
                           max_ram=_bytes(max_ram), max_flash=_bytes(max_flash), max_latency_ms=max_latency_ms,
                           objective=objective, max_trials=max_trials, algorithm=algorithm, quick=quick,
@@ -97,4 +101,9 @@ def tune(recipe: str, board: str, max_ram: str | None, max_flash: str | None, ma
     click.echo(f"wrote {result.out_dir}/tune.json, pareto.png" + (", best/" if result.best_dir else ""))
     if result.best_dir is not None:
         click.echo(f"next: tinykeras build --board {board} --model {result.best_dir}/model.tflite")
+        if html_page is not None:
+            write_html(result.best_dir / "model.tflite", html_page, [result.out_dir / "tune.json"])
+    elif html_page is not None:
+        click.echo(f"--html: no trial fits, so there is no best model to report on ({html_page} not written)",
+                   err=True)
     require_feasible(report)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from tinykeras.commands.report import html_option, require_html_model, write_html
 from tinykeras.types import RUNTIME_NAMES
 
 
@@ -33,10 +34,11 @@ from tinykeras.types import RUNTIME_NAMES
 @click.option("--min-cosine", type=float, help="Fail unless mean cosine similarity >= this.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("-o", "--out", "out_json", type=click.Path(path_type=Path), help="Also write the JSON report here.")
+@html_option("the model and these metrics (confusion matrices included); the JSON goes to -o, else beside it")
 def validate(model: Path, data_path: Path, keras_path: Path | None, board: str | None, runtime: str, task: str,
              samples: int | None, custom_objects: str | None, min_top1: float | None, min_agreement: float | None,
              max_mae: float | None, max_rmse: float | None, min_r2: float | None, min_cosine: float | None,
-             as_json: bool, out_json: Path | None) -> None:
+             as_json: bool, out_json: Path | None, html_page: Path | None) -> None:
     """Validate MODEL.tflite on held-out data: metrics for every output, thresholds that fail CI.
 
     Classifiers get top-1 accuracy and agreement with the float model; regression and reconstruction
@@ -52,6 +54,9 @@ def validate(model: Path, data_path: Path, keras_path: Path | None, board: str |
     from tinykeras.validation import THRESHOLD_EXIT_CODE, write_report
     from tinykeras.validation import validate as run
 
+    require_html_model(model, html_page)
+    if html_page is not None and out_json is None:
+        out_json = html_page.with_name(f"{html_page.stem}-validate.json")
     arrays = load_arrays(data_path)
     keras = load_model(keras_path, custom_objects=custom_objects) if keras_path is not None else None
     thresholds = {"min_top1": min_top1, "min_agreement": min_agreement, "max_mae": max_mae, "max_rmse": max_rmse,
@@ -78,6 +83,8 @@ def validate(model: Path, data_path: Path, keras_path: Path | None, board: str |
             click.echo(f"  board output 0 vs host TFLM: max |diff| {b['max_abs_diff_vs_host_tflm']:.4g} "
                        f"({'matches' if b['matches_host_tflm'] else 'DIFFERS'} to the 3 decimals read back)")
         click.echo("PASS" if report["passed"] else "FAIL")
+    if html_page is not None and out_json is not None:
+        write_html(model, html_page, [out_json])
     for line in report["failures"]:
         click.echo(f"threshold failed: {line}", err=True)
     if not report["passed"]:

@@ -3,8 +3,9 @@ commands use, and write it as JSON files beside the page: the page is always a v
 
 Writes into one output folder (atomically): ``inspect.json`` (``inspect --json``), ``fit.json`` (every board x
 runtime: fits or not, flash/RAM against the limits, pinned library and kernels, ops it cannot run with the
-fix, the aot memory plan), ``validate.json`` (``validate -o``, with ``--data``), and with ``run``: the
-qemu_m4 aot project of ``build --run`` (``bench.json``) and ``profile/profile.json``.
+fix, the aot memory plan), ``validate.json`` (``validate -o``, with ``--data``), and with ``run``: the JSON
+of ``build --run`` on qemu_m4 with the aot runtime (``qemu_m4-aot/bench.json``, ``tinykeras_build.json``)
+and of ``profile`` (``profile/profile.json``).
 """
 
 from __future__ import annotations
@@ -153,13 +154,24 @@ def collect(model_path: Path, out_dir: Path, *, boards: str | None = "all", data
 
 
 def _run(model_path: Path, model: bytes, info: ModelInfo, tmp: Path, log: Callable[[str], None]) -> None:
-    """Build and run the aot benchmark on the emulated board, and profile it per layer."""
+    """Build and run the aot benchmark on the emulated board and profile it per layer; keep their JSON
+    (bench.json, tinykeras_build.json, profile.json), not the projects and binaries."""
+    import shutil
+    import tempfile
+
     from tinykeras.pipeline import BuildOptions, build
     from tinykeras.profile import profile, write_profile
 
-    log(f"build --run on {RUN_BOARD} (aot)")
-    build(BuildOptions(board=RUN_BOARD, model=model_path, runtime="aot", run=True,
-                       out=tmp / f"{RUN_BOARD}-aot"), log=log)
-    log(f"profile on {RUN_BOARD} (aot)")
-    write_profile(profile(model, info, board=RUN_BOARD, runtime="aot", name=model_path.stem, benchmark=False),
-                  tmp / "profile")
+    with tempfile.TemporaryDirectory(prefix="tk-report-") as work:
+        log(f"build --run on {RUN_BOARD} (aot)")
+        project = Path(work) / "project"
+        build(BuildOptions(board=RUN_BOARD, model=model_path, runtime="aot", run=True, out=project), log=log)
+        kept = tmp / f"{RUN_BOARD}-aot"
+        kept.mkdir()
+        for name in ("bench.json", "tinykeras_build.json"):
+            shutil.copyfile(project / name, kept / name)
+        log(f"profile on {RUN_BOARD} (aot)")
+        result = profile(model, info, board=RUN_BOARD, runtime="aot", name=model_path.stem, benchmark=False)
+        paths = write_profile(result, Path(work) / "profile")
+        (tmp / "profile").mkdir()
+        shutil.copyfile(paths["json"], tmp / "profile" / "profile.json")

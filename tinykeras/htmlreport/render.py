@@ -167,7 +167,7 @@ def bench_sections(sources: list[Source]) -> list[dict[str, Any]]:
 def compare_rows(sources: list[Source]) -> list[dict[str, Any]]:
     """Rows of the side-by-side comparison: each stat of latency and instructions for every bench."""
     rows = []
-    for metric in ("latency_us", "instructions"):
+    for metric in ("latency_us", "instructions", "cycles"):
         for stat in ("min", "p50", "mean", "max"):
             cells = [s for s in sources if isinstance(s.data.get(metric), dict)]
             if len(cells) == len(sources):
@@ -211,6 +211,32 @@ def aot_timeline(fit: Source | None, model: Source) -> Markup | None:
                                "computed at generation; no run needed)"))
 
 
+def glance(sources: Sources, fig: Figures) -> list[tuple[str, Markup]]:
+    """The few lines at the top: where it fits, how accurate after int8, how fast where measured."""
+    out: list[tuple[str, Markup]] = []
+    fit = sources.first("fit")
+    if fit is not None and fit.data["boards"]:
+        entries = fit.data["boards"]
+        fits = sorted({e["board"] for e in entries if e["status"] == "fits"})
+        out.append(("fits", Markup(escape(f"{len(fits)} of {len({e['board'] for e in entries})} boards "
+                                          f"({sum(e['status'] == 'fits' for e in entries)} of {len(entries)} "
+                                          "board x runtime pairs)"))))
+    for src in sources.of("validate")[:1]:
+        for j, m in enumerate(src.data["outputs"]):
+            parts = [Markup(f"{label} ") + fig(src, f"outputs.{j}.{key}", scale=100, suffix="%", digits=3)
+                     for key, label in (("accuracy", "top-1"), ("agreement", "agreement with float"))
+                     if m.get(key) is not None]
+            if parts:
+                out.append((f"int8 {m['name']}", Markup(", ").join(parts)))
+    for src in sources.of("bench"):
+        b = src.data
+        text = Markup(escape(f"{b.get('board')} / {b.get('runtime')}: p50 ")) + fig(src, "latency_us.p50", suffix=" µs")
+        if isinstance(b.get("instructions"), dict):
+            text += Markup(", ") + fig(src, "instructions.p50") + Markup(" instructions")
+        out.append(("measured", text))
+    return out
+
+
 def render(sources: Sources, title: str, model_label: str) -> str:
     """The page for ``sources`` (one ``inspect`` source required)."""
     import jinja2
@@ -225,8 +251,9 @@ def render(sources: Sources, title: str, model_label: str) -> str:
     env.filters["fmt"] = fmt
     env.filters["pct"] = _pct
     env.filters["shape"] = lambda s: "x".join(str(d) for d in s) if s is not None else "-"
+    fig = Figures(sources)
     context = {
-        "title": title, "model_label": model_label, "sources": sources, "fig": Figures(sources),
+        "title": title, "model_label": model_label, "sources": sources, "fig": fig, "glance": glance(sources, fig),
         "model": model_section(model, sources.settings), "settings_path": sources.settings_path,
         "quality": quality_sections(sources.of("validate"), sources.settings),
         "emulations": emulate_sections(sources.of("emulate"), sources.settings),

@@ -34,13 +34,15 @@ def num(value: float, digits: int = 3) -> str:
     return f"{value:.{digits}g}"
 
 
-def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
-    """Round tick values covering [lo, hi]."""
+def nice_ticks(lo: float, hi: float, count: int = 5, integer: bool = False) -> list[float]:
+    """Round tick values covering [lo, hi] (whole numbers only with ``integer``, e.g. for counts)."""
     if hi <= lo:
         hi = lo + 1.0
     raw = (hi - lo) / count
     mag = 10 ** math.floor(math.log10(raw))
     step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+    if integer:
+        step = max(1.0, round(step))
     start = math.floor(lo / step) * step
     ticks = []
     v = start
@@ -95,7 +97,7 @@ def hbars(rows: Sequence[tuple[str, float, str]], title: str, xlabel: str, width
 
 def histogram(values: Sequence[float], title: str, xlabel: str, bins: int = 20, width: float = 560) -> str:
     """Counts of ``values`` in equal bins between min and max (one bin when all are equal)."""
-    left, right, top, bottom = 56.0, 16.0, 24.0, 48.0
+    left, right, top, bottom = 56.0, 36.0, 24.0, 48.0
     height = 240.0
     lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
     if hi == lo:
@@ -106,7 +108,7 @@ def histogram(values: Sequence[float], title: str, xlabel: str, bins: int = 20, 
     for v in values:
         k = min(int((v - edges[0]) / (edges[-1] - edges[0]) * len(counts)), len(counts) - 1)
         counts[k] += 1
-    yt = nice_ticks(0, max(counts + [1]), 4)
+    yt = nice_ticks(0, max(counts + [1]), 4, integer=True)
     pw, ph = width - left - right, height - top - bottom
     ys = ph / yt[-1]
     xs = pw / (edges[-1] - edges[0])
@@ -135,7 +137,7 @@ def scatter(points: Sequence[dict[str, Any]], title: str, xlabel: str, ylabel: s
             limit_label: str = "") -> str:
     """Points {id, x, y, ok}: feasible as filled circles, others as crosses, the front as a line, best as a
     star; every point labelled with its id."""
-    left, right, top, bottom = 64.0, 20.0, 24.0, 48.0
+    left, right, top, bottom = 64.0, 44.0, 24.0, 48.0
     height = 300.0
     xs_all = [p["x"] for p in points] + ([limit] if limit is not None else [])
     ys_all = [p["y"] for p in points]
