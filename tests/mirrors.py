@@ -12,8 +12,9 @@ from tinykeras.recipes.frontend import AudioFeatures, dct_matrix, hann_window, m
 PATTERN_SEED = 0x2545F491  # TK_BENCH_PATTERN_SEED in firmware_templates/runtime/bench/tk_bench.h
 
 
-def bench_input(nbytes: int) -> bytes:
-    """The deterministic input of the timed runs (``tk_bench_fill_pattern`` in tk_bench.c)."""
+def bench_input(nbytes: int, id_limit: int | None = None) -> bytes:
+    """The deterministic input of the timed runs (``tk_bench_fill_pattern`` in tk_bench.c); ``id_limit``: an
+    int32 token-id input (``types.index_limit``), each little-endian word folded into 0..id_limit-1."""
     x = PATTERN_SEED
     out = bytearray(nbytes)
     for k in range(nbytes):
@@ -21,6 +22,10 @@ def bench_input(nbytes: int) -> bytes:
         x ^= x >> 17
         x ^= (x << 5) & 0xFFFFFFFF
         out[k] = x >> 24
+    if id_limit:
+        words = len(out) // 4
+        folded = [int.from_bytes(out[4 * w:4 * w + 4], "little") % id_limit for w in range(words)]
+        out[:4 * words] = b"".join(v.to_bytes(4, "little") for v in folded)
     return bytes(out)
 
 

@@ -3,6 +3,7 @@ docstrings hold (cheap: no compiler, no TensorFlow)."""
 
 from __future__ import annotations
 
+import dataclasses
 import doctest
 import importlib
 import re
@@ -41,3 +42,21 @@ def test_every_op_is_declared_with_kernels_that_exist() -> None:
 def test_an_op_is_declared_once() -> None:
     with pytest.raises(ValueError, match="CONV_2D declared twice"):
         aot_op("CONV_2D", kernels=(), c_files=())(lambda g, op, ins, out: ("", 0, False))
+
+
+def test_a_refusal_names_the_reason_and_the_declared_constraints() -> None:
+    """Vela-style: the constraints a user reads when aot refuses an op are its declaration's docstring."""
+    from tinykeras.aot import generate
+    from tinykeras.errors import UnsupportedOpError
+    from tinykeras.inspect import inspect_bytes
+    from tinykeras.resources import models_dir
+
+    path = models_dir() / "kws" / "model.tflite"
+    data = path.read_bytes()
+    info = inspect_bytes(data, str(path))
+    op = info.ops[0]
+    hostile = dataclasses.replace(info, ops=(dataclasses.replace(op, options={**op.options, "padding": "CAUSAL"}),)
+                                  + info.ops[1:])
+    with pytest.raises(UnsupportedOpError) as err:
+        generate(data, hostile)
+    assert f"{op.op} (padding CAUSAL; aot's {op.op}: {OPS[op.op].constraints}) (operator #0)" in str(err.value)

@@ -94,6 +94,21 @@ def test_limits_come_from_the_board_minus_reserved() -> None:
     assert "ram 60,000 B > 50,000 B" in describe_violations(broken)
 
 
+@pytest.mark.parametrize("board", ["qemu_m4", "nano33ble"])
+def test_trial_costs_are_the_builds_own_figures(board: str, tmp_path: Path) -> None:
+    """tune keeps no fit formula: a trial's RAM and flash are what `build --board B` checks, for B's runtime."""
+    from tinykeras.pipeline import plan_build
+    from tinykeras.tune import model_costs
+
+    tflite = (REPO / "models" / "kws" / "model.tflite").read_bytes()
+    b = load_board(board)
+    limits = search_limits(b)
+    assert limits.runtime == b.default_runtime and limits.per_tensor_dense == (board == "nano33ble")
+    costs = model_costs(tflite, limits, instructions=False, work=tmp_path)
+    fit = plan_build(b, tflite).fit
+    assert (costs["ram_bytes"], costs["flash_bytes"]) == (fit["ram_needed"], fit["flash_needed"])
+
+
 def test_pareto_front_keeps_only_undominated_trials() -> None:
     trials = [{"trial_id": i, "metrics": {"acc": a, "cost": c}}
               for i, a, c in (("0", 0.80, 10), ("1", 0.85, 20), ("2", 0.82, 30), ("3", 0.90, 40), ("4", 0.70, 5))]
@@ -117,8 +132,7 @@ def test_tiny_search_records_every_trial_resumes_and_best_builds(tmp_path: Path)
         assert 0.0 <= m["val_accuracy"] <= 1.0 and set(trial["hyperparameters"]) == set(load_space("gesture"))
     assert report["best"] in ("0", "1") and (out / "pareto.png").stat().st_size > 0
     assert sorted(p.name for p in (out / "best").iterdir()) == [".tinykeras-output", "metrics.json", "model.keras",
-                                                               "model.tflite",
-                                                               "settings.json"]
+                                                               "model.tflite", "rep.npz", "settings.json"]
     # rerun with a larger budget: Keras Tuner's state is reloaded and only the new trial runs
     second = run_tinykeras(*TINY, "--max-trials", "3", "-o", str(out))
     assert second.returncode == 0, second.stderr[-2000:]
@@ -248,7 +262,7 @@ def test_interrupted_search_resumes_the_interrupted_trial(tmp_path: Path) -> Non
 
 
 def test_bayesian_oracle_never_repeats_a_trial(tmp_path: Path) -> None:
-    from tinykeras.tune import _bayesian_class, import_keras_tuner
+    from tinykeras.tune.search import _bayesian_class, import_keras_tuner
 
     kt = import_keras_tuner()
     oracle = _bayesian_class(kt)(objective=kt.Objective("score", "max"), max_trials=8, num_initial_points=1,

@@ -93,14 +93,28 @@ def validate(model: Any, data: Any, *, keras: Any = None, board: str | None = No
         else keras
     x, y = _split(data)
     return run(_tflite_bytes(model), x, y, keras=keras_model, board=board, task=task, samples=samples,
-               thresholds=thresholds)
+               thresholds=thresholds, input_norm=_input_norm(model))
+
+
+def _input_norm(model: Any) -> list[Any] | None:
+    """The input normalisation of a Conversion, or the one recorded beside a .tflite path."""
+    if hasattr(model, "input_norm"):
+        return list(model.input_norm)
+    if isinstance(model, (str, Path)):
+        from tinykeras.input_norm import beside
+        from tinykeras.inspect import load_model_info
+
+        return beside(model, len(load_model_info(model).inputs))
+    return None
 
 
 def emulate(model: Any, x: np.ndarray | None = None, y: np.ndarray | None = None, **kwargs: Any) -> Any:
     """:func:`tinykeras.emulate.emulate` on a Conversion, bytes or path."""
     from tinykeras.emulate import emulate as run
+    from tinykeras.emulate import load
 
-    return run(_tflite_bytes(model), x, y, **kwargs)
+    return run(load(model) if hasattr(model, "data") or isinstance(model, (str, Path)) else _tflite_bytes(model),
+               x, y, **kwargs)
 
 
 def build(model: Any, board: str, *, runtime: str | None = None, out: str | Path | None = None,

@@ -177,7 +177,7 @@ def load_board_file(path: Path) -> Board:
     """Parse and validate one board file."""
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise BoardError(f"{path}: invalid TOML ({exc}); fix the file") from exc
     _check_table(raw, _SPEC, path, "")
     return _build(raw, path)

@@ -130,8 +130,14 @@ def model_settings(info: ModelInfo, labels: list[str] | None = None, extra: dict
              f"#define TK_MODEL_SHA256 \"{info.sha256}\"",
              f"#define TK_NUM_INPUTS {len(info.inputs)}",
              f"#define TK_NUM_OUTPUTS {len(info.outputs)}", ""]
+    from tinykeras.types import index_limit
+
     for k, t in enumerate(info.input_tensors()):
-        lines += _tensor_defines(f"TK_INPUT{k}", t) + [""]
+        lines += _tensor_defines(f"TK_INPUT{k}", t)
+        limit = index_limit(info, k)
+        if limit is not None:  # int32 token ids: valid values 0..limit-1 (the benchmark's pattern keeps to them)
+            lines.append(f"#define TK_INPUT{k}_ID_LIMIT {limit}u")
+        lines.append("")
     for k, t in enumerate(info.output_tensors()):
         lines += _tensor_defines(f"TK_OUTPUT{k}", t) + [""]
     if labels:

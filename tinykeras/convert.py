@@ -20,7 +20,7 @@ import numpy as np
 
 from tinykeras.errors import DataError, ModelError
 from tinykeras.inspect import inspect_bytes
-from tinykeras.keras_io import InputSpec, LoadedModel, import_tf, model_inputs
+from tinykeras.keras_io import InputSpec, LoadedModel, all_layers, import_tf, model_inputs
 from tinykeras.types import ModelInfo
 
 KINDS = ("int8", "float32", "dynamic")
@@ -37,6 +37,8 @@ class Conversion:
     comparison: dict[str, Any] = field(default_factory=dict)
     input_names: list[str] = field(default_factory=list)
     output_names: list[str] = field(default_factory=list)
+    # per input: the normalisation moved out of the graph (tinykeras.input_norm), applied before quantizing
+    input_norm: list[dict[str, Any] | None] = field(default_factory=list)
 
 
 def random_representative(shape: tuple[int | None, ...] | list[InputSpec], samples: int = RANDOM_REP_SAMPLES,
@@ -65,26 +67,6 @@ def random_representative(shape: tuple[int | None, ...] | list[InputSpec], sampl
 # ------------------------------------------------------------------------------------------------ export
 
 
-def _all_layers(model: Any) -> list[Any]:
-    """Every layer of ``model``, nested models and wrappers included (depth first)."""
-    seen: list[Any] = []
-
-    def walk(layer: Any) -> None:
-        for sub in list(getattr(layer, "layers", None) or []):
-            if any(sub is s for s in seen):
-                continue
-            seen.append(sub)
-            walk(sub)
-        for attr in ("layer", "forward_layer", "backward_layer"):  # Bidirectional, TimeDistributed
-            inner = getattr(layer, attr, None)
-            if inner is not None and hasattr(inner, "get_config") and not any(inner is s for s in seen):
-                seen.append(inner)
-                walk(inner)
-
-    walk(model)
-    return seen
-
-
 def _is_rnn(layer: Any) -> bool:
     return any(c.__name__ == "RNN" for c in type(layer).__mro__) and hasattr(layer, "cell")
 
@@ -95,7 +77,7 @@ def _fused_lstm(layer: Any) -> bool:
 
 
 def _rnns_to_unroll(model: Any) -> list[Any]:
-    return [layer for layer in _all_layers(model)
+    return [layer for layer in all_layers(model)
             if _is_rnn(layer) and not getattr(layer, "unroll", False) and not _fused_lstm(layer)]
 
 
@@ -103,7 +85,7 @@ def _embeddings_to_rewrite(model: Any, keras3: bool) -> list[Any]:
     """Keras 3 Embedding layers: their ``take`` wraps negative ids with LESS/ADD/SELECT, which TFLM lacks;
     Keras 3 UpSampling2D (nearest): ``repeat`` becomes TILE, which TFLM lacks too."""
     found = []
-    for layer in _all_layers(model):
+    for layer in all_layers(model):
         if not keras3 or not type(layer).__module__.startswith("keras."):
             continue
         kind = type(layer).__name__
@@ -217,9 +199,12 @@ def concrete_shapes(model: LoadedModel, xs: list[np.ndarray] | None) -> list[tup
     return shapes
 
 
-def export_saved_model(model: LoadedModel, shapes: list[tuple[int, ...]], directory: Path) -> list[str]:
+def export_saved_model(model: LoadedModel, shapes: list[tuple[int, ...]], directory: Path,
+                       identity: tuple[str, ...] = ()) -> list[str]:
     """Write a SavedModel with one batch-1 signature: inputs keyed by Keras input names, outputs by Keras
-    output names (in the model's order). Returns the output names."""
+    output names (in the model's order). Returns the output names. ``identity``: names of layers exported
+    as the identity (an input normalisation moved out of the graph, ``tinykeras.input_norm``)."""
+    from tinykeras.input_norm import identity as as_identity
     tf = import_tf()
     specs = [tf.TensorSpec(shape, tf.int32 if spec.is_integer else tf.float32, name=spec.name)
              for spec, shape in zip(model.inputs, shapes, strict=True)]
@@ -241,10 +226,11 @@ def export_saved_model(model: LoadedModel, shapes: list[tuple[int, ...]], direct
         def call3(*args: Any) -> dict[str, Any]:
             return outputs(target(list(args) if len(args) > 1 else args[0], training=False))
 
-        archive = keras3.export.ExportArchive()
-        archive.track(target)
-        archive.add_endpoint("serving_default", call3, input_signature=specs)
-        archive.write_out(str(directory), verbose=False)
+        with as_identity([layer for layer in all_layers(target) if layer.name in identity]):
+            archive = keras3.export.ExportArchive()
+            archive.track(target)
+            archive.add_endpoint("serving_default", call3, input_signature=specs)
+            archive.write_out(str(directory), verbose=False)
         return names
     if model.keras_model is not None:
         target = _micro_friendly(model.keras_model, model.inputs, shapes, keras3=False)
@@ -252,8 +238,9 @@ def export_saved_model(model: LoadedModel, shapes: list[tuple[int, ...]], direct
         def call2(*args: Any) -> dict[str, Any]:
             return outputs(target(list(args) if len(args) > 1 else args[0], training=False))
 
-        concrete = tf.function(call2).get_concrete_function(*specs)
-        tf.saved_model.save(target, str(directory), signatures=concrete)
+        with as_identity([layer for layer in all_layers(target) if layer.name in identity]):
+            concrete = tf.function(call2).get_concrete_function(*specs)
+            tf.saved_model.save(target, str(directory), signatures=concrete)
         return names
     if model.signature is not None and model.loaded_object is not None:
         fn = model.signature
@@ -269,9 +256,10 @@ def export_saved_model(model: LoadedModel, shapes: list[tuple[int, ...]], direct
     raise ModelError(f"{model.path}: nothing to convert (no Keras model and no SavedModel signature)")
 
 
-def _converter(model: LoadedModel, shapes: list[tuple[int, ...]], work: Path) -> tuple[Any, list[str]]:
+def _converter(model: LoadedModel, shapes: list[tuple[int, ...]], work: Path,
+               identity: tuple[str, ...] = ()) -> tuple[Any, list[str]]:
     tf = import_tf()
-    names = export_saved_model(model, shapes, work / "saved_model")
+    names = export_saved_model(model, shapes, work / "saved_model", identity)
     return tf.lite.TFLiteConverter.from_saved_model(str(work / "saved_model")), names
 
 
@@ -279,15 +267,17 @@ def _layer_index(model: LoadedModel) -> dict[str, str]:
     target = model.keras_model if model.keras_model is not None else model.keras3_model
     if target is None:
         return {}
-    return {layer.name: type(layer).__name__ for layer in _all_layers(target)}
+    return {layer.name: type(layer).__name__ for layer in all_layers(target)}
 
 
-def convert(model: LoadedModel, kind: str = "int8", rep_data: Any = None, per_tensor_dense: bool = False) -> Conversion:
+def convert(model: LoadedModel, kind: str = "int8", rep_data: Any = None, per_tensor_dense: bool = False,
+            identity: tuple[str, ...] = ()) -> Conversion:
     """Convert ``model`` to a .tflite of ``kind`` (int8, float32 or dynamic). int8 needs ``rep_data``
     (an array for one input; a list in input order or a dict keyed by input name for several).
 
     ``per_tensor_dense``: one weight scale per FULLY_CONNECTED layer instead of one per output channel, for
-    TFLM libraries without per-channel FULLY_CONNECTED (``[[gaps]]`` in libraries/*.toml)."""
+    TFLM libraries without per-channel FULLY_CONNECTED (``[[gaps]]`` in libraries/*.toml). ``identity``:
+    layers converted as the identity (their normalisation is applied outside; ``rep_data`` already has it)."""
     if kind not in KINDS:
         raise ModelError(f"unknown conversion kind '{kind}'; choose one of {', '.join(KINDS)}")
     tf = import_tf()
@@ -302,7 +292,7 @@ def convert(model: LoadedModel, kind: str = "int8", rep_data: Any = None, per_te
     with tempfile.TemporaryDirectory(prefix="tinykeras-export-") as tmp:
         try:
             with capture_native_stderr():
-                converter, out_names = _converter(model, shapes, Path(tmp))
+                converter, out_names = _converter(model, shapes, Path(tmp), identity)
         except ModelError:
             raise
         except Exception as exc:
@@ -415,7 +405,9 @@ def compare_int8(model: LoadedModel, conversion: Conversion, x: Any, labels: lis
     xs = model_inputs(x, model.inputs, source)
     require_tflm(conversion, model)
     floats = [np.asarray(f, dtype=np.float32) for f in model.predict_all(xs)]
-    q = run_int8(conversion, xs)
+    from tinykeras.input_norm import apply
+
+    q = run_int8(conversion, apply(conversion.input_norm, xs))
     names = conversion.output_names or model.output_names
     outputs = []
     for j, got in enumerate(q):
@@ -441,13 +433,14 @@ def compare_int8(model: LoadedModel, conversion: Conversion, x: Any, labels: lis
 
 def quantize_model(model: LoadedModel, rep_data: Any, also: tuple[str, ...] = (), test_data: Any = None,
                    test_labels: list[np.ndarray | None] | None = None, task: str = "auto",
-                   per_tensor_dense: bool = False) -> list[Conversion]:
+                   per_tensor_dense: bool = False, move_normalization: bool = True) -> list[Conversion]:
     """int8 conversion with its float-vs-int8 comparison, plus the ``also`` kinds for size comparison.
 
     ``rep_data`` calibrates (an array, a list in input order or a dict keyed by input name; None: random
     noise, with a warning). The comparison runs on ``test_data`` (held-out samples) when given, else on the
     calibration data (and says so). ``per_tensor_dense``: per-tensor FULLY_CONNECTED weights (see
-    :func:`convert`)."""
+    :func:`convert`). ``move_normalization``: an input standardisation layer over features of very different
+    scales is applied outside the int8 graph (``tinykeras.input_norm``; recorded in ``input_norm``)."""
     if rep_data is None:
         rep = random_representative(model.inputs)
     else:
@@ -456,13 +449,23 @@ def quantize_model(model: LoadedModel, rep_data: Any, also: tuple[str, ...] = ()
 
         for spec, x in zip(model.inputs, rep, strict=True):
             require_finite_samples(x, f"representative data, input '{spec.name}'")
-    main = convert(model, "int8", rep, per_tensor_dense=per_tensor_dense)
+    from tinykeras import input_norm
+
+    norm, moved = input_norm.find(model, rep) if move_normalization else ([], [])
+    main = convert(model, "int8", input_norm.apply(norm, rep), per_tensor_dense=per_tensor_dense,
+                   identity=tuple(layer.name for layer in moved))
+    main.input_norm = norm
     if test_data is not None:
         main.comparison = compare_int8(model, main, test_data, test_labels, "held-out data", task)
     else:
         main.comparison = compare_int8(model, main, rep, None, "representative data (calibration set; pass "
                                        "held-out data for an honest figure)", task)
     main.comparison["warnings"] += _input_scale_advice(model, rep, main.comparison)
+    if any(norm):
+        main.comparison["input_normalization"] = [
+            f"layer '{e['layer']}' ({e['class']}) on input '{e['input']}' is applied outside the int8 model: "
+            "float x * scale + offset per feature, then quantized (settings.json input_normalization, "
+            "model_settings.h TK_INPUTk_NORM_*, tk_input_norm.c in firmware)" for e in norm if e is not None]
     conversions = [main]
     for kind in also:
         if kind != "int8":
@@ -476,7 +479,7 @@ def _input_scale_advice(model: LoadedModel, xs: list[np.ndarray], comparison: di
     if not any(o.get("collapsed") for o in comparison.get("outputs", [])):
         return []
     target = model.keras_model if model.keras_model is not None else model.keras3_model
-    norm = next((layer for layer in _all_layers(target) if type(layer).__name__ == "Normalization"), None) \
+    norm = next((layer for layer in all_layers(target) if type(layer).__name__ == "Normalization"), None) \
         if target is not None else None
     lines = []
     for spec, x in zip(model.inputs, xs, strict=False):
@@ -506,6 +509,9 @@ def write_outputs(conversions: list[Conversion], out_dir: Path, source: str,
     (out_dir / "model.tflite").write_bytes(main.data)
     extra = {f"TK_INPUT{k}_NAME": json.dumps(n) for k, n in enumerate(main.input_names)}
     extra.update({f"TK_OUTPUT{k}_NAME": json.dumps(n) for k, n in enumerate(main.output_names)})
+    from tinykeras.input_norm import c_defines
+
+    extra.update(c_defines(main.input_norm))
     c_sources(main.data, main.info, labels=labels, extra=extra).write(out_dir)
     sizes = {main.kind: len(main.data)}
     for conv in conversions[1:]:
@@ -518,6 +524,11 @@ def write_outputs(conversions: list[Conversion], out_dir: Path, source: str,
         merged["labels"] = list(labels)
     merged["inputs"] = [{"name": n, "shape": list(t.shape), "dtype": t.dtype}
                         for n, t in zip(main.input_names, main.info.input_tensors(), strict=True)]
+    from tinykeras import input_norm
+
+    merged.pop(input_norm.SETTINGS_KEY, None)
+    if any(main.input_norm):
+        merged[input_norm.SETTINGS_KEY] = input_norm.summary(main.input_norm)
     merged["outputs"] = [{"name": n, "shape": list(t.shape), "dtype": t.dtype}
                          for n, t in zip(main.output_names, main.info.output_tensors(), strict=True)]
     (out_dir / "settings.json").write_text(json.dumps(merged, indent=2) + "\n")

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from tinykeras import pipeline
+from tinykeras.boards import load_board
 from tinykeras.device import read_until
 from tinykeras.errors import SerialError
 from tinykeras.types import ModelInfo
@@ -31,16 +32,34 @@ def check_inputs(k: int, nbytes: int) -> np.ndarray:
     return (x >> 24).astype(np.uint8)
 
 
+def _inputs_header(inputs: list[bytes], nbytes: int) -> str:
+    """tk_check_inputs.h: the given samples as one const table (each padded/cut to ``nbytes``)."""
+    rows = []
+    for data in inputs:
+        row = (data + bytes(nbytes))[:nbytes]
+        rows.append("  {" + ",".join(str(b) for b in row) + "},")
+    return (f"#define TK_CHECK_SAMPLES {len(inputs)}u\n#define TK_CHECK_INPUT_BYTES {nbytes}u\n"
+            f"static const uint8_t tk_check_inputs[{len(inputs)}][{nbytes}] = {{\n" + "\n".join(rows) + "\n};\n")
+
+
 def check_on_qemu(model: bytes, info: ModelInfo, samples: int = 200, timeout: float = 600.0,
-                  name: str = "model") -> dict[str, Any]:
-    """Run ``samples`` inputs through the aot firmware on qemu_m4 and the TFLM host interpreter; count the
-    output bytes that differ. Raises ToolchainError/SerialError when the firmware cannot be built or run."""
+                  name: str = "model", inputs: list[bytes] | None = None, board: str = "qemu_m4") -> dict[str, Any]:
+    """Run ``samples`` inputs through the aot firmware on an emulated board and the TFLM host interpreter;
+    count the output bytes that differ. ``inputs`` (each the concatenated bytes of every input tensor, e.g. a
+    fuzzing corpus) replace the hashed ones. Raises ToolchainError/SerialError when it cannot build or run."""
     from tflite_micro import runtime
 
-    planned = pipeline.plan_build("qemu_m4", model, runtime="aot", info=info, name=name)
+    target = load_board(board)
+    nbytes = sum(t.nbytes for t in info.input_tensors())
+    if inputs is not None:
+        samples = len(inputs)
+        main_defines, extra = "#define TK_CHECK_FIXED_INPUTS 1\n", {"tk_check_inputs.h": _inputs_header(inputs, nbytes)}
+    else:
+        main_defines, extra = f"#define TK_CHECK_SAMPLES {int(samples)}u\n", {}
+    planned = pipeline.plan_build(target, model, runtime="aot", info=info, name=name)
     with tempfile.TemporaryDirectory(prefix="tk-check-") as tmp:
-        firmware = pipeline.assemble(planned, model, Path(tmp), name=name, main="check", runs=1, warmup=0,
-                                     check_samples=samples)
+        firmware = pipeline.assemble(planned, model, Path(tmp), name=name, main="check", main_defines=main_defines,
+                                     extra_files=extra, runs=1, warmup=0)
         with pipeline.running(firmware) as url:
             text = read_until(url, lambda buf: b"@tkcheck end" in buf or b"@tkcheck error" in buf,
                               timeout=timeout).decode("ascii", "replace")
@@ -51,8 +70,14 @@ def check_on_qemu(model: bytes, info: ModelInfo, samples: int = 200, timeout: fl
     interp = runtime.Interpreter.from_bytes(model, arena_size=max(1 << 22, 8 * info.activation_peak_bytes))
     mismatches = total = 0
     for k in range(samples):
+        pos = 0
         for j, t in enumerate(ins):
-            x = check_inputs(k * len(ins) + j, t.nbytes).view(np.dtype(t.dtype)).reshape(t.shape)
+            if inputs is not None:
+                raw = np.frombuffer((inputs[k] + bytes(nbytes))[pos:pos + t.nbytes], dtype=np.uint8)
+                pos += t.nbytes
+            else:
+                raw = check_inputs(k * len(ins) + j, t.nbytes)
+            x = raw.view(np.dtype(t.dtype)).reshape(t.shape)
             interp.set_input(np.ascontiguousarray(x), j)
         interp.invoke()
         expected = b"".join(np.ascontiguousarray(interp.get_output(j)).tobytes() for j in range(len(outs)))
@@ -60,4 +85,4 @@ def check_on_qemu(model: bytes, info: ModelInfo, samples: int = 200, timeout: fl
         total += len(expected)
         mismatches += sum(a != b for a, b in zip(got, expected, strict=False)) + abs(len(got) - len(expected))
     return {"samples": samples, "values": total, "mismatches": mismatches, "bit_exact": mismatches == 0,
-            "board": "qemu_m4", "reference": "TFLM host interpreter"}
+            "board": target.name, "reference": "TFLM host interpreter"}

@@ -28,10 +28,12 @@ RANDOM_SEED = 0
 
 @dataclass(frozen=True)
 class Model:
-    """A .tflite held in memory with its inspected info."""
+    """A .tflite held in memory with its inspected info, and the input normalisation applied before it
+    (``tinykeras.input_norm``: from the Conversion, or the settings.json beside the file; None per input)."""
 
     data: bytes
     info: ModelInfo
+    input_norm: tuple[Any, ...] = ()
 
     @property
     def input(self) -> TensorInfo:
@@ -42,12 +44,18 @@ class Model:
         return self.info.output_tensors()[0]
 
 
-def load(source: bytes | bytearray | str | Path | Model) -> Model:
-    """A Model from .tflite bytes or a path. Raises InputFileError or ModelError."""
+def load(source: Any) -> Model:
+    """A Model from .tflite bytes, a path (with the input normalisation recorded in the settings.json beside
+    it) or a ``Conversion`` (with its own). Raises InputFileError or ModelError."""
+    from tinykeras import input_norm
     from tinykeras.inspect import inspect_bytes, read_model_bytes
 
     if isinstance(source, Model):
         return source
+    norm: list[Any] | None = None
+    if hasattr(source, "data") and isinstance(getattr(source, "data", None), (bytes, bytearray)):
+        norm = list(getattr(source, "input_norm", None) or [])
+        source = source.data
     if isinstance(source, (bytes, bytearray)):
         data, path = bytes(source), None
     else:
@@ -55,7 +63,9 @@ def load(source: bytes | bytearray | str | Path | Model) -> Model:
     info = inspect_bytes(data, path=path)
     if not info.inputs:
         raise ModelError(f"{path or 'model'}: the model has no inputs")
-    return Model(data, info)
+    if norm is None:
+        norm = input_norm.beside(path, len(info.inputs))
+    return Model(data, info, tuple(norm) if any(norm) else ())
 
 
 def count(xq: Any) -> int:
@@ -92,13 +102,10 @@ def _random_one(model: Model, t: TensorInfo, index: int, samples: int, seed: int
 
 
 def _index_limit(model: Model, k: int = 0) -> int:
-    """Rows of the table an int32 input indexes (GATHER params), else 2."""
-    index = model.info.inputs[k]
-    for op in model.info.ops:
-        if op.op == "GATHER" and len(op.inputs) > 1 and op.inputs[1] == index:
-            table = model.info.tensors[op.inputs[0]]
-            return max(1, int(table.shape[0])) if table.shape else 2
-    return 2
+    """Rows of the table an int32 input indexes (GATHER params: the Embedding's vocabulary), else 2."""
+    from tinykeras.types import index_limit
+
+    return index_limit(model.info, k) or 2
 
 
 def _several(model: Model, x: Any) -> list[np.ndarray]:
@@ -114,22 +121,29 @@ def _several(model: Model, x: Any) -> list[np.ndarray]:
 def quantized_inputs(model: Model, x: Any) -> Any:
     """Float data quantized with the input's scale and zero point, or data already in its dtype. Several
     inputs: a list in input order or a dict keyed by input name, returned as a list."""
+    from tinykeras.input_norm import apply
+
     if len(model.info.inputs) > 1:
-        return [prepare_inputs(a, t) for a, t in zip(_several(model, x), model.info.input_tensors(), strict=True)]
+        return [prepare_inputs(a, t) for a, t in zip(apply(list(model.input_norm), _several(model, x)),
+                                                      model.info.input_tensors(), strict=True)]
     try:
-        return prepare_inputs(np.asarray(x), model.input)
+        return prepare_inputs(apply(list(model.input_norm), [np.asarray(x)])[0], model.input)
     except ModelError as exc:
         raise DataError(str(exc)) from exc
 
 
 def float_inputs(model: Model, x: Any) -> Any:
-    """Inputs for a float (Keras) model: float data as given, integer data dequantized."""
+    """Inputs for a float (Keras) model: float data as given, integer data dequantized (and, where the input
+    normalisation is applied outside the model, mapped back to the raw features)."""
+    from tinykeras.input_norm import unapply
+
+    norm = list(model.input_norm) + [None] * len(model.info.inputs)
     if len(model.info.inputs) > 1:
         parts = x if isinstance(x, list) and all(isinstance(a, np.ndarray) for a in x) else _several(model, x)
-        return [a.astype(np.float32) if a.dtype.kind == "f" or t.dtype == "int32" else dequantize(a, t)
-                for a, t in zip(parts, model.info.input_tensors(), strict=True)]
+        return [a.astype(np.float32) if a.dtype.kind == "f" or t.dtype == "int32" else unapply(e, dequantize(a, t))
+                for a, t, e in zip(parts, model.info.input_tensors(), norm, strict=False)]
     x = np.asarray(x)
-    xf = x.astype(np.float32) if x.dtype.kind == "f" else dequantize(x, model.input)
+    xf = x.astype(np.float32) if x.dtype.kind == "f" else unapply(norm[0], dequantize(x, model.input))
     per_sample = tuple(model.input.shape[1:])
     if xf.ndim > 1 and xf.shape[1:] != per_sample and int(np.prod(xf.shape[1:])) == int(np.prod(per_sample)):
         xf = xf.reshape((len(xf),) + per_sample)

@@ -89,6 +89,18 @@ class DiskFullError(OutputError):
     exit_code = 11
 
 
+class ThresholdError(TinyKerasError):
+    """A measured figure missed the threshold the user set (``validate --min-top1``, ``--max-rmse``, ...)."""
+
+    exit_code = 12
+
+
+class TuneError(TinyKerasError):
+    """A model search could not run, or no trial completed."""
+
+    exit_code = 13
+
+
 def did_you_mean(word: str, known: Iterable[str], prefix: str = "") -> str:
     """``"; did you mean 'PREFIX+closest'?"`` for the known name closest to ``word``, or "" when none is close.
     The one "did you mean" of tinykeras' messages."""

@@ -71,6 +71,16 @@ def check_output_location(final: Path) -> None:
         raise OutputError(f"{final}: exists and is not a directory; give a directory with -o")
 
 
+def check_output_dir(final: Path | str, replace: bool = True) -> None:
+    """What :func:`atomic_output_dir` refuses, checked up front: commands call it before any slow work, so a bad
+    ``-o`` fails in a second, not after training."""
+    final = Path(final).resolve()
+    check_output_location(final)
+    if replace and final.is_dir() and not _FORCE[0] and not _is_our_output(final):
+        raise OutputError(f"{final}: exists and is not a tinykeras output (no {MARKER} file); refusing to "
+                          "replace it. Choose a new -o directory, or add --force to replace it as a whole")
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -127,10 +137,7 @@ def atomic_output_dir(final: Path | str, overwrite: bool = True, replace: bool =
     On any exception the temporary directory is removed and ``final`` is left as it was.
     """
     final = Path(final).resolve()
-    check_output_location(final)
-    if replace and final.is_dir() and not _FORCE[0] and not _is_our_output(final):
-        raise OutputError(f"{final}: exists and is not a tinykeras output (no {MARKER} file); refusing to "
-                          "replace it. Choose a new -o directory, or add --force to replace it as a whole")
+    check_output_dir(final, replace=replace)
     if final.exists() and not overwrite:
         raise OutputError(f"{final}: already exists")
     try:

@@ -113,9 +113,26 @@ def load_library(lib_id: str) -> Library:
     if not path.exists():
         ids = library_ids()
         raise BoardError(f"unknown TFLM library '{lib_id}'{did_you_mean(lib_id, ids)} Known: {', '.join(ids)}")
-    raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    if raw.get("id") != lib_id:
+    return load_library_file(path)
+
+
+def load_library_file(path: Path, check_id: bool = True) -> Library:
+    """Parse and validate one library file; any malformed or missing field is one BoardError line."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise BoardError(f"{path}: invalid TOML ({exc}); fix the file") from exc
+    lib_id = path.stem
+    if check_id and raw.get("id") != lib_id:
         raise BoardError(f"{path}: id = '{raw.get('id')}' must equal the file name '{lib_id}'")
+    try:
+        return _library(raw, lib_id, path)
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        what = f"the key {exc}" if isinstance(exc, KeyError) else f"a value of the wrong type ({exc})"
+        raise BoardError(f"{path}: {what} is missing or malformed; compare with libraries/tflm-90b983c.toml") from exc
+
+
+def _library(raw: dict[str, Any], lib_id: str, path: Path) -> Library:
     delivery, api = raw["delivery"], raw["api"]
     for value, allowed, key in ((delivery["kind"], DELIVERIES, "delivery.kind"),
                                 (api["interpreter"], INTERPRETER_APIS, "api.interpreter"),

@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tinykeras import cgen, fsutil
+from tinykeras import cgen, fsutil, input_norm
 from tinykeras.arena import ArenaPlan
 from tinykeras.boards import Board, load_board
 from tinykeras.cgen import c_identifier
 from tinykeras.convert import quantize_model
 from tinykeras.device import collect
-from tinykeras.errors import BoardError, DataError, DoesNotFitError, InputFileError, ToolchainError
+from tinykeras.errors import BoardError, DataError, DoesNotFitError, InputFileError, ModelError, ToolchainError
 from tinykeras.inspect import inspect_bytes, read_model_bytes, require_int8
 from tinykeras.keras_io import load_arrays, load_model, model_name
 from tinykeras.recipes import RECIPES
@@ -37,6 +37,7 @@ from tinykeras.target.platformio import RenderRequest, render_platformio, write_
 from tinykeras.types import ModelInfo
 
 REPORT_NAME = "tinykeras_build.json"
+MODEL_SUFFIXES = (".tflite", ".keras", ".h5", ".hdf5")
 BENCH_REPORT_NAME = "bench.json"
 
 # What the benchmark main (firmware_templates/runtime/bench) adds to any runtime, for the fit check.
@@ -119,9 +120,13 @@ class BuildResult:
 def resolve_model(options: BuildOptions) -> Path:
     """The model to build: ``--model``, or the recipe's shipped model in ``models/<recipe>/model.tflite``."""
     if options.model is not None:
-        if not Path(options.model).exists():
+        path = Path(options.model)
+        if not path.exists():
             raise InputFileError(f"{options.model}: no such model file")
-        return Path(options.model)
+        if path.is_file() and path.suffix.lower() not in MODEL_SUFFIXES:  # before TensorFlow loads or warns
+            raise ModelError(f"{path}: unknown model format '{path.suffix}'; pass a .tflite, .keras, .h5 or "
+                             "SavedModel directory")
+        return path
     if options.recipe not in RECIPES:
         raise InputFileError(f"unknown recipe '{options.recipe}'; choose one of {', '.join(RECIPES)}")
     path = models_dir() / options.recipe / "model.tflite"
@@ -224,7 +229,7 @@ def plan_build(board: Board | str, model: bytes, *, runtime: str | None = None, 
     board = load_board(board) if isinstance(board, str) else board
     runtime = choose_runtime(board, runtime)
     info = info if info is not None else inspect_bytes(model)
-    require_int8(info)
+    require_int8(info, allow_index_inputs=True)
     planned = runtime_module(runtime).plan(model, info, board, name=name, kernels=kernels, profile=profile)
     return BuildPlan(board=board, info=info, runtime=planned, fit=check_fit(board, planned, info))
 
@@ -292,13 +297,19 @@ class Firmware:
 
 
 def assemble(plan: BuildPlan, model: bytes, project: Path, *, name: str, source_name: str | None = None,
-             main: str = "bench", runs: int = 10, warmup: int = 2, tflm_dir: Path | str | None = None,
-             frontend: FrontEnd | None = None, labels: tuple[str, ...] | None = None,
-             check_samples: int = 0) -> Firmware:
+             main: str = "bench", main_defines: str = "", runs: int = 10, warmup: int = 2,
+             tflm_dir: Path | str | None = None, frontend: FrontEnd | None = None,
+             labels: tuple[str, ...] | None = None, extra_files: dict[str, str] | None = None,
+             extra_defines: dict[str, str] | None = None, db_bytes: int | None = None) -> Firmware:
     """The planned model's runtime sources placed by the board's target into ``project``, with the firmware
-    ``main`` (:data:`FIRMWARE_MAINS`). The one place a firmware is put together."""
+    ``main`` (:data:`FIRMWARE_MAINS`; ``main_defines``: C lines put before it). ``extra_files`` go into
+    ``src/`` beside the front end (e.g. the input normalisation, a check's input table), ``extra_defines`` into
+    model_settings.h (PlatformIO), ``db_bytes``: the MLPerf ``db`` buffer (default: input 0's bytes). The one
+    place a firmware is put together."""
     board, info = plan.board, plan.info
     source_name = source_name or f"{name}.tflite"
+    files = {**(frontend.files if frontend else {}), **(extra_files or {})}
+    defines = {**(frontend.defines if frontend else {}), **(extra_defines or {})}
     if main not in FIRMWARE_MAINS:
         raise BoardError(f"unknown firmware main '{main}'; choose one of {', '.join(FIRMWARE_MAINS)}")
     if main != "bench" and board.kind != "qemu":
@@ -310,20 +321,17 @@ def assemble(plan: BuildPlan, model: bytes, project: Path, *, name: str, source_
     if board.kind == "qemu":
         main_source = None
         if FIRMWARE_MAINS[main] is not None:
-            main_source = (templates_dir() / FIRMWARE_MAINS[main]).read_text()
-            if main == "check":
-                main_source = f"#define TK_CHECK_SAMPLES {int(check_samples)}u\n" + main_source
+            main_source = main_defines + (templates_dir() / FIRMWARE_MAINS[main]).read_text()
         qemu.render_project(board, model, info, project, runtime_files=sources.files, runs=runs, warmup=warmup,
-                            name=name, arena_bytes=plan.arena_bytes, runtime=sources.name,
-                            frontend_files=frontend.files if frontend else None, library=sources.library,
-                            kernels=sources.kernels, library_files=sources.library_files, main_source=main_source)
+                            name=name, arena_bytes=plan.arena_bytes, runtime=sources.name, frontend_files=files or None,
+                            db_bytes=db_bytes, library=sources.library, kernels=sources.kernels,
+                            library_files=sources.library_files, main_source=main_source)
     else:
-        files = render_platformio(RenderRequest(
+        rendered = render_platformio(RenderRequest(
             board=board, runtime=sources, model=model, info=info, model_name=name,
             source_name=source_name, runs=runs, warmup=warmup, labels=labels,
-            frontend_files=tuple(sorted(frontend.files.items())) if frontend else (),
-            feature_defines=tuple(sorted(frontend.defines.items())) if frontend else ()))
-        write_project(files, project)
+            frontend_files=tuple(sorted(files.items())), feature_defines=tuple(sorted(defines.items()))))
+        write_project(rendered, project)
     return Firmware(project=Path(project), plan=plan, sources=sources)
 
 
@@ -378,10 +386,14 @@ def build(options: BuildOptions, log: Callable[[str], None] | None = None) -> Bu
     model_path = resolve_model(options)
     model, source_name = load_int8_model(model_path, options.rep_data, log, options.custom_objects)
     info = inspect_bytes(model, path=source_name)
-    require_int8(info)
+    require_int8(info, allow_index_inputs=True)  # token ids: the benchmark feeds valid ids (TK_INPUT0_ID_LIMIT)
     settings = _model_settings(model_path)
     model_name = c_identifier(options.recipe if options.model is None else _project_name(options, settings, model_path))
     frontend = front_end(settings, model_path)
+    norm = input_norm.from_settings(settings, len(info.inputs))
+    norm_files = input_norm.firmware_sources(norm, info)  # tk_input_norm.c: normalise, quantize, then tk_invoke
+    norm_defines = {**input_norm.c_defines(norm),
+                    **({"TK_INPUT0_DB_BYTES": f"{input_norm.db_bytes(norm, 0)}u"} if norm_files else {})}
 
     planned = plan_build(board, model, runtime=runtime, info=info, name=model_name, kernels=options.kernels)
     arena, fit = planned.runtime.arena, planned.fit
@@ -393,7 +405,8 @@ def build(options: BuildOptions, log: Callable[[str], None] | None = None) -> Bu
     with fsutil.atomic_output_dir(out) as tmp:
         sources = assemble(planned, model, tmp, name=model_name, source_name=source_name, runs=options.runs,
                            warmup=options.warmup, tflm_dir=options.tflm_dir, frontend=frontend,
-                           labels=_labels(settings)).sources
+                           labels=_labels(settings), extra_files=norm_files, extra_defines=norm_defines,
+                           db_bytes=input_norm.db_bytes(norm, info.input_tensors()[0].nbytes)).sources
         result.library = sources.summary() if sources.library is not None else None
         result.files = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
         result.files.append(REPORT_NAME)

@@ -85,6 +85,17 @@ def seed_everything(seed: int) -> None:
     tf.config.experimental.enable_op_determinism()
 
 
+def params_text(model: Any) -> str:
+    """Keras' parameter count, and why ``tinykeras inspect`` counts fewer in the .tflite (BatchNorm folded)."""
+    total = int(model.count_params())
+    batchnorm = sum(int(w.shape.num_elements()) for layer in model.layers if "BatchNormalization" in
+                    type(layer).__name__ for w in layer.weights)
+    if not batchnorm:
+        return f"{total:,} parameters"
+    return (f"{total:,} parameters ({batchnorm:,} of them in BatchNorm layers, which the .tflite folds into the "
+            "layers before them, so `tinykeras inspect` counts fewer)")
+
+
 def save_keras_deterministic(model: Any, path: Path) -> None:
     """Save ``model`` without optimizer state, then rewrite the .keras zip with fixed times and no save date."""
     from tinykeras.keras_io import tf_keras
@@ -150,7 +161,7 @@ def train(recipe_name: str, out_dir: Path | str, data_dir: Path | None = None, e
     with distribution_strategy().scope():
         model = recipe.build_model(data, variant)
         recipe.compile(model)
-    note(f"{recipe.name}: model {model.name}, {model.count_params():,} parameters, up to {epochs} epochs")
+    note(f"{recipe.name}: model {model.name}, {params_text(model)}, up to {epochs} epochs")
     with tempfile.TemporaryDirectory(prefix="tinykeras-train-") as work, atomic_output_dir(out_dir) as tmp:
         checkpoint = Path(work) / "best.weights.h5"
         callbacks = _callbacks(recipe, checkpoint, tmp / "history.csv", recipe.patience)

@@ -185,3 +185,14 @@ def index_inputs(info: ModelInfo) -> set[int]:
         if users and all(op.op == "GATHER" and k == 1 for op, k in users):
             found.add(t)
     return found
+
+
+def index_limit(info: ModelInfo, k: int = 0) -> int | None:
+    """Rows of the table input ``k`` indexes (the GATHER params' first dimension: an Embedding's vocabulary),
+    or None when that input is not an int32 index input. Valid ids are 0..limit-1."""
+    t = info.inputs[k]
+    if t not in index_inputs(info):
+        return None
+    rows = [info.tensors[op.inputs[0]].shape[0] for op in info.ops
+            if op.op == "GATHER" and len(op.inputs) > 1 and op.inputs[1] == t and info.tensors[op.inputs[0]].shape]
+    return max(1, min(int(r) for r in rows)) if rows else None

@@ -186,8 +186,9 @@ class Generator:
         for op in self.info.ops:
             try:
                 self.emit(op)
-            except Unsupported as exc:
-                raise UnsupportedOpError([(op.index, f"{op.op} ({exc.reason})")], "aot", _HINT) from None
+            except Unsupported as exc:  # the reason, then what the op's declaration says aot runs
+                detail = f"{op.op} ({exc.reason}; aot's {op.op}: {OPS[op.op].constraints})"
+                raise UnsupportedOpError([(op.index, detail)], "aot", _HINT) from None
 
     def emit(self, op: OpInfo) -> None:
         handler = OPS[op.op].handler

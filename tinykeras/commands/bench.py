@@ -77,9 +77,9 @@ def bench(ctx: click.Context, port: str, baud: int, runs: int | None, timeout: f
     if as_json:
         click.echo(json.dumps(data, indent=2))
     else:
-        from rich.console import Console
+        from tinykeras.commands.console import console as table_console
 
-        console = Console(highlight=False)
+        console = table_console(highlight=False)
         console.print(bench_table(data))
         for line in bench_summary(data):
             console.print(line)
@@ -187,9 +187,9 @@ def compare(a: Path, b: Path, as_json: bool) -> None:
         click.echo(json.dumps({"a": str(a), "b": str(b), "a_label": name_a, "b_label": name_b, "rows": rows},
                               indent=2))
         return
-    from rich.console import Console
+    from tinykeras.commands.console import console as table_console
 
-    Console(highlight=False).print(compare_table(da, db, name_a, name_b))
+    table_console(highlight=False).print(compare_table(da, db, name_a, name_b))
 
 
 def _column(data: dict[str, Any], path: Path) -> str:

@@ -135,11 +135,10 @@ def _print(result: Any, do_compile: bool, upload: bool, do_run: bool) -> None:
     click.echo(f"  flash {fit['flash_needed']:,} / {fit['flash_available']:,} B, "
                f"RAM {fit['ram_needed']:,} / {fit['ram_available']:,} B (runtime sizes estimated)")
     if result.bench is not None:
-        from rich.console import Console
-
+        from tinykeras.commands.console import console
         from tinykeras.report import bench_summary, bench_table
 
-        Console().print(bench_table(result.bench))
+        console().print(bench_table(result.bench))
         for line in bench_summary(result.bench):
             click.echo(line)
     if result.qemu is not None and result.qemu.get("instructions_per_inference"):

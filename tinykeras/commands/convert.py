@@ -84,6 +84,8 @@ def quantize(model: Path, rep_data: Path | None, test_data: Path | None, out_dir
     click.echo(f"float vs int8 on {comp['samples']} samples of the {comp['data']}:")
     for m in comp["outputs"]:
         click.echo(f"  {metrics_line(m)}")
+    for line in comp.get("input_normalization", []):
+        click.echo(f"  note: {line}")
 
 
 def metrics_line(m: dict) -> str:

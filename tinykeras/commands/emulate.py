@@ -27,7 +27,8 @@ PROGRESS_FROM = 200  # samples: show a progress bar from this many on
 @click.option("--samples", type=click.IntRange(1, 1_000_000),
               help="Use the first N samples (random inputs: how many; default 32).")
 @click.option("--labels", "labels_path", type=click.Path(path_type=Path),
-              help="Text file, one class name per line (confusion matrix axes).")
+              help="Text file, one class name per line (confusion matrix axes). Default: the labels in the "
+                   "settings.json beside MODEL (as train/quantize write it).")
 @click.option("--no-tflite", is_flag=True, help="Skip the tf.lite comparison (saves importing TensorFlow).")
 @click.option("--plots", "plots_dir", type=click.Path(path_type=Path),
               help="Write confusion_matrix.png (with labels) and scores.png into this directory.")
@@ -52,6 +53,10 @@ def emulate(model: Path, data_path: Path | None, keras_path: Path | None, runtim
     from tinykeras.emulate import emulate as run
     from tinykeras.keras_io import load_arrays, split_xy
 
+    if plots_dir is not None:  # a bad --plots fails now, not after the run
+        from tinykeras.fsutil import check_output_dir
+
+        check_output_dir(plots_dir)
     x = y = None
     if data_path is not None:
         arrays = load_arrays(data_path)
@@ -71,6 +76,8 @@ def emulate(model: Path, data_path: Path | None, keras_path: Path | None, runtim
         from tinykeras.commands.convert import _read_labels
 
         labels = _read_labels(labels_path)
+    else:
+        labels = labels_beside(model)
     keras = None
     if keras_path is not None:
         from tinykeras.keras_io import load_model
@@ -89,11 +96,10 @@ def emulate(model: Path, data_path: Path | None, keras_path: Path | None, runtim
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
-    from rich.console import Console
-
+    from tinykeras.commands.console import console as table_console
     from tinykeras.report import emulate_table
 
-    console = Console(highlight=False)
+    console = table_console(highlight=False)
     console.print(emulate_table(data))
     for path in data.get("plots", []):
         console.print(f"wrote {path}")
@@ -106,3 +112,12 @@ def _progress(indices: Iterable[int]) -> Iterator[int]:
     items = list(indices)
     yield from track(items, description="TFLM host", total=len(items), console=Console(stderr=True),
                      transient=True)
+
+
+def labels_beside(model: Path) -> list[str] | None:
+    """The class labels of the settings.json beside ``model`` (``train``, ``quantize``, ``tune`` write one)."""
+    from tinykeras.recipes.frontend import settings_beside
+
+    settings = settings_beside(model)
+    labels = settings.get("labels") if isinstance(settings, dict) else None
+    return [str(label) for label in labels] if isinstance(labels, list) else None

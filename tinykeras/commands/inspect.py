@@ -84,7 +84,9 @@ def inspect(model: Path, as_json: bool, check: bool, board: str | None, library_
     totals = info["totals"]
     console.print(f"inputs:  {', '.join(_shape_text(t) + ' ' + _quant_text(t) for t in info['inputs'])}")
     console.print(f"outputs: {', '.join(_shape_text(t) + ' ' + _quant_text(t) for t in info['outputs'])}")
-    console.print(f"totals:  {totals['ops']} ops, {totals['params']:,} params, {totals['macs']:,} MACs, "
+    console.print(f"totals:  {totals['ops']} ops, {totals['params']:,} params (weights and biases in the .tflite; "
+                  "a Keras count is higher by the BatchNorm parameters folded into them), "
+                  f"{totals['macs']:,} MACs, "
                   f"model {totals['model_bytes']:,} B, peak activations ~{totals['activation_peak_bytes']:,} B")
     if aot_only:
         console.print(f"board {board} runs tinykeras' aot runtime, not TFLite-Micro"

@@ -37,15 +37,16 @@ from tinykeras.commands.params import EPOCHS, SEED, Finite, force_option
 @click.option("--per-tensor-dense", is_flag=True,
               help="int8 stage: one weight scale per FULLY_CONNECTED layer (see `tinykeras quantize --help`).")
 @click.option("--labels", type=click.Path(path_type=Path), help="Text file, one class label per line.")
-@click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path), default=Path("out"), show_default=True,
-              help="Output directory (written atomically).")
+@click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path), default=None,
+              help="Output directory (written atomically). Default: 'optimized' beside MODEL "
+                   "(MODEL.optimized for a SavedModel directory).")
 @click.option("--custom-objects", help="Python file or import path defining the model's custom layers (tf_keras).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @force_option
 def optimize(model: Path, data_path: Path, prune: float | None, schedule: str, structured: str | None,
              target_macs: float | None, qat: bool, epochs: int, qat_epochs: int | None, batch_size: int,
              learning_rate: float, metric: str, importance: str, seed: int, per_tensor_dense: bool,
-             labels: Path | None, out_dir: Path, custom_objects: str | None, as_json: bool) -> None:
+             labels: Path | None, out_dir: Path | None, custom_objects: str | None, as_json: bool) -> None:
     """Optimize MODEL (.keras, .h5 or SavedModel dir; Keras 2 or 3) and report every stage.
 
     Stages: float -> channels (with --structured channels) -> pruned (--prune or --structured 2:4) ->
@@ -56,13 +57,12 @@ def optimize(model: Path, data_path: Path, prune: float | None, schedule: str, s
 
     \b
     Example:
-      tinykeras optimize model.keras --data train.npz --prune 0.75 --qat -o out/
+      tinykeras optimize model.keras --data train.npz --prune 0.75 --qat -o out/pruned
       tinykeras optimize model.keras --data train.npz --structured channels --target-macs 0.5
     """
-    from rich.console import Console
-
+    from tinykeras.commands.console import console
     from tinykeras.commands.convert import _read_labels
-    from tinykeras.fsutil import atomic_output_dir
+    from tinykeras.fsutil import atomic_output_dir, check_output_dir
     from tinykeras.optimize import (
         OptimizeOptions,
         load_dataset,
@@ -77,11 +77,13 @@ def optimize(model: Path, data_path: Path, prune: float | None, schedule: str, s
                               qat_epochs=qat_epochs, batch_size=batch_size, learning_rate=learning_rate, metric=metric,
                               target_macs=target_macs, importance=importance, seed=seed,
                               per_tensor_dense=per_tensor_dense)
-    options.validate()  # bad options fail before anything slow happens
+    options.validate()  # bad options and a bad -o fail before anything slow happens
+    out_dir = out_dir or default_out(model)
+    check_output_dir(out_dir)
     label_list = _read_labels(labels)
     data = load_dataset(data_path, seed=seed)
     keras_model = load_keras_model(model, custom_objects=custom_objects)
-    err = Console(stderr=True)
+    err = console(stderr=True)
     log = None if as_json else (lambda msg: err.print(f"[dim]{msg}[/dim]"))
     result = run_optimize(keras_model, data, options, log=log)
     with atomic_output_dir(out_dir) as tmp:
@@ -89,14 +91,20 @@ def optimize(model: Path, data_path: Path, prune: float | None, schedule: str, s
     if as_json:
         click.echo(json.dumps(report, indent=2))
         return
-    console = Console()
-    console.print(stage_table(result))
+    out = console()
+    out.print(stage_table(result))
     if any(stage.sparsity for stage in result.stages):
-        console.print(sparsity_table(result))
+        out.print(sparsity_table(result))
     for stage in result.stages:
         for note in stage.notes:
-            console.print(f"  {stage.name}: {note}")
+            out.print(f"  {stage.name}: {note}")
     for note in result.notes:
-        console.print(f"  {note}")
+        out.print(f"  {note}")
     click.echo(f"wrote {out_dir}/model.tflite ({len(result.tflite):,} B int8), model_data.h, model_data.cc, "
                "model_settings.h, optimize.json, optimize.png")
+
+
+def default_out(model: Path) -> Path:
+    """``optimized`` beside a model file (out/kws/model.keras -> out/kws/optimized, as ``train --prune`` writes),
+    ``MODEL.optimized`` beside a SavedModel directory: never a folder that holds other outputs."""
+    return model.parent / "optimized" if not model.is_dir() else model.with_name(f"{model.name}.optimized")

@@ -39,26 +39,33 @@ def profile(model: Path, board: str, runtime: str, out_dir: Path | None, as_json
       tinykeras profile models/kws/model.tflite
       tinykeras profile model.tflite --board qemu_m4 --runtime aot -o prof/ --json
     """
+    from tinykeras.cgen import c_identifier
+    from tinykeras.fsutil import check_output_dir
     from tinykeras.inspect import load_model_info, read_model_bytes, require_int8
-
-    require_html_model(model, html_page)
+    from tinykeras.keras_io import model_name
     from tinykeras.profile import profile as run_profile
     from tinykeras.profile import profile_summary, profile_table, write_profile
+    from tinykeras.recipes.frontend import settings_beside
+
+    require_html_model(model, html_page)
 
     info = load_model_info(model)
     require_int8(info)
-    data = read_model_bytes(model)
-    result = run_profile(data, info, board=board, runtime=runtime, name=model.stem, benchmark=not no_benchmark)
     target = out_dir or model.resolve().parent / f"profile-{model.stem}"
+    check_output_dir(target)  # a bad -o fails now, not after the QEMU runs
+    data = read_model_bytes(model)
+    settings = settings_beside(model)
+    name = c_identifier(str((settings or {}).get("name") or "") or model_name(model))  # out/kws/int8/model -> kws
+    result = run_profile(data, info, board=board, runtime=runtime, name=name, benchmark=not no_benchmark)
     paths = write_profile(result, target)
     if html_page is not None:
         write_html(model, html_page, [paths["json"]])
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2, sort_keys=True))
         return
-    from rich.console import Console
+    from tinykeras.commands.console import console as table_console
 
-    console = Console(highlight=False)
+    console = table_console(highlight=False)
     console.print(profile_table(result))
     for line in profile_summary(result):
         console.print(line)

@@ -62,16 +62,17 @@ def train(recipe: str, data_dir: Path | None, epochs: int | None, seed: int, qui
     click.echo(f"{recipe}: test {m['metric']} {m['value']:.4f} ({m['samples']['test']} test samples, "
                f"{m['epochs_run']} epochs, {result.seconds:.0f} s)")
     click.echo(f"wrote {out_dir}/: {', '.join(sorted(p.name for p in Path(out_dir).iterdir() if p.is_file()))}")
+    click.echo(f"model.keras is a tf_keras (Keras 2) model: in Python, tf_keras.models.load_model("
+               f"\"{Path(out_dir) / 'model.keras'}\") (Keras 3's keras.models.load_model cannot read it)")
     if options is not None:
-        from rich.console import Console
-
+        from tinykeras.commands.console import console
         from tinykeras.optimize import dataset_from_recipe, optimize_to_dir, stage_table
 
         optimized = Path(out_dir) / "optimized"
         outcome = optimize_to_dir(result.model, dataset_from_recipe(result.data), options, optimized,
                                   source=str(Path(out_dir) / "model.keras"), labels=list(result.data.classes),
                                   log=lambda msg: click.echo(f"optimize: {msg}", err=True))
-        Console().print(stage_table(outcome))
+        console().print(stage_table(outcome))
         click.echo(f"wrote {optimized}/: model.tflite (int8), model_data.h, model_data.cc, model_settings.h, "
                    "optimize.json, optimize.png")
 
@@ -114,11 +115,13 @@ def synth(recipe: str, dest: Path, per_word: int, unknown: int, per_class: int, 
     Example:
       tinykeras data synth kws data/kws --per-word 200
     """
-    from tinykeras.fsutil import atomic_output_dir
+    from tinykeras.errors import DataError, OutputError
+    from tinykeras.fsutil import atomic_output_dir, check_output_location
 
+    if dest.exists() and not dest.is_dir():
+        raise OutputError(f"{dest}: exists and is not a directory; give DEST as a new directory for the dataset")
+    check_output_location(dest)
     if dest.exists() and any(dest.iterdir()):
-        from tinykeras.errors import DataError
-
         raise DataError(f"{dest}: not empty; pick a new directory for the synthesised dataset")
     with atomic_output_dir(dest) as tmp:
         if recipe == "kws":

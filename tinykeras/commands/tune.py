@@ -24,8 +24,8 @@ def _bytes(value: str | None) -> int | None:
 @click.command()
 @click.argument("recipe")
 @click.option("--board", required=True, help="Board whose limits (RAM, flash minus reserved) every trial must meet.")
-@click.option("--max-ram", help="Tighter RAM limit in bytes (K/M suffixes): aot arena + benchmark buffers.")
-@click.option("--max-flash", help="Tighter flash limit in bytes (K/M suffixes): aot weights + runtime estimate.")
+@click.option("--max-ram", help="Tighter RAM limit in bytes (K/M suffixes): arena + runtime + benchmark buffers.")
+@click.option("--max-flash", help="Tighter flash limit in bytes (K/M suffixes): model + runtime estimate.")
 @click.option("--max-latency-ms", type=float,
               help="Latency limit: qemu_m4 instructions per inference at the board's clock (an estimate).")
 @click.option("--objective", default="accuracy", show_default=True, type=click.Choice(["accuracy", "auc"]),
@@ -57,11 +57,13 @@ def tune(recipe: str, board: str, max_ram: str | None, max_flash: str | None, ma
          oracle: str | None, worker_timeout: float, out_dir: Path | None, html_page: Path | None) -> None:
     """Search RECIPE's space (or --model-fn) for the most accurate int8 model that fits BOARD.
 
-    Every trial trains with early stopping, converts to int8, plans the aot arena and flash, measures
-    instructions per inference on qemu_m4 and scores the int8 model on the validation split (TFLite-Micro
-    host interpreter). Trials that break a limit are recorded with the figure that broke it and never win.
-    OUT gets tune.json (every trial), pareto.png and best/ (model.keras, model.tflite, settings.json,
-    metrics.json) for `tinykeras build --model OUT/best/model.tflite`; OUT/search is Keras Tuner's state.
+    Every trial trains with early stopping, converts to int8 as the board's library needs it (per-tensor
+    FULLY_CONNECTED where it computes per-channel wrongly), checks ops, arena and flash as `tinykeras build
+    --board BOARD` does (the board's default runtime), measures instructions per inference on qemu_m4 and
+    scores the int8 model on the validation split (TFLite-Micro host interpreter). Trials that break a limit
+    are recorded with the figure that broke it and never win. OUT gets tune.json (every trial), pareto.png and
+    best/ (model.keras, model.tflite, rep.npz, settings.json, metrics.json) for `tinykeras build --board BOARD
+    --model OUT/best/model.tflite`; OUT/search is Keras Tuner's state.
 
     \b
     Example:
@@ -74,9 +76,9 @@ def tune(recipe: str, board: str, max_ram: str | None, max_flash: str | None, ma
       tinykeras tune kws --board nano33ble -o shared/t --worker --oracle 10.0.0.1:8000   # on each worker
       (or set KERASTUNER_TUNER_ID=chief|tuner1, KERASTUNER_ORACLE_IP, KERASTUNER_ORACLE_PORT)
     """
-    from rich.console import Console
     from rich.table import Table
 
+    from tinykeras.commands.console import console
     from tinykeras.tune import Progress, TuneOptions, require_feasible, summary_rows
     from tinykeras.tune import tune as run_tune
 
@@ -97,7 +99,7 @@ def tune(recipe: str, board: str, max_ram: str | None, max_flash: str | None, ma
         table.add_column(column, justify="left" if column in ("trial", "fits") else "right")
     for row in summary_rows(report):
         table.add_row(*row)
-    Console().print(table)
+    console().print(table)
     click.echo(f"wrote {result.out_dir}/tune.json, pareto.png" + (", best/" if result.best_dir else ""))
     if result.best_dir is not None:
         click.echo(f"next: tinykeras build --board {board} --model {result.best_dir}/model.tflite")

@@ -24,7 +24,9 @@ from tinykeras.types import RUNTIME_NAMES
               help="Host runtime (without --board): TFLite-Micro, or tinykeras' aot C checked against it.")
 @click.option("--task", type=click.Choice(["auto", "classification", "binary", "regression"]), default="auto",
               show_default=True, help="Metrics per output; auto: from the output op (SOFTMAX...), shape, labels.")
-@click.option("--samples", type=click.IntRange(min=1), help="Use the first N samples (--board default: 50).")
+@click.option("--samples", type=click.IntRange(min=1),
+              help="Use N samples: the same number from every class when the labels are classes, else evenly "
+                   "spaced; the report says which (--board default: 50).")
 @click.option("--custom-objects", help="Python file or import path defining the Keras model's custom layers.")
 @click.option("--min-top1", type=float, help="Fail unless top-1 accuracy (vs labels) >= this, every output.")
 @click.option("--min-agreement", type=float, help="Fail unless top-1 agreement with --keras >= this.")
@@ -43,7 +45,7 @@ def validate(model: Path, data_path: Path, keras_path: Path | None, board: str |
 
     Classifiers get top-1 accuracy and agreement with the float model; regression and reconstruction
     outputs get MAE, RMSE, R² and cosine similarity. An int8 output that collapsed (near-constant while the
-    float output varies) is flagged. Exit code 10 when a threshold fails.
+    float output varies) is flagged. Exit code 12 when a threshold fails.
 
     \b
     Example:
@@ -72,7 +74,7 @@ def validate(model: Path, data_path: Path, keras_path: Path | None, board: str |
     else:
         from tinykeras.commands.convert import metrics_line
 
-        click.echo(f"{report['model']} on {report['samples']} samples, {report['where']}"
+        click.echo(f"{report['model']} on {report['samples']} samples ({report['sampling']}), {report['where']}"
                    + (f", vs {report['reference']}" if report.get("reference") else ""))
         for m in report["outputs"]:
             click.echo(f"  {metrics_line(m)}" + (f" ({m['note']})" if m.get("note") else ""))

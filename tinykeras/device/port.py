@@ -231,6 +231,30 @@ def collect(url: str, *, baud: int = 115200, runs: int | None = None, timeout: f
             pass
 
 
+DONE_GRACE_S = 5.0  # after the last wanted run: how long to wait for the firmware's `done` record
+
+
+def _done_follows(report: BenchReport) -> bool:
+    """The session closed on its last announced run, and the firmware's `done` record is still on its way."""
+    announced = report.hello.get("runs") if report.hello else None
+    return report.status == "complete" and not report.done and announced == len(report.runs)
+
+
+def _drain_until_done(reader: PortReader, parser: ProtocolParser, raw: RawLog) -> None:
+    """Keep logging until the `done` record arrives (at most DONE_GRACE_S s), so the raw log is a complete
+    session that ``bench --replay`` accepts; the report is already final."""
+    reader.timeout, reader.end = min(reader.timeout, DONE_GRACE_S), "eof"
+    reader.heard()
+    for chunk in reader:
+        raw.write(chunk)
+        if any(_is_done(e) for e in parser.feed(chunk)):
+            return
+
+
+def _is_done(event: Event) -> bool:
+    return (event.record or {}).get("event") == "done"
+
+
 def _collect_from(port: Any, source: str, runs: int | None, timeout: float, log: IO[bytes] | None,
                   macs: int | None, on_event: Callable[[Event], None] | None) -> BenchReport:
     parser = ProtocolParser()
@@ -240,10 +264,13 @@ def _collect_from(port: Any, source: str, runs: int | None, timeout: float, log:
     try:
         for chunk in reader:
             raw.write(chunk)
-            for event in parser.feed(chunk):
+            events = parser.feed(chunk)
+            for event in events:
                 if builder.add(event):
                     reader.heard()
             if builder.finished:
+                if _done_follows(builder.report) and not any(_is_done(e) for e in events):
+                    _drain_until_done(reader, parser, raw)
                 return builder.report
     except KeyboardInterrupt:  # the user stopped a benchmark that never ends: report what arrived
         reader.end, reader.detail = "interrupted", ""

@@ -283,6 +283,7 @@ class SessionBuilder:
         self.finished = False
         self._on_event = on_event
         self._seen: set[int] = set()
+        self._capped = False  # the hello announced more runs than MAX_RUNS
 
     def add(self, event: Event) -> bool:
         """Fold one event in; True when it moved the session forward (hello, a new run, done, error).
@@ -316,6 +317,7 @@ class SessionBuilder:
             if announced is not None and announced > MAX_RUNS:
                 rep.malformed += 1
                 announced = MAX_RUNS  # absurd announcements cannot make the host allocate for them
+                self._capped = True
             rep.expected_runs = self._want if self._want is not None else announced
             rep.status = "eof"
             return True
@@ -338,8 +340,10 @@ class SessionBuilder:
             rep.runs.append(run)
             want = self._want if self._want is not None else MAX_RUNS
             if len(rep.runs) >= want:
-                self._close("complete" if self._want is not None else "short",
-                            "" if self._want is not None else f"stopped at the {MAX_RUNS:,}-run cap")
+                # a session that announced exactly MAX_RUNS and sent them all is complete, not cut short
+                whole = self._want is not None or (not self._capped and rep.expected_runs is not None
+                                                   and not rep.missing_runs)
+                self._close("complete" if whole else "short", "" if whole else f"stopped at the {MAX_RUNS:,}-run cap")
         elif kind == "done":
             rep.done = True
             if rep.expected_runs is None:

@@ -20,6 +20,9 @@ from tinykeras.report import STAT_KEYS, fmt
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 TEMPLATE = "report.html.j2"
+# Cores running the same instructions as the emulated Cortex-M4 (ARMv7E-M with the DSP extension): the only ones
+# whose latency is estimated from qemu_m4's instruction count (labelled as an estimate on the page).
+SAME_ISA_AS_QEMU_M4 = ("cortex-m4", "cortex-m7")
 
 
 class Figures:
@@ -120,6 +123,14 @@ def board_rows(fit: Source | None, builds: list[Source], benches: list[Source]) 
         e = row["e"]
         row["bench"] = [s for s in benches
                         if s.data.get("board") == e["board"] and s.data.get("runtime") == e["runtime"]]
+        row["estimate"] = None
+        reference = next((s for s in benches if s.data.get("board") == "qemu_m4" and s.data.get("runtime") == "aot"
+                          and isinstance(s.data.get("instructions"), dict)
+                          and s.data["instructions"].get("p50")), None)
+        if (not row["bench"] and reference is not None and e.get("runtime") == "aot" and e.get("clock_hz")
+                and e.get("core") in SAME_ISA_AS_QEMU_M4):
+            ms = reference.data["instructions"]["p50"] / e["clock_hz"] * 1000.0
+            row["estimate"] = {"src": reference, "ms": f"{ms:,.1f}", "mhz": f"{e['clock_hz'] / 1e6:g}"}
         f = e.get("fit")
         if f:
             row["flash_bar"] = Markup(svg.usage_bar(f["flash_needed"], f["flash_available"],

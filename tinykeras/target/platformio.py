@@ -34,6 +34,7 @@ import jinja2
 from tinykeras import cgen
 from tinykeras.arena import ArenaPlan
 from tinykeras.boards import Board
+from tinykeras.c_literals import c_string
 from tinykeras.errors import BoardError
 from tinykeras.resources import templates_dir
 from tinykeras.runtime import tflm_tree
@@ -77,10 +78,12 @@ def banner_lines(request: RenderRequest, comment: str, close: str = "") -> str:
 
 
 def _environment(*directories: Path) -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader([str(d) for d in directories]), undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True, autoescape=False,
     )
+    env.filters["cstr"] = c_string
+    return env
 
 
 def render_platformio(request: RenderRequest) -> dict[str, str | Path]:

@@ -32,7 +32,7 @@ from tinykeras.errors import BoardError, ModelError, SerialError, ToolchainError
 from tinykeras.native import tied_to_us
 from tinykeras.resources import templates_dir
 from tinykeras.runtime import tflm_tree
-from tinykeras.types import ModelInfo
+from tinykeras.types import ModelInfo, index_limit
 
 CC = "arm-none-eabi-gcc"
 QEMU = "qemu-system-arm"
@@ -96,7 +96,8 @@ def render_project(board: Board, model: bytes, info: ModelInfo, out_dir: Path, *
                    runs: int, warmup: int, name: str, arena_bytes: int,
                    frontend_files: dict[str, str] | None = None, runtime: str = "aot",
                    library: Any = None, kernels: str | None = None,
-                   library_files: dict[str, Path] | None = None, main_source: str | None = None) -> None:
+                   library_files: dict[str, Path] | None = None, db_bytes: int | None = None,
+                   main_source: str | None = None) -> None:
     """Write the Makefile project for ``board`` into ``out_dir``: ``Makefile``, ``mps2_an386.ld`` and
     ``src/`` (the benchmark, the QEMU port, a rendered ``main.c`` and the runtime's files, e.g.
     ``tinykeras.aot.generate(...).files``), plus the feature front end (``frontend_files``, from
@@ -149,7 +150,8 @@ def render_project(board: Board, model: bytes, info: ModelInfo, out_dir: Path, *
     copied = {f"tflm/{rel}": src for rel, src in sorted((library_files or {}).items())}
     files["Makefile"] = env.from_string((port_dir / "Makefile.j2").read_text()).render(
         banner=_banner(source, info.sha256, "#"), board=board.name, runtime=runtime, cflags=settings["cflags"],
-        db_bytes=max(inputs[0].nbytes, 1), sources=sources, qemu_args=qemu_args(board),
+        db_bytes=max(db_bytes or inputs[0].nbytes, 1), id_limit=index_limit(info, 0), sources=sources,
+        qemu_args=qemu_args(board),
         **_library_make_vars(library, kernels, settings, files, copied))
 
     out_dir = Path(out_dir)

@@ -16,7 +16,17 @@
 #if !defined(TK_BENCH_DB_BYTES) && defined(__has_include)
 #if __has_include("model_settings.h")
 #include "model_settings.h"
+#ifdef TK_INPUT0_DB_BYTES
+#define TK_BENCH_DB_BYTES TK_INPUT0_DB_BYTES
+#else
 #define TK_BENCH_DB_BYTES TK_INPUT0_BYTES
+#endif
+#endif
+#endif
+/* A model whose input normalisation runs outside the int8 graph: `db` may load its raw float features. */
+#if defined(__has_include)
+#if __has_include("tk_input_norm.h")
+#include "tk_input_norm.h"
 #endif
 #endif
 #ifndef TK_BENCH_DB_BYTES
@@ -158,6 +168,21 @@ void tk_bench_fill_pattern(int8_t *dst, unsigned n) {
     x ^= x << 5;
     dst[k] = (int8_t)(uint8_t)(x >> 24);
   }
+#if !defined(TK_BENCH_ID_LIMIT) && defined(TK_INPUT0_ID_LIMIT)
+#define TK_BENCH_ID_LIMIT TK_INPUT0_ID_LIMIT
+#endif
+#if defined(TK_BENCH_ID_LIMIT)
+  /* int32 token ids (an Embedding's input): each little-endian word folded into 0..TK_BENCH_ID_LIMIT-1 */
+  for (k = 0u; k + 4u <= n; k += 4u) {
+    uint32_t w = (uint32_t)(uint8_t)dst[k] | ((uint32_t)(uint8_t)dst[k + 1u] << 8) |
+                 ((uint32_t)(uint8_t)dst[k + 2u] << 16) | ((uint32_t)(uint8_t)dst[k + 3u] << 24);
+    w %= (uint32_t)(TK_BENCH_ID_LIMIT);
+    dst[k] = (int8_t)(uint8_t)w;
+    dst[k + 1u] = (int8_t)(uint8_t)(w >> 8);
+    dst[k + 2u] = (int8_t)(uint8_t)(w >> 16);
+    dst[k + 3u] = (int8_t)(uint8_t)(w >> 24);
+  }
+#endif
 }
 
 /* Refill the model input: the loaded `db` buffer when complete, otherwise the pattern. */
@@ -165,6 +190,11 @@ static void fill_input(void) {
   int8_t *in = tk_input();
   unsigned n = tk_input_bytes();
   if (s_db_size > 0u && s_db_pos == s_db_size) {
+#ifdef TK_INPUT_NORM_ELEMENTS
+    if (tk_input_norm_set_bytes(s_db, s_db_size) == 0) { /* raw float32 features: normalised, quantized */
+      return;
+    }
+#endif
     unsigned copy = s_db_size < n ? s_db_size : n;
     memcpy(in, s_db, copy);
     memset(in + copy, 0, n - copy);

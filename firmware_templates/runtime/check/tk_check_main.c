@@ -2,12 +2,19 @@
  * output as hex, one `@tkcheck K HEX` line per sample, then `@tkcheck end`.
  *
  * Input byte i of sample k is a hash of (k, i) that tinykeras/aot/device_check.py recomputes with numpy,
- * so the host feeds the same inputs to the TFLM host interpreter and compares bit for bit.
+ * so the host feeds the same inputs to the TFLM host interpreter and compares bit for bit; or, with
+ * TK_CHECK_FIXED_INPUTS, the inputs given in tk_check_inputs.h (a fuzzing corpus).
  */
 #include <stdint.h>
 
 #include "tk_model.h"
 #include "tk_port.h"
+
+#ifdef TK_CHECK_FIXED_INPUTS
+/* Given inputs instead of the hash (a fuzzing corpus): tk_check_inputs.h defines TK_CHECK_SAMPLES,
+ * TK_CHECK_INPUT_BYTES and tk_check_inputs[sample][byte], every input tensor's bytes concatenated. */
+#include "tk_check_inputs.h"
+#endif
 
 #ifndef TK_CHECK_SAMPLES
 #define TK_CHECK_SAMPLES 200u
@@ -37,11 +44,22 @@ int main(void) {
   if (tk_model_init() != 0) return 1;
   for (k = 0; k < TK_CHECK_SAMPLES; ++k) {
     unsigned n;
+#ifdef TK_CHECK_FIXED_INPUTS
+    {
+      uint32_t pos = 0;
+      for (j = 0; j < TK_NUM_INPUTS; ++j) {
+        uint8_t *in = (uint8_t *)tk_input_at(j);
+        n = tk_input_bytes_at(j);
+        for (i = 0; i < n && pos < TK_CHECK_INPUT_BYTES; ++i) in[i] = tk_check_inputs[k][pos++];
+      }
+    }
+#else
     for (j = 0; j < TK_NUM_INPUTS; ++j) {
       uint8_t *in = (uint8_t *)tk_input_at(j);
       n = tk_input_bytes_at(j);
       for (i = 0; i < n; ++i) in[i] = tk_check_byte(k * TK_NUM_INPUTS + j, i);
     }
+#endif
     if (tk_invoke() != 0) {
       put("@tkcheck error\n");
       return 1;

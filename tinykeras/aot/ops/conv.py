@@ -15,8 +15,8 @@ from tinykeras.types import OpInfo
 
 @aot_op("CONV_2D", kernels=("tk_conv_fast", "tk_conv_s8"), c_files=("tk_fast.h", "tk_conv.c"))
 def conv_2d(g: Any, op: OpInfo, ins: list[int], out_i: int) -> OpResult:
-    """int8 per-channel or per-tensor weights, any stride and dilation, SAME/VALID, fused activation;
-    no grouped convolution"""
+    """int8; constant per-channel or per-tensor weights with zero point 0, optional constant bias; any stride and
+    dilation, SAME/VALID, fused RELU/RELU6/RELU_N1_TO_1; no grouped convolution"""
     x, out = g.tensor(ins[0]), g.tensor(out_i)
     g.require_dtype(x, "int8")
     g.require_dtype(out, "int8")
@@ -72,8 +72,8 @@ def conv_2d(g: Any, op: OpInfo, ins: list[int], out_i: int) -> OpResult:
 
 @aot_op("DEPTHWISE_CONV_2D", kernels=("tk_dw3x3_fast", "tk_dwconv_s8"), c_files=("tk_fast.h", "tk_conv.c"))
 def depthwise_conv_2d(g: Any, op: OpInfo, ins: list[int], out_i: int) -> OpResult:
-    """int8 per-channel or per-tensor weights, any depth multiplier, stride and dilation, SAME/VALID,
-    fused activation"""
+    """int8; constant per-channel or per-tensor weights with zero point 0, optional constant bias; any depth
+    multiplier, stride and dilation, SAME/VALID, fused RELU/RELU6/RELU_N1_TO_1"""
     x, out = g.tensor(ins[0]), g.tensor(out_i)
     g.require_dtype(x, "int8")
     g.require_dtype(out, "int8")
@@ -129,7 +129,8 @@ def depthwise_conv_2d(g: Any, op: OpInfo, ins: list[int], out_i: int) -> OpResul
 
 @aot_op("TRANSPOSE_CONV", kernels=("tk_transpose_conv_s8",), c_files=("tk_ops2.c",))
 def transpose_conv(g: Any, op: OpInfo, ins: list[int], out_i: int) -> OpResult:
-    """int8 per-channel, any stride, SAME/VALID, with or without bias, fused activation"""
+    """int8; constant per-channel weights with zero point 0, optional constant bias; any stride,
+    SAME/VALID, fused RELU/RELU6/RELU_N1_TO_1"""
     x, out = g.tensor(ins[2]), g.tensor(out_i)
     g.require_dtype(x, "int8")
     g.require_dtype(out, "int8")

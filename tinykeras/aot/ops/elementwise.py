@@ -89,19 +89,19 @@ def _fast_add(g: Any, op: OpInfo, f: dict[str, Any]) -> tuple[str, str, str] | N
 
 @aot_op("ADD", kernels=("tk_add_fast", "tk_add_s8"), c_files=("tk_fast.h", "tk_ops.c"))
 def add(g: Any, op: OpInfo, ins: list[int], out_i: int) -> OpResult:
-    """int8, broadcasting up to 6-D, fused activation"""
+    """int8, broadcasting up to 6-D, fused RELU/RELU6/RELU_N1_TO_1"""
     return _binary(g, op, ins, out_i, "add")
 
 
 @aot_op("MUL", kernels=("tk_mul_s8",), c_files=("tk_ops.c",))
 def mul(g: Any, op: OpInfo, ins: list[int], out_i: int) -> OpResult:
-    """int8, broadcasting up to 6-D, fused activation"""
+    """int8, broadcasting up to 6-D, fused RELU/RELU6/RELU_N1_TO_1"""
     return _binary(g, op, ins, out_i, "mul")
 
 
 @aot_op("SUB", kernels=("tk_sub_s8",), c_files=("tk_ops2.c",))
 def sub(g: Any, op: OpInfo, ins: list[int], out_i: int) -> OpResult:
-    """int8, broadcasting, fused activation"""
+    """int8, broadcasting, fused RELU/RELU6/RELU_N1_TO_1"""
     return _binary(g, op, ins, out_i, "sub")
 
 

@@ -19,7 +19,8 @@ refused("UNIDIRECTIONAL_SEQUENCE_LSTM", "the fused int8/int16 LSTM is not in the
 
 @aot_op("FULLY_CONNECTED", kernels=("tk_fc_fast", "tk_fc_s8"), c_files=("tk_fast.h", "tk_conv.c"))
 def fully_connected(g: Any, op: OpInfo, ins: list[int], out_i: int) -> OpResult:
-    """int8 per-channel or per-tensor 2-D weights, any batch, with or without bias, fused activation"""
+    """int8; constant 2-D per-channel or per-tensor weights with zero point 0, optional constant
+    bias; any batch, fused RELU/RELU6/RELU_N1_TO_1"""
     x, out = g.tensor(ins[0]), g.tensor(out_i)
     g.require_dtype(x, "int8")
     g.require_dtype(out, "int8")

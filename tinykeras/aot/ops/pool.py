@@ -42,11 +42,11 @@ def _pool(g: Any, op: OpInfo, ins: list[int], out_i: int, kernel: str) -> OpResu
 
 @aot_op("AVERAGE_POOL_2D", kernels=("tk_avgpool_s8",), c_files=("tk_ops.c",))
 def average_pool_2d(g: Any, op: OpInfo, ins: list[int], out_i: int) -> OpResult:
-    """int8, any window and stride, SAME/VALID, fused activation"""
+    """int8, any window and stride, SAME/VALID, fused RELU/RELU6/RELU_N1_TO_1"""
     return _pool(g, op, ins, out_i, "tk_avgpool_s8")
 
 
 @aot_op("MAX_POOL_2D", kernels=("tk_maxpool_fast", "tk_maxpool_s8"), c_files=("tk_fast.h", "tk_ops.c"))
 def max_pool_2d(g: Any, op: OpInfo, ins: list[int], out_i: int) -> OpResult:
-    """int8, any window and stride, SAME/VALID, fused activation"""
+    """int8, any window and stride, SAME/VALID, fused RELU/RELU6/RELU_N1_TO_1"""
     return _pool(g, op, ins, out_i, "tk_maxpool_s8")
