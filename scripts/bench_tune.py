@@ -43,7 +43,7 @@ def run(*args: str, log: Path | None = None) -> tuple[int, float]:
 
 
 def model_figures(tflite: Path, work: Path, test: Any) -> dict[str, Any]:
-    """Held-out accuracy (int8, TFLM host), aot arena/flash and qemu_m4 instructions of one model."""
+    """Held-out accuracy (int8, TFLM host), arena/flash as `build --board nano33ble` checks them, instructions."""
     import numpy as np
 
     from tinykeras.boards import load_board

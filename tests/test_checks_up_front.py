@@ -40,6 +40,23 @@ def one_line_error(result: dict, code: int, *words: str) -> None:
     assert not result["tensorflow"], "TensorFlow was imported before the check"
 
 
+MODELS = REPO / "models" / "kws"
+
+
+@pytest.mark.parametrize("args", [
+    ["quantize", f"{MODELS}/model.keras", "--rep-data", f"{MODELS}/rep.npz", "-o", "afile"],
+    ["train", "kws", "--quick", "-o", "afile"],
+    ["tune", "kws", "--board", "qemu_m4", "--quick", "-o", "afile"],
+    ["validate", str(KWS), "--data", f"{MODELS}/test.npz", "-o", "adir"],
+    ["validate", str(KWS), "--data", f"{MODELS}/test.npz", "-o", "afile/report.json"],
+    ["emulate", str(KWS), "-o", "adir"],
+], ids=["quantize", "train", "tune", "validate-dir", "validate-under-file", "emulate"])
+def test_a_bad_output_fails_before_any_work(tmp_path: Path, args: list[str]) -> None:
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "adir").mkdir()
+    one_line_error(run_cli(tmp_path, *args), OutputError.exit_code)
+
+
 def test_synth_into_a_regular_file(tmp_path: Path) -> None:
     (tmp_path / "afile").write_text("x")
     one_line_error(run_cli(tmp_path, "data", "synth", "kws", "afile", "--per-word", "1"),

@@ -249,3 +249,17 @@ def test_validate_html(tmp_path: Path) -> None:
     html = page.read_text()
     assert 'data-k="outputs.0.accuracy"' in html and f'data-v="{report["outputs"][0]["accuracy"]}"' in html
     assert "confusion matrix of output" in html
+
+
+@pytest.mark.parametrize(("content", "words"), [
+    ("{not json", "not readable JSON"),
+    ('{"hello": 1}', "not an output of a tinykeras command"),
+])
+def test_from_a_file_that_is_not_a_command_output(tmp_path: Path, content: str, words: str) -> None:
+    bad = tmp_path / "x.json"
+    bad.write_text(content)
+    result = CliRunner().invoke(cli, ["report", str(KWS / "model.tflite"), "--no-fit", "--from", str(bad),
+                                      "-o", str(tmp_path / "r.html")])
+    assert result.exit_code == 2 and words in result.output and len(result.output.strip().splitlines()) == 1, \
+        result.output
+    assert not (tmp_path / "r.html").exists() and not (tmp_path / "r-data").exists()

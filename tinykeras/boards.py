@@ -22,7 +22,7 @@ else:  # pragma: no cover - Python 3.10
 
 KINDS = ("platformio", "qemu")
 CONSOLES = ("uart", "usb-serial-jtag")  # ESP-IDF: UART0 (a USB-UART bridge) or the chip's USB-Serial-JTAG
-TIMER_APIS = ("esp_timer_get_time", "micros", "time_us_64", "dwt", "cmsdk_timer0")
+TIMER_APIS = ("esp_timer_get_time", "micros", "time_us_64", "dwt", "cmsdk_timer0", "sse_counter")
 
 # key -> (type, required). Tables map to nested specs; ``None`` marks a free-form table.
 _SPEC: dict[str, Any] = {

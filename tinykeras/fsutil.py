@@ -81,6 +81,18 @@ def check_output_dir(final: Path | str, replace: bool = True) -> None:
                           "replace it. Choose a new -o directory, or add --force to replace it as a whole")
 
 
+def check_output_file(path: Path | str) -> None:
+    """Refuse, before any work, a file output (``-o report.json``) that is a directory or sits under a file."""
+    path = Path(path)
+    if path.is_dir():
+        raise OutputError(f"{path}: is a directory; give a file name for this output (e.g. {path}/report.json)")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise OutputError(f"{path}: {parent} exists and is not a directory; choose another path")
+            break
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -16,18 +16,24 @@ from tinykeras.types import RUNTIME_NAMES
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print the boards as JSON.")
-def boards(as_json: bool) -> None:
+@click.option("--model", "-m", type=click.Path(path_type=Path, dir_okay=False),
+              help="An int8 .tflite: list every board's latency estimate for it (both runtimes).")
+def boards(as_json: bool, model: Path | None) -> None:
     """List the boards tinykeras can build for (one TOML file each in boards/).
 
     \b
     Example:
       tinykeras boards
       tinykeras boards --json
+      tinykeras boards --model model.tflite     # milliseconds per inference on each board, before flashing
     """
     from tinykeras.boards import list_boards
     from tinykeras.libraries import board_library
 
     all_boards = list_boards()
+    if model is not None:
+        _latency_table(model, all_boards, as_json)
+        return
     libs = {b.name: board_library(b) for b in all_boards}
     if as_json:
         click.echo(json.dumps([dict(b.summary(), library=getattr(libs[b.name], "id", None)) for b in all_boards],
@@ -42,6 +48,35 @@ def boards(as_json: bool) -> None:
     for row in rows:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     click.echo("(* = default runtime)")
+
+
+def _latency_table(model: Path, all_boards: list, as_json: bool) -> None:
+    from tinykeras.inspect import load_model_info
+    from tinykeras.latency import calibrations, core_class, estimates
+
+    info = load_model_info(model)
+    rows = estimates(info, all_boards)
+    if as_json:
+        click.echo(json.dumps([e.to_json() for e in rows], indent=2))
+        return
+    by_name = {b.name: b for b in all_boards}
+    table = [("board", "core", "MHz", "runtime", "estimate")]
+    for e in rows:
+        b = by_name[e.board]
+        table.append((e.board, b.mcu.core, f"{b.mcu.clock_hz / 1e6:g}", e.runtime, e.text()))
+    widths = [max(len(r[k]) for r in table) for k in range(len(table[0]))]
+    for row in table:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    click.echo(f"{info.path}: {info.macs:,} MACs. Instructions per inference on the emulated Cortex-M4 (measured for "
+               "this model, or MACs x the median per-MAC count of measured models) x cycles per instruction "
+               "calibrated on public figures:")
+    used = {core_class(b) for b in all_boards}
+    for core, cal in sorted(calibrations().items()):
+        if core in used:
+            err = f"±{cal.loo_error * 100:.0f}% leave-one-out" if cal.loo_error is not None else "no error measurable"
+            click.echo(f"  {core}: CPI {cal.cpi:.2f} from {cal.figures} figure(s), {err}: {cal.board} ({cal.source})")
+    click.echo("  cortex-m0plus, cortex-m7: no public TFLM figure found to calibrate on, so no estimate "
+               "(tinykeras/data/latency.toml).")
 
 
 @click.command()
@@ -134,6 +169,10 @@ def _print(result: Any, do_compile: bool, upload: bool, do_run: bool) -> None:
                    f"delivered as {lib['library_delivery']}")
     click.echo(f"  flash {fit['flash_needed']:,} / {fit['flash_available']:,} B, "
                f"RAM {fit['ram_needed']:,} / {fit['ram_available']:,} B (runtime sizes estimated)")
+    if result.board.kind != "qemu":
+        from tinykeras.latency import estimate
+
+        click.echo(f"  latency on {result.board.name}: {estimate(result.info, result.board, result.runtime).text()}")
     if result.bench is not None:
         from tinykeras.commands.console import console
         from tinykeras.report import bench_summary, bench_table

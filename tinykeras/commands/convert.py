@@ -21,8 +21,8 @@ CUSTOM_OBJECTS_HELP = ("Python file (my_layers.py) or import path (pkg.layers) d
 @click.option("--data", "test_data", type=click.Path(path_type=Path),
               help="Held-out inputs (+ labels 'y', or 'y_<output>') to compare float and int8 on; without it the "
                    "comparison runs on the calibration data.")
-@click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path), default=Path("out"), show_default=True,
-              help="Output directory.")
+@click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path), default=None,
+              help="Output directory. Default: 'int8' beside MODEL (MODEL.int8 for a SavedModel directory).")
 @click.option("--also", multiple=True, type=click.Choice(["float32", "dynamic"]),
               help="Also write model_float32.tflite / model_dynamic.tflite for comparison.")
 @click.option("--labels", type=click.Path(path_type=Path), help="Text file, one class label per line.")
@@ -35,7 +35,7 @@ CUSTOM_OBJECTS_HELP = ("Python file (my_layers.py) or import path (pkg.layers) d
               show_default=True, help="Metrics per output: auto detects from the output op, shape and labels.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @force_option
-def quantize(model: Path, rep_data: Path | None, test_data: Path | None, out_dir: Path, also: tuple[str, ...],
+def quantize(model: Path, rep_data: Path | None, test_data: Path | None, out_dir: Path | None, also: tuple[str, ...],
              labels: Path | None, per_tensor_dense: bool, name: str | None, custom_objects: str | None, task: str,
              as_json: bool) -> None:
     """Convert MODEL (.keras, .h5 or SavedModel dir) to a full-integer int8 .tflite and C array.
@@ -50,10 +50,12 @@ def quantize(model: Path, rep_data: Path | None, test_data: Path | None, out_dir
       tinykeras quantize model.keras --rep-data rep.npz -o out/ --per-tensor-dense
     """
     from tinykeras.convert import quantize_model, write_outputs
-    from tinykeras.fsutil import atomic_output_dir
+    from tinykeras.fsutil import atomic_output_dir, check_output_dir
     from tinykeras.keras_io import load_arrays, load_model, model_labels, model_name
     from tinykeras.recipes.frontend import settings_beside
 
+    out_dir = out_dir or (model.parent / "int8" if not model.is_dir() else model.with_name(f"{model.name}.int8"))
+    check_output_dir(out_dir)  # a bad -o fails now, not after TensorFlow converted the model
     label_list = _read_labels(labels)
     settings = settings_beside(model) if model.is_file() else None
     if settings is None and model.is_dir():

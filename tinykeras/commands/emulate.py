@@ -51,12 +51,13 @@ def emulate(model: Path, data_path: Path | None, keras_path: Path | None, runtim
       tinykeras emulate out/model.tflite --runtime aot --json
     """
     from tinykeras.emulate import emulate as run
+    from tinykeras.fsutil import check_output_dir, check_output_file
     from tinykeras.keras_io import load_arrays, split_xy
 
-    if plots_dir is not None:  # a bad --plots fails now, not after the run
-        from tinykeras.fsutil import check_output_dir
-
+    if plots_dir is not None:  # a bad --plots or -o fails now, not after the run
         check_output_dir(plots_dir)
+    if out_json is not None:
+        check_output_file(out_json)
     x = y = None
     if data_path is not None:
         arrays = load_arrays(data_path)

@@ -56,6 +56,9 @@ def train(recipe: str, data_dir: Path | None, epochs: int | None, seed: int, qui
                                   per_tensor_dense=per_tensor_dense)
         options.validate()  # bad options fail before training starts
     out_dir = out_dir or Path("out") / recipe
+    from tinykeras.fsutil import check_output_dir
+
+    check_output_dir(out_dir)  # a bad -o fails now, not after the data is loaded and TensorFlow started
     result = run_training(recipe, out_dir, data_dir=data_dir, epochs=epochs, seed=seed, quick=quick,
                           variant=variant)
     m = result.metrics

@@ -59,6 +59,10 @@ def validate(model: Path, data_path: Path, keras_path: Path | None, board: str |
     require_html_model(model, html_page)
     if html_page is not None and out_json is None:
         out_json = html_page.with_name(f"{html_page.stem}-validate.json")
+    if out_json is not None:
+        from tinykeras.fsutil import check_output_file
+
+        check_output_file(out_json)  # before the model runs (on the board: minutes)
     arrays = load_arrays(data_path)
     keras = load_model(keras_path, custom_objects=custom_objects) if keras_path is not None else None
     thresholds = {"min_top1": min_top1, "min_agreement": min_agreement, "max_mae": max_mae, "max_rmse": max_rmse,

@@ -76,6 +76,7 @@ def graph_svg(summary: dict[str, Any], title: str) -> str:
         node = nodes[nid]
         return margin + NODE_W / 2 + (node["col"] - lo) * (NODE_W + GAP_X), 30 + node["row"] * ROW_H
 
+    mid = margin + NODE_W / 2 + (0.0 - lo) * (NODE_W + GAP_X)
     body = ['<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="6" markerHeight="6" '
             'orient="auto-start-reverse"><path d="M0 0L10 5L0 10z" fill="#555"/></marker></defs>']
     for src, dst, shape in edges:
@@ -83,9 +84,10 @@ def graph_svg(summary: dict[str, Any], title: str) -> str:
         y1 += NODE_H / 2
         y2 -= NODE_H / 2
         span = nodes[dst]["row"] - nodes[src]["row"]
-        if span > 1 and abs(x1 - x2) < 1:
-            off = NODE_W / 2 + 30 + 8 * (span % 3)
-            d = (f"M{n(x1)} {n(y1)}C{n(x1 + off)} {n(y1 + ROW_H / 2)} {n(x2 + off)} {n(y2 - ROW_H / 2)} "
+        if span > 1:   # a skip edge: bulge out beside the nodes it passes, on the source's side
+            side = -1.0 if x1 < mid else 1.0
+            off = side * (NODE_W / 2 + 30 + 8 * (span % 3)) + (x2 - x1) / 2
+            d = (f"M{n(x1)} {n(y1)}C{n(x1 + off)} {n(y1 + ROW_H / 2)} {n(x1 + off)} {n(y2 - ROW_H / 2)} "
                  f"{n(x2)} {n(y2)}")
         else:
             d = f"M{n(x1)} {n(y1)}C{n(x1)} {n(y1 + 16)} {n(x2)} {n(y2 - 16)} {n(x2)} {n(y2)}"
@@ -100,7 +102,7 @@ def graph_svg(summary: dict[str, Any], title: str) -> str:
                     f'width="{n(NODE_W)}" height="{n(NODE_H)}" rx="5" fill="{fill}" stroke="{stroke}" '
                     f'stroke-width="{width_px}"/>'
                     f'<text x="{n(x)}" y="{n(y - 3)}" font-size="11" text-anchor="middle" font-weight="600">'
-                    f'{t(node["label"][:28])}</text>'
+                    f'{t(node["label"][:30])}</text>'
                     f'<text x="{n(x)}" y="{n(y + 11)}" font-size="9" text-anchor="middle">{t(node["sub"][:34])}</text>'
                     f"<title>{t(node['label'])}: {t(node['sub'])}"
                     f"{' (joins ' + str(len(node['preds'])) + ' branches)' if node.get('branch') else ''}</title></g>")

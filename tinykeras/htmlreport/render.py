@@ -130,7 +130,9 @@ def board_rows(fit: Source | None, builds: list[Source], benches: list[Source]) 
         if (not row["bench"] and reference is not None and e.get("runtime") == "aot" and e.get("clock_hz")
                 and e.get("core") in SAME_ISA_AS_QEMU_M4):
             ms = reference.data["instructions"]["p50"] / e["clock_hz"] * 1000.0
-            row["estimate"] = {"src": reference, "ms": f"{ms:,.1f}", "mhz": f"{e['clock_hz'] / 1e6:g}"}
+            row["estimate"] = {"src": reference, "ms": f"{ms:,.1f}" if ms >= 10 else f"{ms:.3g}",
+                               "mhz": f"{e['clock_hz'] / 1e6:g}"}
+        row["problems"] = problem_groups(e.get("problems") or [])
         f = e.get("fit")
         if f:
             row["flash_bar"] = Markup(svg.usage_bar(f["flash_needed"], f["flash_available"],
@@ -140,6 +142,19 @@ def board_rows(fit: Source | None, builds: list[Source], benches: list[Source]) 
             row["flash_share"] = _pct(f["flash_needed"] / f["flash_available"])
             row["ram_share"] = _pct(f["ram_needed"] / f["ram_available"])
     return rows
+
+
+def problem_groups(problems: list[dict[str, Any]]) -> list[dict[str, str]]:
+    """Problems with the same reason and fix in one line: ``FULLY_CONNECTED #0, #1: reason. Fix: ...``."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for p in problems:
+        groups.setdefault((p["reason"], p["fix"]), []).append(p)
+    out = []
+    for (reason, fix), members in groups.items():
+        where = ", ".join(f"{p.get('op') or 'model'}" + (f" #{p['index']}" if p.get("index") is not None else "")
+                          for p in members)
+        out.append({"where": where, "reason": reason, "fix": fix})
+    return out
 
 
 def profile_sections(sources: list[Source]) -> list[dict[str, Any]]:

@@ -198,7 +198,7 @@ def heatmap(matrix: Sequence[Sequence[int]], labels: Sequence[str], title: str, 
     k = len(matrix)
     cell = max(22.0, min(44.0, 420.0 / max(k, 1)))
     left, top = 110.0, 100.0
-    width, height = left + cell * k + 20, top + cell * k + 40
+    width, height = max(left + cell * k + 20, 16 + len(title) * 6.6), top + cell * k + 40
     body = [_text(8, 14, title, size=12, cls="ttl")]
     for i, row in enumerate(matrix):
         total = sum(row) or 1

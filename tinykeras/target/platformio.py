@@ -43,7 +43,7 @@ from tinykeras.types import ModelInfo
 
 # Protocol names of the timers (docs/protocol.md) by board timer API.
 TIMER_NAMES = {"esp_timer_get_time": "esp_timer", "micros": "micros", "time_us_64": "time_us_64",
-               "dwt": "dwt", "cmsdk_timer0": "cmsdk_timer0"}
+               "dwt": "dwt", "cmsdk_timer0": "cmsdk_timer0", "sse_counter": "sse_counter"}
 # MLPerf Tiny model ids for `profile%`, by the shipped recipe or reference model name.
 MLPERF_IDS = {"kws": "kws01", "ad01_int8": "ad01", "pretrainedResnet_quant": "ic01"}
 BENCH_SOURCES = ("tk_bench.c", "tk_bench.h", "tk_model_api.h", "tk_port.h")

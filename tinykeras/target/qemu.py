@@ -10,6 +10,7 @@ measures instructions: deterministic, and labelled as such. A time on real hardw
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import shutil
 import signal
@@ -39,7 +40,8 @@ QEMU = "qemu-system-arm"
 TOOLCHAIN_PACKAGES = "gcc-arm-none-eabi libnewlib-arm-none-eabi"
 BENCH_FILES = ("tk_bench.c", "tk_bench.h", "tk_model_api.h", "tk_port.h")
 PORT_FILES = ("port_qemu.c", "startup.c", "tk_qemu.h")
-LINKER_SCRIPT = "mps2_an386.ld"
+LINKER_SCRIPT = "sections.ld"   # the sections (port_dir); it INCLUDEs the machine's memory.ld
+MACHINE_FILES = ("tk_machine.h", "memory.ld")   # firmware_templates/baremetal/<machine>/: one port per machine
 QEMU_KEYS = ("machine", "cpu", "icount_shift", "timer_hz", "cflags", "estimate_clock_hz", "estimate_label")
 _WAITING = "waiting for connection"  # what QEMU prints on stderr once its server socket listens
 
@@ -61,16 +63,29 @@ def qemu_settings(board: Board) -> dict[str, Any]:
         "estimate_label": f"estimate at {board.mcu.clock_hz / 1e6:g} MHz, assuming 1 instruction per cycle",
     }
     settings.update(table)
-    if settings["machine"] != "mps2-an386":
-        raise BoardError(f"{board.path}: qemu.machine = '{settings['machine']}': the bare-metal port "
-                         "(firmware_templates/baremetal/qemu) supports only 'mps2-an386'")
+    machines = supported_machines()
+    if settings["machine"] not in machines:
+        raise BoardError(f"{board.path}: qemu.machine = '{settings['machine']}' has no port "
+                         f"(firmware_templates/baremetal/<machine>/); ports exist for: {', '.join(machines)}")
     return settings
 
 
+def supported_machines() -> list[str]:
+    """The QEMU machines with a port: a folder of firmware_templates/baremetal/ holding its MACHINE_FILES."""
+    root = templates_dir() / "baremetal"
+    return sorted(p.name for p in root.iterdir() if all((p / f).is_file() for f in MACHINE_FILES))
+
+
+def machine_dir(board: Board) -> Path:
+    """The port folder of the board's QEMU machine (its tk_machine.h and memory.ld)."""
+    return templates_dir() / "baremetal" / str(qemu_settings(board)["machine"])
+
+
 def instructions_per_tick(board: Board) -> int:
-    """Guest instructions per TIMER0 tick: the resolution of the instruction counter (40 on mps2-an386)."""
+    """Guest instructions per counter tick, rounded up: the resolution of the instruction counter (40 on
+    mps2-an386, 50 on mps2-an505, 32 (31.25) on mps3-an547)."""
     s = qemu_settings(board)
-    return round(1e9 / (2 ** int(s["icount_shift"])) / int(s["timer_hz"]))
+    return math.ceil(1e9 / (2 ** int(s["icount_shift"])) / int(s["timer_hz"]))
 
 
 def qemu_args(board: Board) -> list[str]:
@@ -98,8 +113,9 @@ def render_project(board: Board, model: bytes, info: ModelInfo, out_dir: Path, *
                    library: Any = None, kernels: str | None = None,
                    library_files: dict[str, Path] | None = None, db_bytes: int | None = None,
                    main_source: str | None = None) -> None:
-    """Write the Makefile project for ``board`` into ``out_dir``: ``Makefile``, ``mps2_an386.ld`` and
-    ``src/`` (the benchmark, the QEMU port, a rendered ``main.c`` and the runtime's files, e.g.
+    """Write the Makefile project for ``board`` into ``out_dir``: ``Makefile``, ``sections.ld`` and the
+    machine's ``memory.ld``, and ``src/`` (the benchmark, the QEMU port with the machine's ``tk_machine.h``,
+    a rendered ``main.c`` and the runtime's files, e.g.
     ``tinykeras.aot.generate(...).files``), plus the feature front end (``frontend_files``, from
     ``tinykeras.recipes.frontend.frontend_sources``; compiled, not called by the benchmark).
     The tflm runtime (``tinykeras.runtime.tflm.tflm_sources``) adds ``library`` and ``library_files``, copied
@@ -126,6 +142,9 @@ def render_project(board: Board, model: bytes, info: ModelInfo, out_dir: Path, *
     for fname in PORT_FILES:
         files[f"src/{fname}"] = _banner(source, info.sha256, "//") + "\n" + (port_dir / fname).read_text()
     files[LINKER_SCRIPT] = _banner(source, info.sha256, "/*") + "\n" + (port_dir / LINKER_SCRIPT).read_text()
+    machine = machine_dir(board)
+    files["src/tk_machine.h"] = _banner(source, info.sha256, "//") + "\n" + (machine / "tk_machine.h").read_text()
+    files["memory.ld"] = _banner(source, info.sha256, "/*") + "\n" + (machine / "memory.ld").read_text()
     for fname, text in sorted(runtime_files.items()):
         rel = Path(fname)
         if rel.is_absolute() or ".." in rel.parts:
@@ -150,6 +169,7 @@ def render_project(board: Board, model: bytes, info: ModelInfo, out_dir: Path, *
     copied = {f"tflm/{rel}": src for rel, src in sorted((library_files or {}).items())}
     files["Makefile"] = env.from_string((port_dir / "Makefile.j2").read_text()).render(
         banner=_banner(source, info.sha256, "#"), board=board.name, runtime=runtime, cflags=settings["cflags"],
+        linker_script=LINKER_SCRIPT,
         db_bytes=max(db_bytes or inputs[0].nbytes, 1), id_limit=index_limit(info, 0), sources=sources,
         qemu_args=qemu_args(board),
         **_library_make_vars(library, kernels, settings, files, copied))

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tinykeras.errors import DataError, TuneError
+from tinykeras.fsutil import check_output_location
 from tinykeras.recipes import RECIPES
 from tinykeras.tune.space import did_you_mean
 
@@ -56,3 +57,4 @@ class TuneOptions:
             raise DataError(f"--max-trials must be at least 1 (got {self.max_trials})")
         if self.epochs is not None and self.epochs < 1:
             raise DataError(f"--epochs must be at least 1 (got {self.epochs})")
+        check_output_location(Path(self.out))  # -o is resumed into, not replaced: only where it may be

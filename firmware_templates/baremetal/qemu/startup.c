@@ -1,7 +1,6 @@
-/* tinykeras startup for QEMU mps2-an386 (Cortex-M4F): vector table, reset, FPU, fault report, exit.
- *
- * Memory (QEMU hw/arm/mps2.c): ZBT SSRAM1 at 0x00000000 holds code and constants (our "flash"),
- * ZBT SSRAM2/3 at 0x20000000 holds data, bss and the stack. See mps2_an386.ld.
+/* tinykeras startup for QEMU's MPS2/MPS3 machines (Cortex-M3/M4/M7/M33/M55): vector table, reset, FPU (and
+ * MVE), fault report, exit. The memory map is the machine's memory.ld (firmware_templates/baremetal/<machine>/);
+ * on the TrustZone machines (AN505, AN547) the core boots and stays in Secure state.
  */
 #include <stdint.h>
 
@@ -59,8 +58,10 @@ void Reset_Handler(void) {
   for (dst = &__bss_start; dst < &__bss_end;) {
     *dst++ = 0u;
   }
-  SCB_CPACR |= (0xFu << 20); /* CP10 and CP11 full access: the FPU */
+#if defined(__ARM_FP) || defined(__ARM_FEATURE_MVE)
+  SCB_CPACR |= (0xFu << 20); /* CP10 and CP11 full access: the FPU (and MVE on the M55) */
   __asm volatile("dsb\n\tisb" ::: "memory");
+#endif
   __asm volatile("cpsid i" ::: "memory"); /* no interrupt handlers run; pending ones still wake WFI */
   SCB_SHCSR |= (7u << 16);                /* MemManage, BusFault, UsageFault as their own exceptions */
   for (void (**ctor)(void) = __init_array_start; ctor < __init_array_end; ++ctor) {

@@ -1,4 +1,4 @@
-/* tinykeras bare-metal port for QEMU's mps2-an386 (Cortex-M4F): semihosting exit and the fault hook. */
+/* tinykeras bare-metal port for QEMU's MPS2/MPS3 machines: semihosting exit and the fault hook. */
 #ifndef TK_QEMU_H_
 #define TK_QEMU_H_
 

@@ -25,7 +25,7 @@ typedef struct {
   uint32_t model_bytes;       /* .tflite size */
   uint32_t arena_bytes;       /* planned arena size */
   uint32_t cpu_hz;            /* nominal CPU clock */
-  const char *timer;          /* "dwt", "esp_timer", "micros", "time_us_64", "cmsdk_timer0" */
+  const char *timer;          /* "dwt", "esp_timer", "micros", "time_us_64", "cmsdk_timer0", "sse_counter" */
   uint32_t runs;              /* timed runs (0: no benchmark, only the MLPerf command loop) */
   uint32_t warmup;            /* untimed warm-up runs before them */
   uint64_t macs;              /* multiply-accumulates per inference */
