@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from tinykeras import mlperf_models
 from tinykeras.recipes.frontend import AudioFeatures, dct_matrix, hann_window, mel_weight_matrix
 
 PATTERN_SEED = 0x2545F491  # TK_BENCH_PATTERN_SEED in firmware_templates/runtime/bench/tk_bench.h
@@ -30,20 +31,9 @@ def bench_input(nbytes: int, id_limit: int | None = None) -> bytes:
 
 
 def mlperf_results(values: Any, scale: float, zero_point: int) -> str:
-    """What the firmware prints for ``results%``: the output dequantized, rounded half away from zero to
-    three decimals, computed in float32 exactly as ``out_milli`` in tk_bench.c does."""
-    parts = []
-    for q in np.asarray(values, dtype=np.int64).ravel():
-        m = np.float32(np.float32(int(q) - zero_point) * np.float32(scale)) * np.float32(1000.0)
-        r = int(m)  # truncates toward zero, like the C cast
-        frac = np.float32(m - np.float32(r))
-        if frac >= np.float32(0.5):
-            r += 1
-        elif frac <= np.float32(-0.5):
-            r -= 1
-        sign = "-" if r < 0 else ""
-        parts.append(f"{sign}{abs(r) // 1000}.{abs(r) % 1000:03d}")
-    return "m-results-[" + ",".join(parts) + "]"
+    """What the firmware prints for ``results%`` of a model of no MLPerf benchmark (or a classifier): every
+    output dequantized in float32 and printed as ``%0.3f`` (tinykeras.mlperf_models.results_line)."""
+    return mlperf_models.results_line(mlperf_models.Conventions(None), values, scale, zero_point)
 
 
 def numpy_features(audio: np.ndarray, p: AudioFeatures) -> np.ndarray:

@@ -72,3 +72,27 @@ def test_aot_on_every_core_matches_tflm(board: str, tmp_path: Path) -> None:
     elf = qemu.compile_project(result.project_dir)
     figures = run_and_compare(elf, model, inspect_bytes(model, str(path)), result.arena.planned_bytes, board)
     assert all(n and n > 0 for n in figures["instructions"])
+
+
+@requires_tool("arm-none-eabi-gcc")
+def test_aot_kernels_follow_the_core(tmp_path: Path) -> None:
+    """The board's compiler flags choose the aot kernels: Helium (MVE) on the M55, the DSP extension on the
+    M4/M7/M33, portable C on the M3."""
+    import subprocess
+
+    from tinykeras.resources import templates_dir
+
+    src = tmp_path / "kernels.c"
+    src.write_text('#include "tk_fast.h"\n'
+                   "void fc(const int8_t *x, int8_t *y, const int8_t *w, const int32_t *b, const tk_rq_param *q) {\n"
+                   "  tk_fc_fast(x, y, 1, 64, 16, w, b, q, -128, 127);\n}\n"
+                   "void dw(const int8_t *x, int8_t *y, const int8_t *z, const int32_t *w, const int32_t *b,\n"
+                   "        const tk_rq_param *q) {\n"
+                   "  tk_dw3x3_fast(x, y, 8, 8, 16, 8, 8, 1, 1, 1, z, w, b, q, -128, 127);\n}\n")
+    for board, (_machine, core) in CORES.items():
+        cflags = qemu.qemu_settings(load_board(board))["cflags"]
+        asm = subprocess.run(["arm-none-eabi-gcc", *cflags, f"-I{templates_dir() / 'runtime' / 'aot'}", "-S", "-o",
+                              "-", str(src)], capture_output=True, text=True, check=True).stdout
+        assert ("vmladava" in asm and "vmullb" in asm) == (core == "cortex-m55"), board
+        if core != "cortex-m55":   # (the M55's DSP leftovers: none at these multiples of 16)
+            assert ("smlad" in asm) == (core != "cortex-m3"), board

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tinykeras import cgen, fsutil, input_norm
+from tinykeras import cgen, fsutil, input_norm, mlperf_models
 from tinykeras.arena import ArenaPlan
 from tinykeras.boards import Board, load_board
 from tinykeras.cgen import c_identifier
@@ -64,6 +64,7 @@ class BuildOptions:
     run: bool = False
     name: str | None = None  # project/report name (default: settings.json "name", else the model's file/dir)
     custom_objects: str | None = None  # module defining a Keras model's custom layers
+    mlperf_model: str | None = None    # MLPerf Tiny id for `profile%` (default: recognised by content)
 
 
 @dataclass
@@ -82,6 +83,7 @@ class BuildResult:
     qemu: dict[str, Any] | None = None
     frontend: dict[str, Any] | None = None
     library: dict[str, Any] | None = None
+    mlperf_model: str | None = None  # the MLPerf Tiny benchmark the firmware announces (None: no benchmark's)
 
     def report(self) -> dict[str, Any]:
         """The build report written to the project (no absolute paths, no timestamps).
@@ -89,6 +91,8 @@ class BuildResult:
         ``frontend`` is recorded only when the project has one, so reports of models without a
         settings.json stay as they were; ``to_json`` always carries it (null when there is none)."""
         front = {"frontend": self.frontend} if self.frontend is not None else {}
+        if self.mlperf_model is not None:
+            front["mlperf_model"] = self.mlperf_model
         return {
             "board": self.board.name,
             "board_kind": self.board.kind,
@@ -300,12 +304,14 @@ def assemble(plan: BuildPlan, model: bytes, project: Path, *, name: str, source_
              main: str = "bench", main_defines: str = "", runs: int = 10, warmup: int = 2,
              tflm_dir: Path | str | None = None, frontend: FrontEnd | None = None,
              labels: tuple[str, ...] | None = None, extra_files: dict[str, str] | None = None,
-             extra_defines: dict[str, str] | None = None, db_bytes: int | None = None) -> Firmware:
+             extra_defines: dict[str, str] | None = None, db_bytes: int | None = None,
+             mlperf_model: str | None = None, mlperf: bool = True) -> Firmware:
     """The planned model's runtime sources placed by the board's target into ``project``, with the firmware
     ``main`` (:data:`FIRMWARE_MAINS`; ``main_defines``: C lines put before it). ``extra_files`` go into
     ``src/`` beside the front end (e.g. the input normalisation, a check's input table), ``extra_defines`` into
-    model_settings.h (PlatformIO), ``db_bytes``: the MLPerf ``db`` buffer (default: input 0's bytes). The one
-    place a firmware is put together."""
+    model_settings.h (PlatformIO), ``db_bytes``: the MLPerf ``db`` buffer (default: input 0's bytes);
+    ``mlperf_model``: the MLPerf Tiny id the command loop announces, ``mlperf`` False: int8 bytes in and every
+    output printed, whatever the model (validate --board). The one place a firmware is put together."""
     board, info = plan.board, plan.info
     source_name = source_name or f"{name}.tflite"
     files = {**(frontend.files if frontend else {}), **(extra_files or {})}
@@ -325,12 +331,14 @@ def assemble(plan: BuildPlan, model: bytes, project: Path, *, name: str, source_
         qemu.render_project(board, model, info, project, runtime_files=sources.files, runs=runs, warmup=warmup,
                             name=name, arena_bytes=plan.arena_bytes, runtime=sources.name, frontend_files=files or None,
                             db_bytes=db_bytes, library=sources.library, kernels=sources.kernels,
-                            library_files=sources.library_files, main_source=main_source)
+                            library_files=sources.library_files, main_source=main_source,
+                            mlperf_model=mlperf_model, mlperf=mlperf)
     else:
         rendered = render_platformio(RenderRequest(
             board=board, runtime=sources, model=model, info=info, model_name=name,
             source_name=source_name, runs=runs, warmup=warmup, labels=labels,
-            frontend_files=tuple(sorted(files.items())), feature_defines=tuple(sorted(defines.items()))))
+            frontend_files=tuple(sorted(files.items())), feature_defines=tuple(sorted(defines.items())),
+            mlperf_model=mlperf_model))
         write_project(rendered, project)
     return Firmware(project=Path(project), plan=plan, sources=sources)
 
@@ -378,8 +386,11 @@ def build(options: BuildOptions, log: Callable[[str], None] | None = None) -> Bu
     log = log or (lambda msg: print(msg, file=sys.stderr))
     board = load_board(options.board)
     runtime = choose_runtime(board, options.runtime)
-    if options.runs < 1 or options.warmup < 0:
-        raise DataError(f"--runs must be >= 1 and warm-up >= 0 (got {options.runs}, {options.warmup})")
+    if options.runs < 0 or options.warmup < 0:
+        raise DataError(f"--runs and --warmup must be >= 0 (got {options.runs}, {options.warmup})")
+    if options.runs == 0 and options.run:
+        raise DataError("--run reads the boot benchmark, and --runs 0 (--mlperf) builds firmware without one: drop "
+                        "--run and drive the board with `tinykeras bench --protocol mlperf` or the MLPerf Tiny runner")
     if runtime != "tflm" and (options.kernels or options.tflm_dir):
         raise BoardError("--kernels and --tflm-dir choose the TFLite-Micro build: use them with --runtime tflm")
 
@@ -387,6 +398,7 @@ def build(options: BuildOptions, log: Callable[[str], None] | None = None) -> Bu
     model, source_name = load_int8_model(model_path, options.rep_data, log, options.custom_objects)
     info = inspect_bytes(model, path=source_name)
     require_int8(info, allow_index_inputs=True)  # token ids: the benchmark feeds valid ids (TK_INPUT0_ID_LIMIT)
+    mlperf = mlperf_models.conventions(model, info, options.mlperf_model)  # a wrong --mlperf-model fails here
     settings = _model_settings(model_path)
     model_name = c_identifier(options.recipe if options.model is None else _project_name(options, settings, model_path))
     frontend = front_end(settings, model_path)
@@ -401,12 +413,13 @@ def build(options: BuildOptions, log: Callable[[str], None] | None = None) -> Bu
     out = Path(options.out) if options.out else Path("out") / f"{board.name}-{model_name}-{runtime}"
     result = BuildResult(project_dir=out.resolve(), board=board, runtime=runtime, model_name=model_name,
                          source_name=source_name, info=info, arena=arena, fit=fit, files=[],
-                         frontend=frontend.to_json() if frontend else None)
+                         frontend=frontend.to_json() if frontend else None, mlperf_model=mlperf.id)
     with fsutil.atomic_output_dir(out) as tmp:
         sources = assemble(planned, model, tmp, name=model_name, source_name=source_name, runs=options.runs,
                            warmup=options.warmup, tflm_dir=options.tflm_dir, frontend=frontend,
                            labels=_labels(settings), extra_files=norm_files, extra_defines=norm_defines,
-                           db_bytes=input_norm.db_bytes(norm, info.input_tensors()[0].nbytes)).sources
+                           db_bytes=input_norm.db_bytes(norm, info.input_tensors()[0].nbytes),
+                           mlperf_model=options.mlperf_model).sources
         result.library = sources.summary() if sources.library is not None else None
         result.files = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
         result.files.append(REPORT_NAME)

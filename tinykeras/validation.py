@@ -31,7 +31,7 @@ from tinykeras.tflite_io import io_names
 from tinykeras.tflm_host import TflmRunner, dequantize, prepare_inputs
 from tinykeras.types import ModelInfo, index_limit
 
-BOARDS = ("qemu_m4",)
+BOARDS = ("qemu_m3", "qemu_m4", "qemu_m7", "qemu_m33", "qemu_m55")
 BOARD_DEFAULT_SAMPLES = 50
 THRESHOLD_EXIT_CODE = ThresholdError.exit_code
 
@@ -69,14 +69,15 @@ def run_board(data: bytes, info: ModelInfo, xq: np.ndarray, board_name: str = "q
                          "validate it on the host (without --board)")
     board = load_board(board_name)
     if board.kind != "qemu":
-        raise ModelError(f"--board {board_name}: validate runs on the emulated board (qemu_m4) only; for a real "
-                         "board use tinykeras bench")
+        raise ModelError(f"--board {board_name}: validate runs on the emulated boards (qemu_m3 ... qemu_m55) only; "
+                         "for a real board use tinykeras bench")
     planned = pipeline.plan_build(board, data, runtime="aot", info=info, name=name)
     norm_files = norms.firmware_sources(input_norm or [], info) if x_float is not None else {}
     with tempfile.TemporaryDirectory(prefix="tinykeras-validate-") as tmp:
         firmware = pipeline.assemble(planned, data, Path(work_dir) if work_dir else Path(tmp), name=name, runs=1,
                                      warmup=0, extra_files=norm_files,
-                                     db_bytes=norms.db_bytes(input_norm or [], t_in.nbytes) if norm_files else None)
+                                     db_bytes=norms.db_bytes(input_norm or [], t_in.nbytes) if norm_files else None,
+                                     mlperf=False)  # quantized samples in, every output back, whatever the model
         values = []
         with pipeline.running(firmware) as url:
             port = open_port(url, board.baud)

@@ -25,6 +25,7 @@ from typing import Any
 
 import jinja2
 
+from tinykeras import mlperf_models
 from tinykeras.boards import Board
 from tinykeras.c_literals import c_float, c_string
 from tinykeras.cgen import banner
@@ -112,15 +113,18 @@ def render_project(board: Board, model: bytes, info: ModelInfo, out_dir: Path, *
                    frontend_files: dict[str, str] | None = None, runtime: str = "aot",
                    library: Any = None, kernels: str | None = None,
                    library_files: dict[str, Path] | None = None, db_bytes: int | None = None,
-                   main_source: str | None = None) -> None:
+                   main_source: str | None = None, mlperf_model: str | None = None, mlperf: bool = True) -> None:
     """Write the Makefile project for ``board`` into ``out_dir``: ``Makefile``, ``sections.ld`` and the
     machine's ``memory.ld``, and ``src/`` (the benchmark, the QEMU port with the machine's ``tk_machine.h``,
     a rendered ``main.c`` and the runtime's files, e.g.
     ``tinykeras.aot.generate(...).files``), plus the feature front end (``frontend_files``, from
     ``tinykeras.recipes.frontend.frontend_sources``; compiled, not called by the benchmark).
     The tflm runtime (``tinykeras.runtime.tflm.tflm_sources``) adds ``library`` and ``library_files``, copied
-    into ``tflm/`` and compiled with the library's flags. ``main_source`` replaces the benchmark's ``main.c``
-    (the profile and check firmware mains). Same inputs -> byte-identical files."""
+    into ``tflm/`` and compiled with the library's flags. ``mlperf_model`` is the MLPerf Tiny id the command
+    loop announces (default: recognised by content, see tinykeras.mlperf_models; ``mlperf`` False: int8 bytes in,
+    every output printed, whatever the model). ``db_bytes``: at least this many `db` bytes (raw float features of
+    an input normalised on the device). ``main_source`` replaces the benchmark's ``main.c`` (the profile and
+    check firmware mains). Same inputs -> byte-identical files."""
     if board.kind != "qemu":
         raise BoardError(f"board '{board.name}' is a {board.kind} board; render_project needs a qemu board")
     if runs < 0 or warmup < 0:
@@ -157,7 +161,10 @@ def render_project(board: Board, model: bytes, info: ModelInfo, out_dir: Path, *
             raise ModelError(f"front-end file '{fname}' clashes with a runtime or benchmark file of the same name")
         files[f"src/{fname}"] = _banner(source, info.sha256, "//") + "\n" + text
 
+    mlperf = mlperf_models.firmware_values(model, info, mlperf_model, mlperf_models.dut_name(
+        board.name, True, f"QEMU {settings['machine']}"), enabled=mlperf, min_db_bytes=db_bytes or 0)
     context = {
+        **mlperf, "mlperf_model": mlperf["mlperf"].id or name, "input_scale": c_float(mlperf["input_scale_value"]),
         "banner": _banner(source, info.sha256, "//"), "board": board.name, "runtime": runtime, "name": name,
         "sha256_prefix": info.sha256[:16], "model_bytes": len(model), "arena_bytes": int(arena_bytes),
         "cpu_hz": board.mcu.clock_hz, "timer": board.timer.api, "runs": int(runs), "warmup": int(warmup),
@@ -169,9 +176,7 @@ def render_project(board: Board, model: bytes, info: ModelInfo, out_dir: Path, *
     copied = {f"tflm/{rel}": src for rel, src in sorted((library_files or {}).items())}
     files["Makefile"] = env.from_string((port_dir / "Makefile.j2").read_text()).render(
         banner=_banner(source, info.sha256, "#"), board=board.name, runtime=runtime, cflags=settings["cflags"],
-        linker_script=LINKER_SCRIPT,
-        db_bytes=max(db_bytes or inputs[0].nbytes, 1), id_limit=index_limit(info, 0), sources=sources,
-        qemu_args=qemu_args(board),
+        linker_script=LINKER_SCRIPT, id_limit=index_limit(info, 0), sources=sources, qemu_args=qemu_args(board),
         **_library_make_vars(library, kernels, settings, files, copied))
 
     out_dir = Path(out_dir)
