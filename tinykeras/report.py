@@ -163,8 +163,10 @@ def write_bench(data: dict[str, Any], json_path: Path) -> dict[str, Path]:
 
 def compare_table(a: dict[str, Any], b: dict[str, Any], name_a: str = "A", name_b: str = "B") -> Any:
     """Side-by-side table of two bench reports with B/A ratios."""
+    from rich.markup import escape
     from rich.table import Table
 
+    name_a, name_b = escape(name_a), escape(name_b)  # labels may hold "[path]": text, not rich markup
     table = Table(title=f"{name_a} vs {name_b}", title_justify="left")
     table.add_column("metric")
     table.add_column(name_a, justify="right")
