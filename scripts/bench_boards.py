@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Every PlatformIO board x (shipped + reference models): build the project, compile it with the library the
-board pins (the real trees in --third-party) for a Cortex-M stand-in, run it on QEMU and compare with the TFLM
-host interpreter; plus TFLM on qemu_m4 (reference and CMSIS-NN kernels) against the aot runtime. Writes JSON.
+board pins (the real trees in --third-party) for the emulator of the board's instruction set (tests/standin.py
+emulator_for: microbit, mps2-an500/an505, riscv32 virt; else the Cortex-M4 stand-in), run it on QEMU and compare
+with the TFLM host interpreter; plus TFLM on qemu_m4 (reference and CMSIS-NN kernels) against the aot runtime.
+Writes JSON.
 
     .venv/bin/python scripts/bench_boards.py --third-party ../shared/third_party -o bench/boards.json
 
@@ -30,7 +32,8 @@ from tinykeras.pipeline import BuildOptions, build  # noqa: E402
 from tinykeras.resources import models_dir  # noqa: E402
 from tinykeras.target import qemu  # noqa: E402
 
-BOARDS = ("esp32", "esp32s3", "nano33ble", "nucleo_l4r5zi", "pico")
+BOARDS = ("esp32", "esp32s3", "nano33ble", "nucleo_l4r5zi", "pico", "pico2", "teensy41", "portenta_h7", "uno_r4_minima",
+          "xiao_esp32c3", "esp32c6", "xiao_esp32s3")
 REFERENCE = REPO / "tests" / "data" / "reference_models"
 
 
@@ -55,7 +58,9 @@ def board_cell(board: str, path: Path, third_party: Path, work: Path) -> dict:
         model = path.read_bytes()
         figures = run_and_compare(elf, model, inspect_bytes(model, str(path)), result.arena.planned_bytes)
         cell.update(status="bit-exact", arena_planned=figures["arena_planned"], arena_used=figures["arena_used"],
-                    planned_over_used=round(figures["arena_planned"] / figures["arena_used"], 3))
+                    planned_over_used=round(figures["arena_planned"] / figures["arena_used"], 3),
+                    emulator=figures["emulator"], proves=figures["proves"], note=figures["note"],
+                    instructions=figures["instructions"][-1] if figures["instructions"] else None)
     except Exception as exc:
         cell.update(status="failed", reason="".join(traceback.format_exception_only(exc)).strip()[:2000])
     return cell

@@ -15,11 +15,17 @@ Per model:
   runner exists the CMSIS-NN figures come from scripts/data/tflm_qemu_issue12.json (labelled as such);
 - ratios aot / TFLM + CMSIS-NN (instructions, arena, flash) where both are known.
 
+Every emulated core (``--boards qemu_m3,qemu_m4,qemu_m7,qemu_m33,qemu_m55``; default qemu_m4): the qemu
+figures, TFLM and the bit-exactness check run per board, side by side in one run, under
+``models[name]["boards"][board]``. ``--models`` takes names, .tflite files or folders of .tflite files (real
+MLPerf Tiny models, for example); ``--no-tflm`` skips the TFLM builds (one library archive per core and kernels).
+
 Usage:
-    .venv/bin/python scripts/bench_runtime.py [-o bench_runtime.json] [--models NAME ...] [--samples 200]
-        [--no-qemu] [--no-check] [--host-us]
+    .venv/bin/python scripts/bench_runtime.py [-o bench_runtime.json] [--models NAME|FILE|DIR ...]
+        [--boards qemu_m4,qemu_m55] [--samples 200] [--no-qemu] [--no-tflm] [--no-check] [--host-us]
     .venv/bin/python scripts/bench_runtime.py --table bench_runtime.json    # the README "Runtimes" table
-Instruction counts on qemu_m4 are deterministic (resolution 40 instructions); host timings are not.
+Instruction counts on the emulated boards are deterministic (resolution: one counter tick, 31.25-50
+instructions); host timings are not.
 """
 
 from __future__ import annotations
@@ -57,7 +63,19 @@ LABELS = {
 
 def collect_models(names: list[str] | None = None) -> dict[str, bytes]:
     """name -> .tflite bytes of every model to benchmark, in a stable order (built ones only if asked for
-    or when no names are given: building needs TensorFlow)."""
+    or when no names are given: building needs TensorFlow). ``names`` may hold .tflite files and folders of
+    them: those are benchmarked by file stem, beside the named ones."""
+    files: dict[str, bytes] = {}
+    for item in names or []:
+        path = Path(item)
+        if path.is_dir():
+            files.update({p.stem: p.read_bytes() for p in sorted(path.glob("*.tflite"))})
+        elif path.suffix == ".tflite" and path.is_file():
+            files[path.stem] = path.read_bytes()
+    if names is not None and files:
+        names = [n for n in names if not Path(n).exists()]
+        if not names:
+            return files
     models: dict[str, bytes] = {}
     for path in sorted(REFERENCE_DIR.glob("*.tflite")):
         models[path.stem] = path.read_bytes()
@@ -70,18 +88,20 @@ def collect_models(names: list[str] | None = None) -> dict[str, bytes]:
         models[f"shipped_{path.parent.name}"] = path.read_bytes()
     if names is not None:
         models = {k: v for k, v in models.items() if k in set(names)}
-    return models
+    return {**models, **files}
 
 
 # ------------------------------------------------------------------------------------------ TFLM
 
 
-def tflm_on_qemu(data: bytes, info: ModelInfo, name: str, kernels: str) -> dict[str, Any] | None:
-    """TFLite-Micro on qemu_m4 with ``kernels`` ("reference" or "cmsis-nn"), built from the TFLM tree named by
-    $TINYKERAS_TFLM_DIR (or ../shared/third_party/tflite-micro-90b983c) with TFLM's own Makefile flags and
-    -DNDEBUG (`tinykeras build --board qemu_m4 --runtime tflm`). None when no tree is available."""
+def tflm_on_qemu(data: bytes, info: ModelInfo, name: str, kernels: str,
+                 board: str = "qemu_m4") -> dict[str, Any] | None:
+    """TFLite-Micro on an emulated board with ``kernels`` ("reference" or "cmsis-nn"), built from the TFLM tree
+    named by $TINYKERAS_TFLM_DIR (or ../shared/third_party/tflite-micro-90b983c) with TFLM's own Makefile flags
+    and -DNDEBUG (`tinykeras build --board BOARD --runtime tflm`). None when no tree is available."""
     import os
 
+    from tinykeras.boards import load_board
     from tinykeras.errors import ToolchainError
     from tinykeras.target.qemu import measure
 
@@ -91,9 +111,9 @@ def tflm_on_qemu(data: bytes, info: ModelInfo, name: str, kernels: str) -> dict[
     with tempfile.TemporaryDirectory(prefix="tk-bench-tflm-") as tmp:
         try:
             out = measure(data, info, Path(tmp), name=name, runs=2, warmup=1, runtime="tflm", kernels=kernels,
-                          tflm_dir=tree, timeout=900)
+                          tflm_dir=tree, timeout=900, board=load_board(board))
         except ToolchainError as exc:
-            print(f"TFLM on qemu_m4 ({kernels}) unavailable: {exc}", file=sys.stderr)
+            print(f"TFLM on {board} ({kernels}) unavailable: {exc}", file=sys.stderr)
             return None
     return {"instructions": out["instructions_per_inference"], "arena_bytes": out["arena_used"],
             "flash_bytes": out["sizes"]["flash"], "source": f"measured in this run (TFLM tree {tree})"}
@@ -148,8 +168,9 @@ def measure_aot(data: bytes, info: ModelInfo) -> dict[str, Any]:
     }
 
 
-def measure_qemu(data: bytes, info: ModelInfo, name: str) -> dict[str, Any]:
-    """aot on qemu_m4: instructions per inference and ELF sizes; {"skipped"/"error": why} otherwise."""
+def measure_qemu(data: bytes, info: ModelInfo, name: str, board: str = "qemu_m4") -> dict[str, Any]:
+    """aot on an emulated board: instructions per inference and ELF sizes; {"skipped"/"error": why} otherwise."""
+    from tinykeras.boards import load_board
     from tinykeras.errors import TinyKerasError, ToolchainError
     from tinykeras.target import qemu
 
@@ -160,7 +181,8 @@ def measure_qemu(data: bytes, info: ModelInfo, name: str) -> dict[str, Any]:
         return {"skipped": str(exc)}
     with tempfile.TemporaryDirectory(prefix="tk-bench-") as tmp:
         try:
-            return qemu.measure(data, info, Path(tmp), name=name, runs=2, warmup=1, timeout=600.0)
+            return qemu.measure(data, info, Path(tmp), name=name, runs=2, warmup=1, timeout=600.0,
+                                board=load_board(board))
         except TinyKerasError as exc:
             return {"error": str(exc)}
 
@@ -171,15 +193,16 @@ def _inputs(info: ModelInfo, count: int, seed: int) -> np.ndarray:
     return rng.integers(-128, 128, size=(count,) + tuple(t.shape[1:]), dtype=np.int8)
 
 
-def check_bit_exact(data: bytes, info: ModelInfo, samples: int, with_qemu: bool) -> dict[str, Any]:
-    """aot vs the TFLM host interpreter on ``samples`` random inputs: host build under ASan + UBSan, and the
-    qemu_m4 build (tinykeras.aot.device_check)."""
+def check_bit_exact(data: bytes, info: ModelInfo, samples: int, with_qemu: bool, board: str = "qemu_m4",
+                    host: bool = True) -> dict[str, Any]:
+    """aot vs the TFLM host interpreter on ``samples`` random inputs: host build under ASan + UBSan (``host``),
+    and the build for ``board`` (tinykeras.aot.device_check)."""
     from tinykeras.aot.host import AotHostRunner
     from tinykeras.errors import TinyKerasError
     from tinykeras.tflm_host import TflmRunner
 
     out: dict[str, Any] = {}
-    if info.input_tensors()[0].dtype == "int8" and len(info.inputs) == 1:
+    if host and info.input_tensors()[0].dtype == "int8" and len(info.inputs) == 1:
         x = _inputs(info, samples, seed=7)
         ours = AotHostRunner(data, info, sanitize=True).run_all(x)
         ref = TflmRunner(data, info).run_all(x)
@@ -190,9 +213,9 @@ def check_bit_exact(data: bytes, info: ModelInfo, samples: int, with_qemu: bool)
         from tinykeras.aot.device_check import check_on_qemu
 
         try:
-            out["qemu_m4"] = check_on_qemu(data, info, samples=samples)
+            out[board] = check_on_qemu(data, info, samples=samples, board=board)
         except TinyKerasError as exc:
-            out["qemu_m4"] = {"error": str(exc)}
+            out[board] = {"error": str(exc)}
     return out
 
 
@@ -221,35 +244,47 @@ def _ratio(a: Any, b: Any) -> float | None:
     return round(a / b, 3) if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b else None
 
 
+def bench_board(name: str, data: bytes, info: ModelInfo, aot_block: dict[str, Any], tflm_host_arena: dict[str, Any],
+                board: str, args: argparse.Namespace) -> dict[str, Any]:
+    """One board's figures: aot on it, TFLM reference and + CMSIS-NN on it, ratios, bit-exactness."""
+    out: dict[str, Any] = {"aot": {}}
+    q = measure_qemu(data, info, name, board)
+    out["aot"] = {"qemu": q, "instructions": q.get("instructions_per_inference"),
+                  "instructions_per_mac": q.get("instructions_per_mac"),
+                  "flash_bytes": (q.get("sizes") or {}).get("flash"), "arena_bytes": aot_block["arena_bytes"]}
+    tflm: dict[str, Any] = {}
+    for kernels, key in (("reference", "reference"), ("cmsis-nn", "cmsis_nn")):
+        measured = None if args.no_tflm else tflm_on_qemu(data, info, name, kernels, board)
+        if measured is None and key == "cmsis_nn" and board == "qemu_m4":
+            measured = issue_figures(name)
+        tflm[key] = measured
+    out["tflm"] = tflm
+    cmsis = tflm.get("cmsis_nn") or {}
+    tflm_arena = cmsis.get("arena_bytes") or tflm_host_arena.get("bytes")
+    out["ratios"] = {
+        "instructions_aot_over_tflm_cmsis_nn": _ratio(out["aot"]["instructions"], cmsis.get("instructions")),
+        "instructions_aot_over_tflm_reference": _ratio(out["aot"]["instructions"],
+                                                       (tflm.get("reference") or {}).get("instructions")),
+        "arena_aot_over_tflm": _ratio(aot_block["arena_bytes"], tflm_arena),
+        "arena_tflm_source": f"TFLM + CMSIS-NN on {board}" if cmsis.get("arena_bytes") else "TFLM host interpreter",
+        "flash_aot_over_tflm_cmsis_nn": _ratio(out["aot"]["flash_bytes"], cmsis.get("flash_bytes")),
+    }
+    if not args.no_check:
+        out["correctness"] = check_bit_exact(data, info, args.samples, with_qemu=True, board=board, host=False)
+    return out
+
+
 def bench_model(name: str, data: bytes, args: argparse.Namespace) -> dict[str, Any]:
     info = inspect_bytes(data, path=name)
     aot_block = measure_aot(data, info)
     result: dict[str, Any] = {"model_bytes": len(data), "macs": info.macs, "ops": info.op_names, "aot": aot_block}
-    if not args.no_qemu:
-        q = measure_qemu(data, info, name)
-        aot_block["qemu_m4"] = q
-        aot_block["instructions"] = q.get("instructions_per_inference")
-        aot_block["instructions_per_mac"] = q.get("instructions_per_mac")
-        aot_block["flash_bytes"] = (q.get("sizes") or {}).get("flash")
-    tflm: dict[str, Any] = {"host_arena": measure_tflm_host_arena(data)}
-    for kernels, key in (("reference", "reference"), ("cmsis-nn", "cmsis_nn")):
-        measured = tflm_on_qemu(data, info, name, kernels)
-        if measured is None and key == "cmsis_nn":
-            measured = issue_figures(name)
-        tflm[key] = measured
-    result["tflm"] = tflm
-    cmsis = tflm.get("cmsis_nn") or {}
-    tflm_arena = cmsis.get("arena_bytes") or tflm["host_arena"].get("bytes")
-    result["ratios"] = {
-        "instructions_aot_over_tflm_cmsis_nn": _ratio(aot_block.get("instructions"), cmsis.get("instructions")),
-        "instructions_aot_over_tflm_reference": _ratio(aot_block.get("instructions"),
-                                                       (tflm.get("reference") or {}).get("instructions")),
-        "arena_aot_over_tflm": _ratio(aot_block["arena_bytes"], tflm_arena),
-        "arena_tflm_source": "TFLM + CMSIS-NN on qemu_m4" if cmsis.get("arena_bytes") else "TFLM host interpreter",
-        "flash_aot_over_tflm_cmsis_nn": _ratio(aot_block.get("flash_bytes"), cmsis.get("flash_bytes")),
-    }
+    host_arena = measure_tflm_host_arena(data)
+    result["tflm_host_arena"] = host_arena
     if not args.no_check:
-        result["correctness"] = check_bit_exact(data, info, args.samples, with_qemu=not args.no_qemu)
+        result["correctness"] = check_bit_exact(data, info, args.samples, with_qemu=False)
+    if not args.no_qemu:
+        result["boards"] = {board: bench_board(name, data, info, aot_block, host_arena, board, args)
+                            for board in args.boards}
     if args.host_us:
         result["host"] = measure_host_us(data, info)
     return result
@@ -259,41 +294,57 @@ def _fmt(v: Any) -> str:
     return f"{v:,}" if isinstance(v, int) else ("–" if v is None else str(v))
 
 
+def _per_board(m: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """{board: figures} of one model; a JSON written before --boards existed holds qemu_m4 at the top level."""
+    if "boards" in m:
+        return m["boards"]
+    corr = m.get("correctness") or {}
+    return {"qemu_m4": {"aot": m["aot"], "tflm": m["tflm"], "ratios": m["ratios"],
+                        "correctness": {"qemu_m4": corr.get("qemu_m4")}}}
+
+
+def _mark(c: dict[str, Any] | None) -> str:
+    return f"{c['mismatches']} / {c['samples']}" if c and "mismatches" in c else "–"
+
+
 def markdown_table(report: dict[str, Any]) -> str:
-    """The README "Runtimes" table from a bench_runtime JSON."""
-    rows = ["| model | MACs | aot instructions (per MAC) | TFLM + CMSIS-NN | aot / CMSIS-NN | aot arena | TFLM arena "
-            "| arena aot / TFLM | aot flash (.tflite) | bit-exact (host, qemu_m4) |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
+    """The README "Runtimes" table from a bench_runtime JSON: one row per model and emulated core."""
+    rows = ["| model | core | MACs | aot instructions (per MAC) | TFLM + CMSIS-NN | aot / CMSIS-NN | aot arena "
+            "| TFLM arena | arena aot / TFLM | aot flash (.tflite) | flash aot / CMSIS-NN | bit-exact (host, board) |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, m in report["models"].items():
         if name.startswith("shipped_"):
             continue
-        aot, tflm, r = m["aot"], m["tflm"], m["ratios"]
-        cmsis = tflm.get("cmsis_nn") or {}
-        arena_t = cmsis.get("arena_bytes") or tflm["host_arena"].get("bytes")
-        ins = aot.get("instructions")
-        per = f" ({aot['instructions_per_mac']:.2f})" if aot.get("instructions_per_mac") else ""
-        corr = m.get("correctness") or {}
-        marks = []
-        for key in ("host_asan_ubsan", "qemu_m4"):
-            c = corr.get(key) or {}
-            marks.append(f"{c['mismatches']} / {c['samples']}" if "mismatches" in c else "–")
-        rows.append(f"| {LABELS.get(name, name)} | {_fmt(m['macs'])} | {_fmt(ins)}{per} | "
-                    f"{_fmt(cmsis.get('instructions'))} | {_fmt(r['instructions_aot_over_tflm_cmsis_nn'])} | "
-                    f"{_fmt(aot['arena_bytes'])} B | {_fmt(arena_t)} B | {_fmt(r['arena_aot_over_tflm'])} | "
-                    f"{_fmt(aot.get('flash_bytes'))} B ({_fmt(m['model_bytes'])} B) | {marks[0]}, {marks[1]} |")
+        host = _mark((m.get("correctness") or {}).get("host_asan_ubsan"))
+        host_arena = (m.get("tflm_host_arena") or m.get("tflm", {}).get("host_arena") or {}).get("bytes")
+        for board, b in _per_board(m).items():
+            aot, r = b["aot"], b["ratios"]
+            cmsis = b["tflm"].get("cmsis_nn") or {}
+            per = f" ({aot['instructions_per_mac']:.2f})" if aot.get("instructions_per_mac") else ""
+            rows.append(
+                f"| {LABELS.get(name, name)} | `{board}` | {_fmt(m['macs'])} | {_fmt(aot.get('instructions'))}{per} "
+                f"| {_fmt(cmsis.get('instructions'))} | {_fmt(r['instructions_aot_over_tflm_cmsis_nn'])} "
+                f"| {_fmt(m['aot']['arena_bytes'])} B | {_fmt(cmsis.get('arena_bytes') or host_arena)} B "
+                f"| {_fmt(r['arena_aot_over_tflm'])} | {_fmt(aot.get('flash_bytes'))} B ({_fmt(m['model_bytes'])} B) "
+                f"| {_fmt(r.get('flash_aot_over_tflm_cmsis_nn'))} "
+                f"| {host}, {_mark((b.get('correctness') or {}).get(board))} |")
     return "\n".join(rows)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-o", "--out", type=Path, default=Path("bench_runtime.json"))
-    parser.add_argument("--models", nargs="*", help="only these model names")
+    parser.add_argument("--models", nargs="*", help="only these model names, or .tflite files / folders of them")
+    parser.add_argument("--boards", default="qemu_m4",
+                        help="comma-separated emulated boards (qemu_m3,qemu_m4,qemu_m7,qemu_m33,qemu_m55)")
+    parser.add_argument("--no-tflm", action="store_true", help="skip the TFLM builds on the boards")
     parser.add_argument("--samples", type=int, default=200, help="random inputs per bit-exactness check")
-    parser.add_argument("--no-qemu", action="store_true", help="skip everything on qemu_m4")
+    parser.add_argument("--no-qemu", action="store_true", help="skip everything on the emulated boards")
     parser.add_argument("--no-check", action="store_true", help="skip the bit-exactness checks")
     parser.add_argument("--host-us", action="store_true", help="also time aot and TFLM on the host")
     parser.add_argument("--table", type=Path, help="print the README table of this JSON and exit")
     args = parser.parse_args(argv)
+    args.boards = [b.strip() for b in args.boards.split(",") if b.strip()]
     if args.table:
         print(markdown_table(json.loads(args.table.read_text())))
         return 0
@@ -302,8 +353,11 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {
         "host": {"machine": platform.machine(), "python": platform.python_version()},
         "command": " ".join(["scripts/bench_runtime.py", *(argv if argv is not None else sys.argv[1:])]),
-        "notes": ["instructions: qemu_m4 (QEMU mps2-an386, -icount shift=0), resolution 40 instructions",
-                  "TFLM + CMSIS-NN figures: see tflm.cmsis_nn.source per model"],
+        "notes": ["instructions: QEMU -icount shift=0 on each board's machine (qemu_m3 mps2-an385, qemu_m4 "
+                  "mps2-an386, qemu_m7 mps2-an500, qemu_m33 mps2-an505, qemu_m55 mps3-an547), resolution one "
+                  "counter tick (40, 50 or 31.25 instructions)",
+                  "TFLM + CMSIS-NN figures: see boards.<board>.tflm.cmsis_nn.source per model"],
+        "boards": args.boards,
         "models": {},
     }
     for name, data in models.items():

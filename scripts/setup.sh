@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES="gcc g++ make gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib libstdc++-arm-none-eabi-dev qemu-system-arm espeak-ng sox chromium clang libclang-rt-14-dev"
+APT_PACKAGES="gcc g++ make gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib libstdc++-arm-none-eabi-dev qemu-system-arm espeak-ng sox chromium clang libclang-rt-14-dev qemu-system-misc gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf"
 missing=""
 for pkg in $APT_PACKAGES; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"

@@ -194,10 +194,12 @@ def test_fast_path_selection_is_reported(name: str, converted: dict[str, bytes])
                     reason="needs arm-none-eabi-gcc and qemu-system-arm (scripts/setup.sh)")
 @pytest.mark.parametrize("name", sorted(n for n, (op, _) in CASES.items()
                                         if op in FAST_OPS))
-def test_kernel_bit_exact_on_qemu_m4(name: str, converted: dict[str, bytes]) -> None:
-    """The Cortex-M4 DSP code (SMLAD/SMMLAR paths, hand-scheduled loops) against TFLM, every output byte."""
+@pytest.mark.parametrize("board", ["qemu_m4", "qemu_m55"])
+def test_kernel_bit_exact_on_qemu(board: str, name: str, converted: dict[str, bytes]) -> None:
+    """The Cortex-M4 DSP code (SMLAD/SMMLAR paths, hand-scheduled loops) and the Cortex-M55 Helium code
+    (VLDRB gathers, VMLADAVA, VMULLB/T, vector requantization) against TFLM, every output byte."""
     from tinykeras.aot.device_check import check_on_qemu
 
     data = _model(converted, name)
-    result = check_on_qemu(data, inspect_bytes(data), samples=12)
+    result = check_on_qemu(data, inspect_bytes(data), samples=12, board=board)
     assert result["values"] > 0 and result["mismatches"] == 0, result

@@ -1,11 +1,16 @@
 """Every PlatformIO board's generated project, compiled with the library its board pins (the real trees in
-$TINYKERAS_THIRD_PARTY), linked with the stand-in ports for a Cortex-M on QEMU mps2-an386 and run: outputs
-bit-exact with the TFLM host interpreter, arena used <= planned. Also qemu_m4 --runtime tflm.
+$TINYKERAS_THIRD_PARTY), linked with the stand-in ports and run on the emulator of its instruction set where this
+machine has one (tests/standin.py emulator_for), else on QEMU mps2-an386: outputs bit-exact with the TFLM host
+interpreter, arena used <= planned. Also qemu_m4 --runtime tflm.
 
-What is compiled for what (also in the README):
-- pico: its own Cortex-M0+ flags (the code runs on QEMU's M4); nano33ble, nucleo_l4r5zi: Cortex-M4F.
-- esp32, esp32s3: esp-tflite-micro 1.3.8 with esp-nn 1.2.0's plain-C kernels (what a plain ESP32 runs), built for
-  a Cortex-M4F stand-in: no Xtensa compiler here, and the ESP32-S3 assembly kernels are not compiled.
+What is compiled for what, and run where (also in docs/boards.md):
+- pico: its own Cortex-M0+ flags, run on `microbit` (Cortex-M0, 16 KB RAM) when the model fits there, else on
+  mps2-an386; nano33ble, nucleo_l4r5zi, uno_r4_minima: Cortex-M4F on mps2-an386.
+- teensy41, portenta_h7: Cortex-M7 (fpv5-d16) on mps2-an500; pico2: Cortex-M33 (fpv5-sp-d16) on mps2-an505.
+- xiao_esp32c3, esp32c6: esp-tflite-micro 1.3.8 + esp-nn's plain-C kernels for RV32IMC (C: Debian's
+  riscv64-unknown-elf-gcc + picolibc; C++: PyPI ziglang's clang with libc++ headers) on qemu-system-riscv32 virt.
+- esp32, esp32s3, xiao_esp32s3: esp-tflite-micro 1.3.8 with esp-nn 1.2.0's plain-C kernels (what a plain ESP32
+  runs), built for a Cortex-M4F stand-in: no Xtensa compiler here, and the ESP32-S3 assembly kernels are not compiled.
 - No real Arduino core or ESP-IDF: tests/ports stands in for the few calls the glue makes.
 """
 
@@ -17,7 +22,7 @@ from pathlib import Path
 
 import pytest
 from conftest import requires_tool
-from standin import build_standin, run_and_compare
+from standin import build_standin, emulator_for, run_and_compare
 
 from tinykeras.boards import load_board
 from tinykeras.inspect import inspect_bytes
@@ -29,6 +34,17 @@ pytestmark = [requires_tool("arm-none-eabi-gcc", "arm-none-eabi-g++", "qemu-syst
 BOARDS = ("esp32", "esp32s3", "nano33ble", "nucleo_l4r5zi", "pico")
 SHIPPED = ("kws", "gesture", "sensor")
 REFERENCE = ("ad01_int8", "pretrainedResnet_quant")
+# The boards added for issue #20, one representative model each in CI (scripts/bench_boards.py runs every model).
+# New library archives compiled cold: TFLM for the M7 and for the M33, esp-tflite-micro for RV32IMC; uno_r4_minima
+# and xiao_esp32s3 share the M4 archives above. portenta_h7 (Chirale for the M7, a fourth archive) runs in
+# scripts/bench_boards.py only, to keep the cold CI run within its budget.
+NEW_BOARDS = {"pico2": "kws", "teensy41": "kws", "uno_r4_minima": "sensor", "xiao_esp32c3": "kws",
+              "esp32c6": "gesture", "xiao_esp32s3": "gesture"}
+# Where each board's build runs (the aot gesture model fits the microbit).
+EMULATORS = {"pico": "microbit", "pico2": "mps2-an505", "teensy41": "mps2-an500", "portenta_h7": "mps2-an500",
+             "xiao_esp32c3": "virt", "esp32c6": "virt", "uno_r4_minima": "mps2-an386", "esp32": "mps2-an386",
+             "esp32s3": "mps2-an386", "xiao_esp32s3": "mps2-an386", "nano33ble": "mps2-an386",
+             "nucleo_l4r5zi": "mps2-an386"}
 
 
 def _model_path(name: str, reference_models: dict[str, Path]) -> Path:
@@ -49,7 +65,57 @@ def test_board_project_builds_and_runs_bit_exact(board: str, model: str, referen
                         tmp_path / "standin")
     model_bytes = path.read_bytes()
     figures = run_and_compare(elf, model_bytes, inspect_bytes(model_bytes, str(path)), result.arena.planned_bytes)
-    print(f"{board} {model} {lib.id}: arena used {figures['arena_used']} of {figures['arena_planned']} planned")
+    print(f"{board} {model} {lib.id} on {figures['emulator']}: arena used {figures['arena_used']} of "
+          f"{figures['arena_planned']} planned {figures['note']}")
+    return figures
+
+
+def _require_emulator(board: str) -> None:
+    if emulator_for(load_board(board)).riscv:
+        pytest.importorskip("ziglang", reason="RISC-V C++ needs PyPI ziglang (pip install -e .[dev])")
+        for tool in ("riscv64-unknown-elf-gcc", "qemu-system-riscv32"):
+            if shutil.which(tool) is None:
+                pytest.skip(f"{tool} not found (apt: gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf "
+                            "qemu-system-misc; scripts/setup.sh installs them)")
+
+
+@pytest.mark.parametrize("board", sorted(EMULATORS))
+def test_aot_project_runs_on_the_boards_emulator(board: str, tmp_path: Path) -> None:
+    """The board's glue, benchmark and aot model (no library: seconds, no archive) compiled with its core's flags
+    and run on its emulator, bit-exact with the TFLM host interpreter."""
+    _require_emulator(board)
+    path = models_dir() / "gesture" / "model.tflite"
+    result = build(BuildOptions(board=board, model=path, runtime="aot", runs=2, warmup=1, out=tmp_path / "project"),
+                   log=lambda _m: None)
+    standin = build_standin(result.project_dir, load_board(board), None, None, tmp_path, tmp_path / "standin")
+    model = path.read_bytes()
+    figures = run_and_compare(standin, model, inspect_bytes(model, str(path)), result.arena.planned_bytes)
+    assert figures["emulator"] == EMULATORS[board]
+
+
+@pytest.mark.parametrize("board", sorted(NEW_BOARDS))
+def test_new_board_runs_on_its_own_instruction_set(board: str, reference_models: dict[str, Path],
+                                                   third_party_dir: Path, tmp_path: Path) -> None:
+    _require_emulator(board)
+    figures = test_board_project_builds_and_runs_bit_exact(board, NEW_BOARDS[board], reference_models,
+                                                           third_party_dir, tmp_path)
+    assert figures["emulator"] == EMULATORS[board]
+
+
+def test_pico_models_that_fit_run_on_the_cortex_m0(reference_models: dict[str, Path], third_party_dir: Path,
+                                                   tmp_path: Path) -> None:
+    figures = test_board_project_builds_and_runs_bit_exact("pico", "sensor", reference_models, third_party_dir,
+                                                           tmp_path)
+    assert figures["emulator"] == "microbit" and not figures["note"]
+
+
+def test_every_board_names_its_emulator() -> None:
+    from tinykeras.boards import list_boards
+
+    for b in list_boards():
+        if b.kind == "platformio":
+            assert emulator_for(b).name == EMULATORS[b.name], b.name
+            assert b.proven_on.split()[0].replace("riscv32", "virt") == EMULATORS[b.name], b.name
 
 
 # TFLM's reference kernels on qemu_m4 are measured by scripts/bench_boards.py (one more full TFLM compile here).

@@ -134,11 +134,11 @@ def test_kws_page_in_chromium_shows_its_json(kws_page: Path) -> None:
     kinds = {p.split("/")[-1] for p in parsed.sources.values()}
     assert {"inspect.json", "fit.json", "validate.json"} <= kinds
     if HAVE_QEMU:
-        assert {"bench.json", "profile.json"} <= kinds
-        assert "<em>estimate</em>: ≈" in kws_page.read_text()   # Cortex-M4/M7 boards, from qemu_m4's count
+        assert {"bench.json", "profile.json", "validate-qemu_m4.json"} <= kinds
     keys = {(parsed.sources[f["data-src"]].split("/")[-1], f["data-k"]) for f in parsed.figs}
     assert ("inspect.json", "totals.macs") in keys and ("validate.json", "outputs.0.agreement") in keys
     assert any(k[0] == "fit.json" and k[1].endswith("fit.ram_needed") for k in keys)
+    assert any(k[0] == "fit.json" and k[1].endswith("estimate.ms") for k in keys)   # tinykeras.latency, labelled
     html = kws_page.read_text()
     assert "yes, no, up, down" in html                        # class labels from settings.json
     assert "confusion matrix of output" in html
@@ -249,3 +249,17 @@ def test_validate_html(tmp_path: Path) -> None:
     html = page.read_text()
     assert 'data-k="outputs.0.accuracy"' in html and f'data-v="{report["outputs"][0]["accuracy"]}"' in html
     assert "confusion matrix of output" in html
+
+
+@pytest.mark.parametrize(("content", "words"), [
+    ("{not json", "not readable JSON"),
+    ('{"hello": 1}', "not an output of a tinykeras command"),
+])
+def test_from_a_file_that_is_not_a_command_output(tmp_path: Path, content: str, words: str) -> None:
+    bad = tmp_path / "x.json"
+    bad.write_text(content)
+    result = CliRunner().invoke(cli, ["report", str(KWS / "model.tflite"), "--no-fit", "--from", str(bad),
+                                      "-o", str(tmp_path / "r.html")])
+    assert result.exit_code == 2 and words in result.output and len(result.output.strip().splitlines()) == 1, \
+        result.output
+    assert not (tmp_path / "r.html").exists() and not (tmp_path / "r-data").exists()

@@ -56,6 +56,7 @@ class BuildOptions:
     run: bool = False
     name: str | None = None  # project/report name (default: settings.json "name", else the model's file/dir)
     custom_objects: str | None = None  # module defining a Keras model's custom layers
+    mlperf_model: str | None = None    # MLPerf Tiny id for `profile%` (default: recognised by content)
 
 
 @dataclass
@@ -74,6 +75,7 @@ class BuildResult:
     qemu: dict[str, Any] | None = None
     frontend: dict[str, Any] | None = None
     library: dict[str, Any] | None = None
+    mlperf_model: str | None = None  # the MLPerf Tiny benchmark the firmware announces (None: no benchmark's)
 
     def report(self) -> dict[str, Any]:
         """The build report written to the project (no absolute paths, no timestamps).
@@ -81,6 +83,8 @@ class BuildResult:
         ``frontend`` is recorded only when the project has one, so reports of models without a
         settings.json stay as they were; ``to_json`` always carries it (null when there is none)."""
         front = {"frontend": self.frontend} if self.frontend is not None else {}
+        if self.mlperf_model is not None:
+            front["mlperf_model"] = self.mlperf_model
         return {
             "board": self.board.name,
             "board_kind": self.board.kind,
@@ -287,10 +291,15 @@ def build(options: BuildOptions, log: Callable[[str], None] | None = None) -> Bu
     log = log or (lambda msg: print(msg, file=sys.stderr))
     board = load_board(options.board)
     runtime = choose_runtime(board, options.runtime)
-    if options.runs < 1 or options.warmup < 0:
+    if options.runs < 0 or options.warmup < 0:
         from tinykeras.errors import DataError
 
-        raise DataError(f"--runs must be >= 1 and warm-up >= 0 (got {options.runs}, {options.warmup})")
+        raise DataError(f"--runs and --warmup must be >= 0 (got {options.runs}, {options.warmup})")
+    if options.runs == 0 and options.run:
+        from tinykeras.errors import DataError
+
+        raise DataError("--run reads the boot benchmark, and --runs 0 (--mlperf) builds firmware without one: drop "
+                        "--run and drive the board with `tinykeras bench --protocol mlperf` or the MLPerf Tiny runner")
     if runtime != "tflm" and (options.kernels or options.tflm_dir):
         raise BoardError("--kernels and --tflm-dir choose the TFLite-Micro build: use them with --runtime tflm")
 
@@ -298,6 +307,9 @@ def build(options: BuildOptions, log: Callable[[str], None] | None = None) -> Bu
     model, source_name = load_int8_model(model_path, options.rep_data, log, options.custom_objects)
     info = inspect_bytes(model, path=source_name)
     require_int8(info, allow_index_inputs=True)  # token ids: the benchmark feeds valid ids (TK_INPUT0_ID_LIMIT)
+    from tinykeras import mlperf_models
+
+    mlperf = mlperf_models.conventions(model, info, options.mlperf_model)  # a wrong --mlperf-model fails here
     settings = _model_settings(model_path)
     model_name = c_identifier(options.recipe if options.model is None else _project_name(options, settings, model_path))
     frontend = front_end(settings, model_path)
@@ -316,7 +328,8 @@ def build(options: BuildOptions, log: Callable[[str], None] | None = None) -> Bu
     result = BuildResult(project_dir=out.resolve(), board=board, runtime=runtime, model_name=model_name,
                          source_name=source_name, info=info, arena=arena, fit=fit, files=[],
                          frontend=frontend.to_json() if frontend else None,
-                         library=sources.summary() if sources.library is not None else None)
+                         library=sources.summary() if sources.library is not None else None,
+                         mlperf_model=mlperf.id)
     with fsutil.atomic_output_dir(out) as tmp:
         if board.kind == "qemu":
             from tinykeras.target import qemu
@@ -326,7 +339,7 @@ def build(options: BuildOptions, log: Callable[[str], None] | None = None) -> Bu
                                 frontend_files={**(frontend.files if frontend else {}), **norm_files} or None,
                                 db_bytes=input_norm.db_bytes(norm, info.input_tensors()[0].nbytes), runtime=runtime,
                                 library=sources.library, kernels=sources.kernels,
-                                library_files=sources.library_files)
+                                library_files=sources.library_files, mlperf_model=options.mlperf_model)
         else:
             from tinykeras.target.platformio import RenderRequest, render_platformio, write_project
 
@@ -336,7 +349,8 @@ def build(options: BuildOptions, log: Callable[[str], None] | None = None) -> Bu
                 frontend_files=tuple(sorted({**(frontend.files if frontend else {}), **norm_files}.items())),
                 feature_defines=tuple(sorted({**(frontend.defines if frontend else {}), **input_norm.c_defines(norm),
                                               **({"TK_INPUT0_DB_BYTES": f"{input_norm.db_bytes(norm, 0)}u"}
-                                                 if norm_files else {})}.items()))))
+                                                 if norm_files else {})}.items())),
+                mlperf_model=options.mlperf_model))
             write_project(files, tmp)
         result.files = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
         result.files.append(REPORT_NAME)

@@ -85,7 +85,7 @@ def bench_summary(data: dict[str, Any]) -> list[str]:
     if per:
         parts = [f"{per['ns']:.4g} ns"] + [f"{per[k]:.4g} {k}" for k in ("cycles", "instructions") if k in per]
         lines.append(f"per MAC ({fmt(data.get('macs'))} MACs): " + ", ".join(parts))
-    if data.get("timer") == "cmsdk_timer0" or (data.get("instructions") and not data.get("cycles")):
+    if data.get("timer") in ("cmsdk_timer0", "sse_counter") or (data.get("instructions") and not data.get("cycles")):
         lines.append("note: emulated board time is guest time (QEMU -icount), it counts instructions, "
                      "not the speed of a real chip")
     return lines

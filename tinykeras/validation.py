@@ -22,7 +22,7 @@ from tinykeras.metrics import check_thresholds, collapse_warnings, detect_task, 
 from tinykeras.tflm_host import dequantize, prepare_inputs
 from tinykeras.types import ModelInfo
 
-BOARDS = ("qemu_m4",)
+BOARDS = ("qemu_m3", "qemu_m4", "qemu_m7", "qemu_m33", "qemu_m55")
 BOARD_DEFAULT_SAMPLES = 50
 THRESHOLD_EXIT_CODE = ThresholdError.exit_code
 
@@ -84,15 +84,16 @@ def run_board(data: bytes, info: ModelInfo, xq: np.ndarray, board_name: str = "q
                          "validate it on the host (without --board)")
     board = load_board(board_name)
     if board.kind != "qemu":
-        raise ModelError(f"--board {board_name}: validate runs on the emulated board (qemu_m4) only; for a real "
-                         "board use tinykeras bench")
+        raise ModelError(f"--board {board_name}: validate runs on the emulated boards (qemu_m3 ... qemu_m55) only; "
+                         "for a real board use tinykeras bench")
     program = aot.generate(data, info, name=name)
     norm_files = norms.firmware_sources(input_norm or [], info) if x_float is not None else {}
     with tempfile.TemporaryDirectory(prefix="tinykeras-validate-") as tmp:
         project = Path(work_dir) if work_dir else Path(tmp)
         qemu.render_project(board, data, info, project, runtime_files=program.files, runs=1, warmup=0, name=name,
                             arena_bytes=program.arena_bytes, frontend_files=norm_files or None,
-                            db_bytes=norms.db_bytes(input_norm or [], t_in.nbytes) if norm_files else None)
+                            db_bytes=norms.db_bytes(input_norm or [], t_in.nbytes) if norm_files else None,
+                            mlperf=False)  # quantized samples in, every output back, whatever the model
         elf = qemu.compile_project(project)
         values = []
         with qemu.qemu_session(elf, board) as url:

@@ -31,13 +31,16 @@ from tinykeras.errors import DataError, InputFileError
               help="mlperf: warm-up inferences before the first run.")
 @click.option("--input", "input_path", type=click.Path(path_type=Path),
               help="mlperf: int8 input to load with `db` (.npy/.npz first sample, or raw .bin bytes).")
+@click.option("--dataset", type=click.Path(path_type=Path, file_okay=False),
+              help="mlperf: an MLPerf Tiny dataset directory (y_labels.csv and its files, the official runner's "
+                   "format; or its parent holding <model id>/): run every input once, report accuracy and AUC.")
 @click.option("-o", "--out", "out_json", type=click.Path(path_type=Path), default=Path("bench/report.json"),
               show_default=True, help="Report JSON; the CSV, latency PNG and raw .log are written beside it.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report JSON instead of the table.")
 @click.pass_context
 def bench(ctx: click.Context, port: str, baud: int, runs: int | None, timeout: float, replay: Path | None,
           protocol: str, model_path: Path | None, iterations: int, warmup: int, input_path: Path | None,
-          out_json: Path, as_json: bool) -> None:
+          dataset: Path | None, out_json: Path, as_json: bool) -> None:
     """Read a benchmark from a board over serial and report latency statistics computed on the host.
 
     Writes OUT (JSON), OUT.csv (one row per run), OUT_latency.png (histogram) and OUT.log (every byte
@@ -50,6 +53,7 @@ def bench(ctx: click.Context, port: str, baud: int, runs: int | None, timeout: f
       tinykeras bench --port socket://127.0.0.1:4321 --timeout 60 -o qemu.json
       tinykeras bench --replay esp32.log --model out/model.tflite -o esp32.json
       tinykeras bench --protocol mlperf --port /dev/ttyACM0 --iterations 10 --runs 20
+      tinykeras bench --protocol mlperf --port /dev/ttyACM0 --dataset datasets/kws01 -o kws01.json
       tinykeras bench compare esp32.json qemu.json
     """
     if ctx.invoked_subcommand is not None:
@@ -57,6 +61,9 @@ def bench(ctx: click.Context, port: str, baud: int, runs: int | None, timeout: f
     import tinykeras.device as reader
     from tinykeras.report import bench_paths, bench_summary, bench_table, write_bench
 
+    if dataset is not None:
+        _run_dataset(port, baud, timeout, protocol, dataset, input_path, replay, out_json, as_json)
+        return
     macs = _model_macs(model_path) if model_path is not None else None
     paths = bench_paths(out_json)
     if replay is not None:
@@ -85,6 +92,37 @@ def bench(ctx: click.Context, port: str, baud: int, runs: int | None, timeout: f
             console.print(line)
         console.print(f"wrote {paths['json']}, {paths['csv'].name}, {paths['png'].name}, {paths['log'].name}")
     report.raise_if_incomplete(saved=str(paths["json"].parent))
+
+
+def _run_dataset(port: str, baud: int, timeout: float, protocol: str, dataset: Path, input_path: Path | None,
+                 replay: Path | None, out_json: Path, as_json: bool) -> None:
+    """``--dataset``: the runner's accuracy mode without the runner; writes OUT (JSON) and OUT.log."""
+    from tinykeras.device.mlperf import collect_mlperf_dataset
+    from tinykeras.fsutil import write_text_atomic
+    from tinykeras.mlperf_data import LABELS
+
+    if protocol != "mlperf" or input_path is not None or replay is not None:
+        raise DataError("--dataset drives the MLPerf Tiny commands: use it with --protocol mlperf, without "
+                        "--input or --replay")
+    if not dataset.is_dir():
+        raise InputFileError(f"{dataset}: no such dataset directory")
+    if not (dataset / LABELS).is_file():
+        subdirs = sorted(d for d in dataset.iterdir() if (d / LABELS).is_file())
+        if len(subdirs) != 1:
+            raise InputFileError(f"{dataset}: no {LABELS}; give the benchmark's own directory (e.g. datasets/kws01)")
+        dataset = subdirs[0]
+    out_json = Path(out_json)
+    out_json.parent.mkdir(parents=True, exist_ok=True)
+    result = collect_mlperf_dataset(port, dataset, baud=baud, timeout=timeout,
+                                    raw_log=out_json.with_suffix(".log"))
+    write_text_atomic(out_json, json.dumps(result, indent=2) + "\n")
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        click.echo(f"{result['model']} on {result['board']}: {len(result['files'])} files")
+        click.echo(f"Top 1% = {result['accuracy']:2.1f}")
+        click.echo(f"AUC = {result['auc']:.3f}")
+        click.echo(f"wrote {out_json}")
 
 
 def _collect_live(port: str, baud: int, runs: int | None, timeout: float, log: Path, macs: int | None) -> Any:

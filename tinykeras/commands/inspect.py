@@ -60,6 +60,9 @@ def inspect(model: Path, as_json: bool, check: bool, board: str | None, library_
     info["libraries"] = support_summary(model_info)
     info["checked_library"] = {"id": lib.id, "label": lib.label, "board": board,
                                "problems": [p.to_json() for p in problems]}
+    latency = _latency(board, model_info) if board else []
+    if board:
+        info["latency"] = [e.to_json() for e in latency]
     if as_json:
         click.echo(json.dumps(info, indent=2))
         return
@@ -97,6 +100,16 @@ def inspect(model: Path, as_json: bool, check: bool, board: str | None, library_
         console.print(f"[bold red]{lib.label}, {words}:[/] {listed}")
     else:
         console.print(f"TFLite-Micro ({lib.label}): all ops supported")
+    for e in latency:
+        console.print(f"latency on {board} ({e.runtime}): {e.text()}", highlight=False)
+
+
+def _latency(board: str, info: object) -> list:
+    """The board's latency estimates (tinykeras/latency.py), both runtimes; none for the emulated board."""
+    from tinykeras.boards import load_board
+    from tinykeras.latency import estimates
+
+    return estimates(info, [load_board(board)])
 
 
 def _board_library_or_aot(board: str, path: Path, info: object, check: bool) -> object:

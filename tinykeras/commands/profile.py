@@ -13,7 +13,7 @@ from tinykeras.commands.report import html_option, require_html_model, write_htm
 @click.command()
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--board", default="qemu_m4", show_default=True,
-              help="Board to measure on (the emulated qemu_m4 for now).")
+              help="Board to measure on (an emulated core: qemu_m3, qemu_m4, qemu_m7, qemu_m33, qemu_m55).")
 @click.option("--runtime", type=click.Choice(["aot", "tflm"]), default="aot", show_default=True,
               help="Runtime to profile (tflm: not available yet; it plugs in through TFLM's MicroProfiler).")
 @click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path),

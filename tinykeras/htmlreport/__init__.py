@@ -36,14 +36,12 @@ def write_report(model_path: Path, page: Path, *, sources: list[Path] | tuple[Pa
                              "(tinykeras quantize MODEL.keras --rep-data REP.npz)")
     if page.suffix.lower() not in (".html", ".htm"):
         raise InputFileError(f"-o {page}: the report is one HTML file; name it e.g. report.html")
-    for root in sources:
-        if not Path(root).exists():
-            raise InputFileError(f"--from {root}: no such file or folder; give the output folder of a tinykeras "
-                                 "command (build -o, profile -o, tune -o ...) or one of its JSON files")
+    given = load_sources([Path(p) for p in sources], page.parent)   # bad --from input fails before any output
     collected = data_dir_for(page)
     collect(model_path, collected, boards=boards if fit else None, data=data, keras=keras, run=run,
             custom_objects=custom_objects, log=log)
-    found = load_sources([collected, *map(Path, sources)], page.parent)
+    found = load_sources([collected], page.parent)
+    found.items += [s for s in given.items if s.path not in {f.path for f in found.items}]
     settings = settings_beside(model_path)
     if isinstance(settings, dict):
         found.settings = settings

@@ -19,8 +19,10 @@
  *   the SXTB16 lane order, 4 channels x 9 taps per block; interior pixels add bias_adj = bias - in_zp *
  *   sum(w) to plain products, border pixels subtract in_zp from the valid taps only (TFLM's skipping).
  *
- * On cores without the DSP extension (Cortex-M0+, hosts) the same functions run portable C that
- * computes the same integers.
+ * On cores with Helium (MVE: Cortex-M55) the dot products of conv and fully connected layers run 16 depth
+ * values per VMLADAVA, the weight rows gathered out of the pair-interleaved layout (VLDRB gather); the DSP
+ * paths finish what is left. On cores without the DSP extension (Cortex-M0+/M3, hosts) the same functions run
+ * portable C that computes the same integers.
  */
 #ifndef TK_FAST_H_
 #define TK_FAST_H_
@@ -35,10 +37,28 @@
 #define TK_FAST_DSP 0
 #endif
 
+/* Helium (M-profile Vector Extension, integer: Cortex-M55/M85): the dot products of conv and fully connected
+ * layers take 16 depth values per vector instruction; the DSP paths finish the last < 16. */
+#if defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1)
+#include <arm_mve.h>
+#define TK_FAST_MVE 1
+#else
+#define TK_FAST_MVE 0
+#endif
+
 #if defined(__GNUC__)
 #define TK_FAST_INLINE static inline __attribute__((always_inline))
 #else
 #define TK_FAST_INLINE static inline
+#endif
+
+#if TK_FAST_MVE
+/* Byte offsets that gather one row of 16 weights out of 32 pair-interleaved bytes (4 of row 0, 4 of row 1,
+ * ...): i + (i & ~3) = {0..3, 8..11, 16..19, 24..27} for row 0; row 1 at these + 4. */
+TK_FAST_INLINE uint8x16_t tk_mve_row_offsets(void) {
+  const uint8x16_t i = vidupq_n_u8(0, 1);
+  return vaddq_u8(i, vandq_u8(i, vdupq_n_u8(0xFC)));
+}
 #endif
 
 typedef struct {
@@ -86,6 +106,24 @@ TK_FAST_INLINE int8_t tk_rq(int32_t acc, const tk_rq_param *q, int32_t lo, int32
   return (int8_t)v;
 }
 
+#if TK_FAST_MVE
+/* tk_rq on four accumulators with Helium: VQRDMULH(acc, M) is SMMULR(2 acc, M) (no saturation: |acc| < 2^30),
+ * then + rnd, - (acc < 0), an arithmetic shift right by e, the activation range (within int8). The lanes'
+ * parameters are gathered at byte offsets qoff (12 per channel) from q; the int8 results scattered to o + ooff. */
+TK_FAST_INLINE void tk_rq_mve(const int32x4_t acc, const tk_rq_param *q, const uint32x4_t qoff, const int32_t lo,
+                              const int32_t hi, int8_t *o, const uint32x4_t ooff) {
+  const int32x4_t m = vldrwq_gather_offset_s32(&q->mult, qoff);
+  const int32x4_t rnd = vldrwq_gather_offset_s32(&q->rnd, qoff);
+  const int32x4_t e = vldrwq_gather_offset_s32(&q->e, qoff);
+  int32x4_t h = vaddq_s32(vqrdmulhq_s32(acc, m), rnd);
+  h = vsubq_s32(h, vreinterpretq_s32_u32(vshrq_n_u32(vreinterpretq_u32_s32(acc), 31)));
+  h = vshlq_s32(h, vnegq_s32(e));
+  h = vmaxq_s32(h, vdupq_n_s32(lo < -128 ? -128 : lo));
+  h = vminq_s32(h, vdupq_n_s32(hi > 127 ? 127 : hi));
+  vstrbq_scatter_offset_s32(o, ooff, h);
+}
+#endif
+
 /* Two pair-interleaved weight rows (w) against two columns: a[0..3] += r0.c0, r1.c0, r0.c1, r1.c1. */
 TK_FAST_INLINE void tk_dot2x2(const int8_t *w, const int8_t *c0, const int8_t *c1, const int depth, int32_t *a) {
   const int k4 = depth & ~3;
@@ -93,7 +131,25 @@ TK_FAST_INLINE void tk_dot2x2(const int8_t *w, const int8_t *c0, const int8_t *c
   int k;
 #if TK_FAST_DSP
   const int8_t *const end = c0 + k4;
-#if defined(__OPTIMIZE__) /* the asm takes `depth` as an immediate: a constant once inlined */
+#if TK_FAST_MVE
+  {
+    /* 16 depth values per step: rows 0 and 1 gathered out of 32 interleaved weight bytes, columns loaded
+     * whole; VMLADAVA sums the 16 products into the 32-bit accumulator (the same integers, any order). */
+    const uint8x16_t off0 = tk_mve_row_offsets(), off1 = vaddq_n_u8(off0, 4);
+    const int8_t *const end16 = c0 + (depth & ~15);
+    while (c0 != end16) {
+      const int8x16_t r0 = vldrbq_gather_offset_s8(w, off0), r1 = vldrbq_gather_offset_s8(w, off1);
+      const int8x16_t x0 = vld1q_s8(c0), x1 = vld1q_s8(c1);
+      a00 = vmladavaq_s8(a00, r0, x0);
+      a10 = vmladavaq_s8(a10, r1, x0);
+      a01 = vmladavaq_s8(a01, r0, x1);
+      a11 = vmladavaq_s8(a11, r1, x1);
+      c0 += 16;
+      c1 += 16;
+      w += 32;
+    }
+  }
+#elif defined(__OPTIMIZE__) /* the asm takes `depth` as an immediate: a constant once inlined */
   if ((depth & 7) == 0 && k4 > 0 && depth <= 4095 && c1 == c0 + depth) {
     /* hand-scheduled, two blocks of 4 per iteration; column 1 read at the constant offset `depth` */
     int32_t x0a, x0b, x1a, x1b, w0, w1, t;
@@ -182,7 +238,22 @@ TK_FAST_INLINE void tk_dot4x1(const int8_t *wa, const int8_t *wb, const int8_t *
   int k;
 #if TK_FAST_DSP
   const int8_t *const end = c0 + k4;
-#if defined(__OPTIMIZE__) /* 13 register operands: needs the frame pointer free */
+#if TK_FAST_MVE
+  {
+    const uint8x16_t off0 = tk_mve_row_offsets(), off1 = vaddq_n_u8(off0, 4);
+    const int8_t *const end16 = c0 + (depth & ~15);
+    while (c0 != end16) {
+      const int8x16_t x = vld1q_s8(c0);
+      a0 = vmladavaq_s8(a0, vldrbq_gather_offset_s8(wa, off0), x);
+      a1 = vmladavaq_s8(a1, vldrbq_gather_offset_s8(wa, off1), x);
+      a2 = vmladavaq_s8(a2, vldrbq_gather_offset_s8(wb, off0), x);
+      a3 = vmladavaq_s8(a3, vldrbq_gather_offset_s8(wb, off1), x);
+      c0 += 16;
+      wa += 32;
+      wb += 32;
+    }
+  }
+#elif defined(__OPTIMIZE__) /* 13 register operands: needs the frame pointer free */
   if ((depth & 7) == 0 && k4 > 0) { /* hand-scheduled: two blocks of 4 per iteration, no spills */
     int32_t xa, xb, w0, w1, t;
 #define TK_Q4(ROWS_A, ROWS_B)                                                                          \
@@ -438,6 +509,31 @@ TK_FAST_INLINE void tk_fc_fast(const int8_t *in, int8_t *out, const int batches,
   } while (0)
 #endif
 
+#if TK_FAST_MVE
+/* Eight channels c..c+7 (two 4-channel groups of wx) over the 9 taps p[t] + c, with Helium: the input bytes
+ * gathered into the int16 lane order of wx's words (c, c+2, c+1, c+3, c+4, c+6, c+5, c+7), the weights of
+ * both groups gathered alongside, VMULLB/VMULLT widening the even/odd lanes to 32-bit products. */
+TK_FAST_INLINE void tk_dw8_mve(const int8_t *const *p, const int c, const int32_t *wg, const int32_t *bias_adj,
+                               const tk_rq_param *rq, const int32_t lo, const int32_t hi, int8_t *o) {
+  const uint16x8_t xoff = {0, 2, 1, 3, 4, 6, 5, 7};
+  const uint16x8_t woff = {0, 2, 4, 6, 72, 74, 76, 78}; /* bytes: group c at wg, group c+4 at wg + 18 */
+  const uint32x4_t even = {0, 4, 16, 20}, odd = {8, 12, 24, 28};
+  int32x4_t ae = vldrwq_gather_offset_s32(bias_adj + c, even), ao = vldrwq_gather_offset_s32(bias_adj + c, odd);
+  int t;
+  for (t = 0; t < 9; ++t) {
+    const int16x8_t x = vldrbq_gather_offset_s16(p[t] + c, xoff);
+    const int16x8_t w = vldrhq_gather_offset_s16((const int16_t *)(wg + 2 * t), woff);
+    ae = vaddq_s32(ae, vmullbq_int_s16(x, w));
+    ao = vaddq_s32(ao, vmulltq_int_s16(x, w));
+  }
+  {
+    const uint32x4_t ce = {0, 1, 4, 5}, co = {2, 3, 6, 7};
+    tk_rq_mve(ae, rq + c, vmulq_n_u32(ce, 12), lo, hi, o + c, ce);
+    tk_rq_mve(ao, rq + c, vmulq_n_u32(co, 12), lo, hi, o + c, co);
+  }
+}
+#endif
+
 TK_FAST_INLINE void tk_dw3x3_fast(const int8_t *in, int8_t *out, const int in_h, const int in_w, const int C,
                                   const int out_h, const int out_w, const int s, const int pad_h, const int pad_w,
                                   const int8_t *zprow, const int32_t *wx, const int32_t *bias_adj,
@@ -449,6 +545,38 @@ TK_FAST_INLINE void tk_dw3x3_fast(const int8_t *in, int8_t *out, const int in_h,
     for (ox = 0; ox < out_w; ++ox) {
       const int ix0 = ox * s - pad_w;
       int8_t *o = out + (oy * out_w + ox) * C;
+#if TK_FAST_MVE
+      { /* Helium: 8 channels at a time through the 9 tap pointers (padded taps point at zprow) */
+        const int8_t *p[9];
+        int ky, kx;
+        for (ky = 0; ky < 3; ++ky) {
+          for (kx = 0; kx < 3; ++kx) {
+            const int iy = iy0 + ky, ix = ix0 + kx;
+            p[ky * 3 + kx] = (iy >= 0 && iy < in_h && ix >= 0 && ix < in_w) ? in + (iy * in_w + ix) * C : zprow;
+          }
+        }
+        for (c = 0; c + 8 <= C; c += 8) tk_dw8_mve(p, c, wx + (c / 4) * 18, bias_adj, rq, lo, hi, o);
+        if (c < C) { /* a last group of 4 channels */
+          const int32_t *wg = wx + (c / 4) * 18;
+          int32_t a0 = bias_adj[c], a1 = bias_adj[c + 1], a2 = bias_adj[c + 2], a3 = bias_adj[c + 3];
+          TK_DW_TAP(0, p[0] + c);
+          TK_DW_TAP(1, p[1] + c);
+          TK_DW_TAP(2, p[2] + c);
+          TK_DW_TAP(3, p[3] + c);
+          TK_DW_TAP(4, p[4] + c);
+          TK_DW_TAP(5, p[5] + c);
+          TK_DW_TAP(6, p[6] + c);
+          TK_DW_TAP(7, p[7] + c);
+          TK_DW_TAP(8, p[8] + c);
+          o[c] = tk_rq(a0, rq + c, lo, hi);
+          o[c + 1] = tk_rq(a1, rq + c + 1, lo, hi);
+          o[c + 2] = tk_rq(a2, rq + c + 2, lo, hi);
+          o[c + 3] = tk_rq(a3, rq + c + 3, lo, hi);
+        }
+        (void)row;
+        continue;
+      }
+#endif
       if (iy0 >= 0 && iy0 + 3 <= in_h && ix0 >= 0 && ix0 + 3 <= in_w) {
         const int8_t *x = in + (iy0 * in_w + ix0) * C;
         const int32_t *wg = wx;
