@@ -10,7 +10,7 @@
     python scripts/fuzz.py soak -o fuzz_soak.json                           # 100,000 records + exchanges
 
 models:   seeded mutants (byte flips, truncations, flatbuffer-aware changes) of the shipped models (and the
-          MLPerf Tiny reference models when TINYKERAS_REFERENCE_MODELS names their folder) through inspect,
+          MLPerf Tiny reference models of tests/data, or of TINYKERAS_REFERENCE_MODELS when set) through inspect,
           the aot generator and the TFLM host interpreter: clean errors / accepted / internal errors / hangs
           per stage, contained native crashes, peak memory.
 serial:   every hostile-board scenario through the real `tinykeras bench` CLI in a child process: status,
@@ -42,8 +42,7 @@ sys.path.insert(0, str(REPO))
 def base_models() -> list[tuple[str, bytes]]:
     paths = sorted(REPO.glob("models/*/model.tflite"))
     ref = os.environ.get("TINYKERAS_REFERENCE_MODELS")
-    if ref:
-        paths += sorted(Path(ref).glob("*.tflite"))
+    paths += sorted(Path(ref).glob("*.tflite")) if ref else sorted(REPO.glob("tests/data/reference_models/*.tflite"))
     return [(str(p.relative_to(REPO) if p.is_relative_to(REPO) else p.name), p.read_bytes()) for p in paths]
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tinykeras import mlperf_models
 from tinykeras.boards import Board, load_board
 from tinykeras.libraries import Library
 from tinykeras.runtime import tflm_tree
@@ -268,6 +269,8 @@ def _build_for(project: Path, board: Board, lib: Library | None, kernels: str | 
         archive, includes, defines = build_library(lib, kernels or lib.default_kernels, emu, project, third_party,
                                                    port_dir)
     machine = [f"-I{emu.machine_dir}"] if emu.machine_dir else []
+    if board.platformio and board.platformio.platform == "teensy":   # Teensyduino's DWT names (imxrt.h)
+        machine += ["-include", str(PORTS / "teensy" / "teensy_standin.h")]
     common = ["-O2", "-ffunction-sections", "-fdata-sections", f"-I{project / 'src'}", f"-I{port_dir}",
               f"-I{PORTS}", f"-I{QEMU_PORT}", *machine, "-DTK_START_DELAY_MS=0", *defines, *includes]
     sources = sorted((project / "src").glob("*.c*")) + sorted(p for p in port_dir.glob("*.c*"))
@@ -325,6 +328,21 @@ def mlperf_reply(port, cmd: str = "", timeout: float = 120.0) -> list[str]:
     return [ln for ln in buf.decode(errors="replace").splitlines() if ln]
 
 
+def mlperf_random_input(model: bytes, info, seed: int) -> tuple:
+    """Random `db` bytes in the model's MLPerf Tiny format (int8, uint8 pixels, ad01's float32 within the input's
+    quantized range), their conventions and the int8 tensor the firmware makes of them (th_load_tensor)."""
+    conv = mlperf_models.conventions(model, info)
+    t = info.input_tensors()[0]
+    q = t.quantization
+    rng = np.random.default_rng(seed)
+    if conv.input == "float32":
+        lo, hi = (-128 - q.zero_point) * q.scale, (127 - q.zero_point) * q.scale
+        data = rng.uniform(lo, hi, t.num_elements).astype("<f4").tobytes()
+    else:
+        data = bytes(rng.integers(0, 256, t.nbytes, dtype=np.uint8))
+    return conv, data, mlperf_models.load_tensor(conv, data, t.num_elements, q.scale, q.zero_point).tobytes()
+
+
 def run_and_compare(elf: Path | Standin, model: bytes, info, planned_arena: int, board_name: str = "qemu_m4") -> dict:
     """Boot the firmware in QEMU, check its records, the whole output vector for the benchmark pattern and for a
     random input (MLPerf `db`/`infer`/`results%`) against the TFLM host interpreter, and arena used <= planned.
@@ -341,8 +359,8 @@ def run_and_compare(elf: Path | Standin, model: bytes, info, planned_arena: int,
         return np.asarray(tflm.invoke(np.frombuffer(x, dtype=np.int8).reshape(t_in.shape))[0]).ravel()
 
     pattern_out = reference(qemu.bench_input(t_in.nbytes))
-    random_in = bytes(np.random.default_rng(11).integers(0, 256, t_in.nbytes, dtype=np.uint8))
-    random_out = reference(random_in)
+    conv, random_in, random_tensor = mlperf_random_input(model, info, 11)
+    random_out = reference(random_tensor)
     for attempt in range(3):
         with emulator_session(standin.elf, standin.emulator) as url:
             port = open_port(url)  # keeps the bytes QEMU sent before open() returned
@@ -368,7 +386,7 @@ def run_and_compare(elf: Path | Standin, model: bytes, info, planned_arena: int,
                 for k in range(0, len(random_in), 32):
                     mlperf_reply(port, f"db {random_in[k:k + 32].hex()}%")
                 lines = mlperf_reply(port, "infer 1 0%")
-                assert lines[-2] == qemu.mlperf_results(random_out, q.scale, q.zero_point)
+                assert lines[-2] == mlperf_models.results_line(conv, random_out, q.scale, q.zero_point, random_in)
                 break
             finally:
                 port.close()

@@ -248,7 +248,7 @@ def test_rendered_aot_project_runs_on_the_host_with_an_arduino_shim(reference_mo
     x = np.frombuffer(bench_input(t_in.nbytes), dtype=np.int8).reshape((1, *t_in.shape[1:]))
     expected = TflmRunner(model_path.read_bytes(), info).invoke(x)[0].ravel()
     assert {(r["top"], r["score"]) for r in runs} == {(int(np.argmax(expected)), int(expected.max()))}
-    assert "m-name-dut-[tinykeras]" in lines and lines.count("m-ready") >= 2  # name%, results%
+    assert "m-name-dut-[tinykeras pico]" in lines and lines.count("m-ready") >= 2  # name%, results%
     q = t_out.quantization
     assert mlperf_results(expected, q.scale, q.zero_point) in lines
 

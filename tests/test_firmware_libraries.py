@@ -40,6 +40,7 @@ REFERENCE = ("ad01_int8", "pretrainedResnet_quant")
 # scripts/bench_boards.py only, to keep the cold CI run within its budget.
 NEW_BOARDS = {"pico2": "kws", "teensy41": "kws", "uno_r4_minima": "sensor", "xiao_esp32c3": "kws",
               "esp32c6": "gesture", "xiao_esp32s3": "gesture"}
+# Where each board's build runs (the aot gesture model fits the microbit).
 EMULATORS = {"pico": "microbit", "pico2": "mps2-an505", "teensy41": "mps2-an500", "portenta_h7": "mps2-an500",
              "xiao_esp32c3": "virt", "esp32c6": "virt", "uno_r4_minima": "mps2-an386", "esp32": "mps2-an386",
              "esp32s3": "mps2-an386", "xiao_esp32s3": "mps2-an386", "nano33ble": "mps2-an386",
@@ -69,15 +70,33 @@ def test_board_project_builds_and_runs_bit_exact(board: str, model: str, referen
     return figures
 
 
-@pytest.mark.parametrize("board", sorted(NEW_BOARDS))
-def test_new_board_runs_on_its_own_instruction_set(board: str, reference_models: dict[str, Path],
-                                                   third_party_dir: Path, tmp_path: Path) -> None:
+def _require_emulator(board: str) -> None:
     if emulator_for(load_board(board)).riscv:
         pytest.importorskip("ziglang", reason="RISC-V C++ needs PyPI ziglang (pip install -e .[dev])")
         for tool in ("riscv64-unknown-elf-gcc", "qemu-system-riscv32"):
             if shutil.which(tool) is None:
                 pytest.skip(f"{tool} not found (apt: gcc-riscv64-unknown-elf picolibc-riscv64-unknown-elf "
                             "qemu-system-misc; scripts/setup.sh installs them)")
+
+
+@pytest.mark.parametrize("board", sorted(EMULATORS))
+def test_aot_project_runs_on_the_boards_emulator(board: str, tmp_path: Path) -> None:
+    """The board's glue, benchmark and aot model (no library: seconds, no archive) compiled with its core's flags
+    and run on its emulator, bit-exact with the TFLM host interpreter."""
+    _require_emulator(board)
+    path = models_dir() / "gesture" / "model.tflite"
+    result = build(BuildOptions(board=board, model=path, runtime="aot", runs=2, warmup=1, out=tmp_path / "project"),
+                   log=lambda _m: None)
+    standin = build_standin(result.project_dir, load_board(board), None, None, tmp_path, tmp_path / "standin")
+    model = path.read_bytes()
+    figures = run_and_compare(standin, model, inspect_bytes(model, str(path)), result.arena.planned_bytes)
+    assert figures["emulator"] == EMULATORS[board]
+
+
+@pytest.mark.parametrize("board", sorted(NEW_BOARDS))
+def test_new_board_runs_on_its_own_instruction_set(board: str, reference_models: dict[str, Path],
+                                                   third_party_dir: Path, tmp_path: Path) -> None:
+    _require_emulator(board)
     figures = test_board_project_builds_and_runs_bit_exact(board, NEW_BOARDS[board], reference_models,
                                                            third_party_dir, tmp_path)
     assert figures["emulator"] == EMULATORS[board]
@@ -96,6 +115,7 @@ def test_every_board_names_its_emulator() -> None:
     for b in list_boards():
         if b.kind == "platformio":
             assert emulator_for(b).name == EMULATORS[b.name], b.name
+            assert b.proven_on.split()[0].replace("riscv32", "virt") == EMULATORS[b.name], b.name
 
 
 # TFLM's reference kernels on qemu_m4 are measured by scripts/bench_boards.py (one more full TFLM compile here).

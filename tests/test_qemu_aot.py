@@ -10,8 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from standin import mlperf_reply
+from standin import mlperf_random_input, mlperf_reply
 
+from tinykeras import mlperf_models
 from tinykeras.boards import load_board
 from tinykeras.inspect import inspect_bytes
 from tinykeras.target import qemu
@@ -56,8 +57,8 @@ def test_aot_on_qemu_matches_tflm(name: str, reference_models: dict[str, Path], 
         return np.asarray(tflm.invoke(sample)[0]).ravel()
 
     pattern_out = reference(qemu.bench_input(t_in.nbytes))
-    random_in = bytes(np.random.default_rng(11).integers(0, 256, t_in.nbytes, dtype=np.uint8))
-    random_out = reference(random_in)
+    conv, random_in, random_tensor = mlperf_random_input(model, info, 11)
+    random_out = reference(random_tensor)
 
     with qemu.qemu_session(elf, board) as url:
         port = open_port(url)  # keeps the bytes QEMU sent before open() returned
@@ -74,6 +75,6 @@ def test_aot_on_qemu_matches_tflm(name: str, reference_models: dict[str, Path], 
             for k in range(0, len(random_in), 32):
                 mlperf_reply(port, f"db {random_in[k:k + 32].hex()}%")
             lines = mlperf_reply(port, "infer 1 0%")
-            assert lines[-2] == qemu.mlperf_results(random_out, q_out.scale, q_out.zero_point)
+            assert lines[-2] == mlperf_models.results_line(conv, random_out, q_out.scale, q_out.zero_point, random_in)
         finally:
             port.close()

@@ -1,5 +1,6 @@
 """The board-independent benchmark C (firmware_templates/runtime/bench/tk_bench.c) built with the host gcc
-against a fake port and a fake model: @tk records, the MLPerf Tiny command loop, warning-free C99."""
+against a fake port and a fake model: @tk records, the MLPerf Tiny command loop and each benchmark's input and
+output conventions (mirrored by tinykeras.mlperf_models), warning-free C99."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tinykeras import mlperf_models
 from tinykeras.resources import templates_dir
 from tinykeras.target import qemu
 
@@ -61,9 +63,16 @@ void tk_port_idle(void) {}
 uint64_t tk_port_time_us(void) { s_now += 7u; return s_now; }
 uint64_t tk_port_counter(void) { static uint64_t c; c += 1000u; return c; }
 tk_counter_kind tk_port_counter_kind(void) { return TK_COUNTER_CYCLES; }
+#ifndef INPUT_FORMAT
+#define INPUT_FORMAT TK_MLPERF_INPUT_INT8
+#define RESULTS_FORMAT TK_MLPERF_RESULTS_SCORES
+#define DB_BYTES 16u
+#endif
+static uint8_t s_db[DB_BYTES];
 int main(int argc, char **argv) {
   static const tk_bench_config cfg = {"host", "aot", "fake\"m", "0123456789abcdef", 100u, 20u, 1000000u,
-                                      "micros", 3u, 1u, 64u, 0.25f, -3, "kws01"};
+                                      "micros", 3u, 1u, 64u, 0.25f, -3, "kws01", "host (fake)", s_db, DB_BYTES,
+                                      INPUT_FORMAT, RESULTS_FORMAT, 0.5f, 3};
   int c;
   fake_fail(argc > 1 && argv[1][0] == 'i', argc > 1 && argv[1][0] == 'v');
   if (tk_bench_run(&cfg) != 0) return 1;
@@ -81,16 +90,19 @@ def fake_model(x: bytes) -> np.ndarray:
     return np.clip((w @ xi) >> 6, -128, 127).astype(np.int8)
 
 
-@pytest.fixture(scope="module")
-def host_bench(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    d = tmp_path_factory.mktemp("bench_c")
+def _compile(d: Path, *defines: str) -> Path:
     (d / "fake_model.c").write_text(FAKE_MODEL)
     (d / "fake_port.c").write_text(FAKE_PORT)
     exe = d / "bench"
     subprocess.run(["gcc", *WARN, "-O1", "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
-                    f"-I{BENCH}", "-DTK_BENCH_DB_BYTES=16u", str(BENCH / "tk_bench.c"), str(d / "fake_model.c"),
+                    f"-I{BENCH}", *defines, str(BENCH / "tk_bench.c"), str(d / "fake_model.c"),
                     str(d / "fake_port.c"), "-o", str(exe)], check=True, capture_output=True, text=True)
     return exe
+
+
+@pytest.fixture(scope="module")
+def host_bench(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _compile(tmp_path_factory.mktemp("bench_c"))
 
 
 def run(exe: Path, commands: str = "", *args: str) -> subprocess.CompletedProcess:
@@ -117,7 +129,7 @@ def test_records_follow_the_protocol(host_bench: Path) -> None:
         assert r["i"] == i and r["us"] == 7 and r["cycles"] == 1000
         assert r["top"] == int(np.argmax(expected)) and r["score"] == int(expected.max())
     assert recs[-1] == {"v": 1, "event": "done", "runs": 3}
-    assert proc.stdout.decode().endswith("m-init-done\r\nm-ready\r\n")
+    assert proc.stdout.decode().endswith("m-timestamp-mode-performance\r\nm-init-done\r\nm-ready\r\n")
 
 
 @needs_gcc
@@ -140,12 +152,13 @@ def replies(out: bytes) -> list[list[str]]:
 def test_mlperf_commands(host_bench: Path) -> None:
     x = bytes(range(200, 216))
     cmds = ("name%profile%timestamp%db load 16%" f"db {x[:8].hex()}%db {x[8:].hex()}%infer 2 1%results%"
-            "bogus%db load 17%db 0g%db abc%infer 0%infer%  name \r\n%%" + "y" * 200 + "%")
+            "bogus%db load 17%db 0g%db abc%infer 0%infer%  name \r\n%%" + "y" * 200 + "%"
+            f"db load 16%db {x[:8].hex()}%infer 1 0%db 00%db print%help%stop%db 0g%")
     proc = run(host_bench, cmds)
     assert proc.returncode == 0, proc.stderr.decode()
     got = replies(proc.stdout)
     want_results = qemu.mlperf_results(fake_model(x), 0.25, -3)
-    assert got[0] == ["m-name-dut-[tinykeras]"]
+    assert got[0] == ["m-name-dut-[host (fake)]"]
     assert got[1] == ["m-profile-[ULPMark for tinyML Firmware V0.0.1]", "m-model-[kws01]"]
     assert got[2][0].startswith("m-lap-us-") and len(got[2]) == 1
     assert got[3] == ["m-[Expecting 16 bytes]"]
@@ -159,19 +172,66 @@ def test_mlperf_commands(host_bench: Path) -> None:
     assert got[7] == [want_results]
     assert got[8] == ["e-[Unknown command: bogus]"]
     assert got[9] == ["e-[Supplied buffer size 17 exceeds maximum of 16]"]
-    assert got[10] == ["e-[Invalid hex digit]"]
+    assert got[10] == ["e-[No input expected: send `db load N` first]"]  # the refused load takes no bytes
     assert got[11] == ["e-[Insufficent number of hex digits]"]
     assert got[12] == ["e-[Inference iterations must be >0]"]
-    assert got[13][0] == "m-warmup-start-10" and got[13][-1] == want_results  # MLPerf defaults: N=1, W=10
-    assert got[14] == ["m-name-dut-[tinykeras]"]  # whitespace around a command is ignored
+    # after a refused `db load`, infer refuses to run: no fallback to the pattern, no zero padding
+    assert got[13] == ["e-[Input db has 0 bytes, expected 16; send `db load 16` and all its bytes]"]
+    assert got[14] == ["m-name-dut-[host (fake)]"]  # whitespace around a command is ignored
     assert got[15] == []                          # an empty command just answers m-ready
     assert got[16] == ["e-[Unknown command: " + "y" * 80 + "]"]  # the 80-byte command buffer
+    assert got[17:19] == [["m-[Expecting 16 bytes]"], []]
+    assert got[19] == ["e-[Input db has 8 bytes, expected 16; send `db load 16` and all its bytes]"]  # incomplete
+    assert got[20] == []
+    assert got[21] == ["m-buffer-c8-c9-ca-cb-cc-cd-ce-cf", "m-buffer-00-d1-d2-d3-d4-d5-d6-d7"]
+    assert got[22][0] == "ULPMark for tinyML Firmware V0.0.1" and got[22][-1].startswith("results ")
+    assert got[23][0].startswith("e-[Streaming wake word detection is not supported")
+    assert got[24] == ["e-[Invalid hex digit]"]
+
+
+@needs_gcc
+def test_infer_before_any_db_load_runs_the_pattern(host_bench: Path) -> None:
+    got = replies(run(host_bench, "infer 1 0%").stdout)
+    assert got[0][-1] == qemu.mlperf_results(fake_model(qemu.bench_input(16)), 0.25, -3)
+
+
+@needs_gcc
+def test_uint8_input_is_shifted_by_128(tmp_path: Path) -> None:
+    """ic01/vww01: the dataset's uint8 pixels minus 128 (the reference th_load_tensor)."""
+    exe = _compile(tmp_path, "-DINPUT_FORMAT=TK_MLPERF_INPUT_UINT8", "-DRESULTS_FORMAT=TK_MLPERF_RESULTS_SCORES",
+                   "-DDB_BYTES=16u")
+    x = bytes([0, 1, 127, 128, 129, 255] + list(range(60, 70)))
+    got = replies(run(exe, f"db load 16%db {x.hex()}%infer 1 0%").stdout)
+    conv = mlperf_models.Conventions("ic01", "uint8", "scores")
+    want = fake_model(mlperf_models.load_tensor(conv, x, 16, 1.0, 0).tobytes())
+    assert got[-1][-1] == mlperf_models.results_line(conv, want, 0.25, -3)
+    assert want.tolist() != fake_model(x).tolist()
+
+
+@needs_gcc
+def test_float32_input_is_quantized_and_scored_as_ad01(tmp_path: Path) -> None:
+    """ad01: 4-byte floats quantized on the device (scale 0.5, zero point 3); one score, the reference's MSE."""
+    exe = _compile(tmp_path, "-DINPUT_FORMAT=TK_MLPERF_INPUT_FLOAT32", "-DRESULTS_FORMAT=TK_MLPERF_RESULTS_MSE",
+                   "-DDB_BYTES=64u")
+    values = np.array([0.24, 0.25, 0.26, -0.25, -0.75, 1.25, 70.0, -70.0, 1e9, -1e9, 3.3, -3.3, 0.0, 9.74, 10.0,
+                       -65.5], dtype="<f4")
+    data = values.tobytes()
+    cmds = "db load 64%" + "".join(f"db {data[k:k + 31].hex()}%" for k in range(0, 64, 31)) + "infer 3 1%db load 32%"
+    got = replies(run(exe, cmds + "infer 1 0%").stdout)
+    conv = mlperf_models.Conventions("ad01", "float32", "mse")
+    q = mlperf_models.load_tensor(conv, data, 16, 0.5, 3)
+    assert q.tolist()[:8] == [3, 4, 4, 2, 1, 6, 127, -128]  # half away from zero, clamped
+    out = fake_model(q.tobytes())
+    want = mlperf_models.results_line(conv, out, 0.25, -3, data[:16])  # 4 outputs vs the first 4 floats
+    assert got[-3][-1] == want and got[-3][-1].count(",") == 0
+    assert got[-1] == ["e-[Input db has 0 bytes, expected 64; send `db load 64` and all its bytes]"]
 
 
 def test_mlperf_results_rounding() -> None:
     assert qemu.mlperf_results([-128, 0, 127], 1 / 256, -128) == "m-results-[0.000,0.500,0.996]"
-    # 16/256 = 0.0625 exactly: half away from zero
-    assert qemu.mlperf_results([16, -16], 1 / 256, 0) == "m-results-[0.063,-0.063]"
+    # 16/256 = 0.0625 exactly: printf's %0.3f rounds the tie to even
+    assert qemu.mlperf_results([16, -16, 80], 1 / 256, 0) == "m-results-[0.062,-0.062,0.312]"
+    assert mlperf_models.fixed3(0.0005) == "0.001"  # 0.0005f is a little above 0.0005
     assert qemu.mlperf_results([-3], 0.5, 0) == "m-results-[-1.500]"
 
 
@@ -206,16 +266,3 @@ def test_headers_compile_as_cpp(tmp_path: Path) -> None:
     proc = subprocess.run(["g++", "-std=c++11", "-Wall", "-Wextra", "-Werror", f"-I{BENCH}", "-c", str(src),
                            "-o", str(tmp_path / "x.o")], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
-
-
-@needs_gcc
-def test_db_buffer_defaults_to_the_model_settings_input_size(tmp_path: Path) -> None:
-    (tmp_path / "model_settings.h").write_text("#define TK_INPUT0_BYTES 24\n")
-    (tmp_path / "fake_model.c").write_text(FAKE_MODEL)
-    (tmp_path / "fake_port.c").write_text(FAKE_PORT)
-    exe = tmp_path / "bench"
-    subprocess.run(["gcc", *WARN, f"-I{tmp_path}", f"-I{BENCH}", str(BENCH / "tk_bench.c"),
-                    str(tmp_path / "fake_model.c"), str(tmp_path / "fake_port.c"), "-o", str(exe)],
-                   check=True, capture_output=True, text=True)
-    got = replies(run(exe, "db load 25%db load 24%").stdout)
-    assert got == [["e-[Supplied buffer size 25 exceeds maximum of 24]"], ["m-[Expecting 24 bytes]"]]

@@ -134,11 +134,11 @@ def test_kws_page_in_chromium_shows_its_json(kws_page: Path) -> None:
     kinds = {p.split("/")[-1] for p in parsed.sources.values()}
     assert {"inspect.json", "fit.json", "validate.json"} <= kinds
     if HAVE_QEMU:
-        assert {"bench.json", "profile.json"} <= kinds
-        assert "<em>estimate</em>: ≈" in kws_page.read_text()   # Cortex-M4/M7 boards, from qemu_m4's count
+        assert {"bench.json", "profile.json", "validate-qemu_m4.json"} <= kinds
     keys = {(parsed.sources[f["data-src"]].split("/")[-1], f["data-k"]) for f in parsed.figs}
     assert ("inspect.json", "totals.macs") in keys and ("validate.json", "outputs.0.agreement") in keys
     assert any(k[0] == "fit.json" and k[1].endswith("fit.ram_needed") for k in keys)
+    assert any(k[0] == "fit.json" and k[1].endswith("estimate.ms") for k in keys)   # tinykeras.latency, labelled
     html = kws_page.read_text()
     assert "yes, no, up, down" in html                        # class labels from settings.json
     assert "confusion matrix of output" in html

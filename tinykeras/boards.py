@@ -146,8 +146,22 @@ class Board:
             "platformio_board": self.platformio.board if self.platformio else None,
             "framework": self.platformio.framework if self.platformio else None,
             "tflm_library": self.tflm.lib_dep if self.tflm else None,
+            "proven_on": self.proven_on,
             "sources": list(self.sources),
         }
+
+
+    @property
+    def proven_on(self) -> str:
+        """The emulator that runs this board's build in the tests (tinykeras/data/emulators.toml)."""
+        if self.kind == "qemu":
+            return f"itself ({self.qemu.get('machine', 'qemu')})"
+        return _emulators().get(self.mcu.core, "not run (no emulator for this core)")
+
+
+def _emulators() -> dict[str, str]:
+    path = Path(__file__).resolve().parent / "data" / "emulators.toml"
+    return tomllib.loads(path.read_text(encoding="utf-8"))["core"]
 
 
 def board_names(directory: Path | None = None) -> list[str]:
@@ -284,8 +298,8 @@ def markdown_table(boards: list[Board] | None = None) -> str:
     """The board table of docs/boards.md, generated from the board files."""
     boards = boards if boards is not None else list_boards()
     rows = ["| board | description | core | clock | flash / RAM (usable by the app) | timer | runtimes "
-            "(default first) | TFLM library |",
-            "|---|---|---|---|---|---|---|---|"]
+            "(default first) | TFLM library | proven on (emulator) |",
+            "|---|---|---|---|---|---|---|---|---|"]
     for b in boards:
         runtimes = [b.default_runtime] + [r for r in b.runtimes if r != b.default_runtime]
         timer = f"`{b.timer.api}`" + (f" + `{b.timer.cycles}`" if b.timer.cycles else "")
@@ -293,5 +307,5 @@ def markdown_table(boards: list[Board] | None = None) -> str:
         rows.append(
             f"| `{b.name}` | {b.description} | {b.mcu.core}{' (FPU)' if b.mcu.fpu else ''} | "
             f"{b.mcu.clock_hz / 1e6:g} MHz | {b.limits.app_flash_bytes // 1024:,} / "
-            f"{b.limits.app_ram_bytes // 1024:,} KiB | {timer} | {', '.join(runtimes)} | {lib} |")
+            f"{b.limits.app_ram_bytes // 1024:,} KiB | {timer} | {', '.join(runtimes)} | {lib} | {b.proven_on} |")
     return "\n".join(rows) + "\n"

@@ -56,6 +56,7 @@ class BuildOptions:
     run: bool = False
     name: str | None = None  # project/report name (default: settings.json "name", else the model's file/dir)
     custom_objects: str | None = None  # module defining a Keras model's custom layers
+    mlperf_model: str | None = None    # MLPerf Tiny id for `profile%` (default: recognised by content)
 
 
 @dataclass
@@ -74,6 +75,7 @@ class BuildResult:
     qemu: dict[str, Any] | None = None
     frontend: dict[str, Any] | None = None
     library: dict[str, Any] | None = None
+    mlperf_model: str | None = None  # the MLPerf Tiny benchmark the firmware announces (None: no benchmark's)
 
     def report(self) -> dict[str, Any]:
         """The build report written to the project (no absolute paths, no timestamps).
@@ -81,6 +83,8 @@ class BuildResult:
         ``frontend`` is recorded only when the project has one, so reports of models without a
         settings.json stay as they were; ``to_json`` always carries it (null when there is none)."""
         front = {"frontend": self.frontend} if self.frontend is not None else {}
+        if self.mlperf_model is not None:
+            front["mlperf_model"] = self.mlperf_model
         return {
             "board": self.board.name,
             "board_kind": self.board.kind,
@@ -174,12 +178,26 @@ def fit_figures(board: Board, plan: RuntimePlan, info: ModelInfo) -> tuple[dict[
     if flash > limits.app_flash_bytes:
         problems.append(f"flash needs {flash:,} B (model {model_flash:,} + {runtime} runtime estimate "
                         f"{runtime_flash:,}) but {limits.app_flash_bytes:,} B are free "
-                        f"({limits.flash_bytes:,} minus {limits.reserved_flash_bytes:,} for the framework)")
+                        f"({limits.flash_bytes:,} minus {limits.reserved_flash_bytes:,} for the framework)"
+                        + _largest(info, constant=True))
     if ram > limits.app_ram_bytes:
         problems.append(f"RAM needs {ram:,} B (arena {arena_bytes:,} + runtime {ram - arena_bytes:,}) but "
                         f"{limits.app_ram_bytes:,} B are free ({limits.ram_bytes:,} minus "
-                        f"{limits.reserved_ram_bytes:,} for the framework)")
+                        f"{limits.reserved_ram_bytes:,} for the framework)" + _largest(info, constant=False))
     return fit, problems
+
+
+def _largest(info: ModelInfo, constant: bool) -> str:
+    """', largest ...: operator #k OP, tensor 'name' N B' for the biggest weight (or activation) tensor."""
+    used = {t: op for op in info.ops for t in (op.inputs if constant else op.outputs) if t >= 0}
+    tensors = [info.tensors[t] for t in used if info.tensors[t].is_constant == constant]
+    if not tensors:
+        return ""
+    big = max(tensors, key=lambda t: (t.nbytes, -t.index))
+    op = used[big.index]
+    total = len(tensors)
+    return (f"; largest {'weight' if constant else 'activation'} (of {total}): operator #{op.index} {op.op}, tensor "
+            f"#{big.index} '{big.name}' {list(big.shape)}, {big.nbytes:,} B")
 
 
 @dataclass(frozen=True)
@@ -282,22 +300,46 @@ def front_end(settings: dict[str, Any] | None, model_path: Path) -> FrontEnd | N
                     parameters={k: features[k] for k in sorted(features) if k != "kind"})
 
 
+def _fallback_runtime(board: Board, asked: str | None, runtime: str, info: ModelInfo,
+                      log: Callable[[str], None]) -> str:
+    """With no --runtime, a board whose default is aot builds a model with ops aot lacks (e.g. the fused
+    UNIDIRECTIONAL_SEQUENCE_LSTM) with TFLite-Micro when it can, and says so in one line."""
+    if asked is not None or runtime != "aot" or "tflm" not in board.runtimes:
+        return runtime
+    from tinykeras.aot import SUPPORTED_OPS
+
+    missing = sorted({op.op for op in info.ops if op.op not in SUPPORTED_OPS})
+    if not missing:
+        return runtime
+    log(f"note: the aot runtime has no {', '.join(missing)}: building with --runtime tflm (TFLite-Micro) instead")
+    return "tflm"
+
+
 def build(options: BuildOptions, log: Callable[[str], None] | None = None) -> BuildResult:
     """Check everything, render the project atomically, then run the requested actions."""
     log = log or (lambda msg: print(msg, file=sys.stderr))
     board = load_board(options.board)
     runtime = choose_runtime(board, options.runtime)
-    if options.runs < 1 or options.warmup < 0:
+    if options.runs < 0 or options.warmup < 0:
         from tinykeras.errors import DataError
 
-        raise DataError(f"--runs must be >= 1 and warm-up >= 0 (got {options.runs}, {options.warmup})")
-    if runtime != "tflm" and (options.kernels or options.tflm_dir):
-        raise BoardError("--kernels and --tflm-dir choose the TFLite-Micro build: use them with --runtime tflm")
+        raise DataError(f"--runs and --warmup must be >= 0 (got {options.runs}, {options.warmup})")
+    if options.runs == 0 and options.run:
+        from tinykeras.errors import DataError
+
+        raise DataError("--run reads the boot benchmark, and --runs 0 (--mlperf) builds firmware without one: drop "
+                        "--run and drive the board with `tinykeras bench --protocol mlperf` or the MLPerf Tiny runner")
 
     model_path = resolve_model(options)
     model, source_name = load_int8_model(model_path, options.rep_data, log, options.custom_objects)
     info = inspect_bytes(model, path=source_name)
     require_int8(info, allow_index_inputs=True)  # token ids: the benchmark feeds valid ids (TK_INPUT0_ID_LIMIT)
+    runtime = _fallback_runtime(board, options.runtime, runtime, info, log)
+    if runtime != "tflm" and (options.kernels or options.tflm_dir):
+        raise BoardError("--kernels and --tflm-dir choose the TFLite-Micro build: use them with --runtime tflm")
+    from tinykeras import mlperf_models
+
+    mlperf = mlperf_models.conventions(model, info, options.mlperf_model)  # a wrong --mlperf-model fails here
     settings = _model_settings(model_path)
     model_name = c_identifier(options.recipe if options.model is None else _project_name(options, settings, model_path))
     frontend = front_end(settings, model_path)
@@ -306,7 +348,17 @@ def build(options: BuildOptions, log: Callable[[str], None] | None = None) -> Bu
     norm = input_norm.from_settings(settings, len(info.inputs))
     norm_files = input_norm.firmware_sources(norm, info)  # tk_input_norm.c: normalise, quantize, then tk_invoke
 
-    planned = plan_build(board, model, runtime=runtime, info=info, name=model_name, kernels=options.kernels)
+    try:
+        planned = plan_build(board, model, runtime=runtime, info=info, name=model_name, kernels=options.kernels)
+    except DoesNotFitError as exc:
+        if options.runtime is not None or runtime != "aot" or "tflm" not in board.runtimes:
+            raise
+        try:  # aot keeps a copy of shared weights per operator (an unrolled RNN): TFLM may fit where aot cannot
+            planned = plan_build(board, model, runtime="tflm", info=info, name=model_name, kernels=options.kernels)
+        except DoesNotFitError:
+            raise exc from None
+        log(f"note: the aot build does not fit {board.name}; building with --runtime tflm (TFLite-Micro) instead")
+        runtime = "tflm"
     sources = runtime_module(runtime).sources(
         planned.runtime, model, info, source_name=source_name, tflm_dir=options.tflm_dir,
         banner=lambda c: cgen.banner(source_name, info.sha256, c).rstrip())
@@ -316,7 +368,8 @@ def build(options: BuildOptions, log: Callable[[str], None] | None = None) -> Bu
     result = BuildResult(project_dir=out.resolve(), board=board, runtime=runtime, model_name=model_name,
                          source_name=source_name, info=info, arena=arena, fit=fit, files=[],
                          frontend=frontend.to_json() if frontend else None,
-                         library=sources.summary() if sources.library is not None else None)
+                         library=sources.summary() if sources.library is not None else None,
+                         mlperf_model=mlperf.id)
     with fsutil.atomic_output_dir(out) as tmp:
         if board.kind == "qemu":
             from tinykeras.target import qemu
@@ -326,7 +379,7 @@ def build(options: BuildOptions, log: Callable[[str], None] | None = None) -> Bu
                                 frontend_files={**(frontend.files if frontend else {}), **norm_files} or None,
                                 db_bytes=input_norm.db_bytes(norm, info.input_tensors()[0].nbytes), runtime=runtime,
                                 library=sources.library, kernels=sources.kernels,
-                                library_files=sources.library_files)
+                                library_files=sources.library_files, mlperf_model=options.mlperf_model)
         else:
             from tinykeras.target.platformio import RenderRequest, render_platformio, write_project
 
@@ -336,7 +389,8 @@ def build(options: BuildOptions, log: Callable[[str], None] | None = None) -> Bu
                 frontend_files=tuple(sorted({**(frontend.files if frontend else {}), **norm_files}.items())),
                 feature_defines=tuple(sorted({**(frontend.defines if frontend else {}), **input_norm.c_defines(norm),
                                               **({"TK_INPUT0_DB_BYTES": f"{input_norm.db_bytes(norm, 0)}u"}
-                                                 if norm_files else {})}.items()))))
+                                                 if norm_files else {})}.items())),
+                mlperf_model=options.mlperf_model))
             write_project(files, tmp)
         result.files = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
         result.files.append(REPORT_NAME)

@@ -179,6 +179,10 @@ def assemble_profile(raw: dict[str, Any], program: Any, info: ModelInfo, board_n
                     "build; the whole-model count comes from the benchmark build")
     if unit == "us":
         notes.insert(0, "this board has no cycle counter: the profile is in microseconds")
+    bands = getattr(program, "bands", None)
+    if bands is not None:
+        notes.append(f"row bands (timeline: green, buffer b{bands.first}): {bands.describe()}; arena "
+                     f"{program.arena_bytes:,} B, per-tensor plan {program.per_tensor_arena_bytes:,} B")
     peak = max(range(len(live)), key=lambda k: live[k]) if live else 0
     buffers = [{"key": b.key, "size": b.size, "first": b.first, "last": b.last,
                 "offset": program.buffer_offsets[b.key]} for b in program.buffers]
@@ -266,9 +270,10 @@ def timeline_png(p: ModelProfile) -> bytes:
     fig = _figure(max(6.4, 0.22 * len(p.ops) + 2), 4.8)
     ax = fig.add_subplot(1, 1, 1)
     for k, b in enumerate(p.buffers):
-        scratch = b["key"].startswith("s")
+        scratch, bands = b["key"].startswith("s"), b["key"].startswith("b")
+        color = "tab:orange" if scratch else "tab:green" if bands else f"C{k % 10}"
         ax.add_patch(Rectangle((b["first"] - 0.45, b["offset"]), b["last"] - b["first"] + 0.9, b["size"],
-                               facecolor="tab:orange" if scratch else f"C{k % 10}", alpha=0.55, edgecolor="black",
+                               facecolor=color, alpha=0.55, edgecolor="black",
                                linewidth=0.4))
     peak_live = p.ops[p.peak_op].live_bytes if p.ops else 0
     ax.axvline(p.peak_op, color="red", linestyle="--", linewidth=1)
@@ -279,7 +284,9 @@ def timeline_png(p: ModelProfile) -> bytes:
     ax.set_ylim(0, p.arena_bytes * 1.12 + 1)
     ax.set_xlabel("op (schedule order)")
     ax.set_ylabel("arena offset (bytes)")
-    ax.set_title(f"{p.model}: tensor lifetimes in the arena (orange: scratch)")
+    banded = any(b["key"].startswith("b") for b in p.buffers)
+    ax.set_title(f"{p.model}: tensor lifetimes in the arena (orange: scratch"
+                 + ("; green: row bands)" if banded else ")"))
     fig.tight_layout()
     return _png(fig)
 

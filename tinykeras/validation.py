@@ -92,7 +92,8 @@ def run_board(data: bytes, info: ModelInfo, xq: np.ndarray, board_name: str = "q
         project = Path(work_dir) if work_dir else Path(tmp)
         qemu.render_project(board, data, info, project, runtime_files=program.files, runs=1, warmup=0, name=name,
                             arena_bytes=program.arena_bytes, frontend_files=norm_files or None,
-                            db_bytes=norms.db_bytes(input_norm or [], t_in.nbytes) if norm_files else None)
+                            db_bytes=norms.db_bytes(input_norm or [], t_in.nbytes) if norm_files else None,
+                            mlperf=False)  # quantized samples in, every output back, whatever the model
         elf = qemu.compile_project(project)
         values = []
         with qemu.qemu_session(elf, board) as url:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 import tinykeras.aot.fixedpoint as fp
+from tinykeras.aot.bands import BandPlan, candidates
 from tinykeras.aot.declare import Unsupported
 from tinykeras.aot.emit import C_TYPES, INT32_RANGE, c_array, c_struct_array, kernel_sources, render
 from tinykeras.aot.ops import KERNEL_FILES, OPS, REFUSED, SUPPORTED_OPS
@@ -29,6 +30,7 @@ from tinykeras.types import ModelInfo, OpInfo, TensorInfo
 __all__ = ["KERNEL_FILES", "SUPPORTED_OPS", "AotProgram", "Generator", "OpPlan", "generate"]
 
 _HINT = "use --runtime tflm"
+MIN_BAND_SAVING = 0.10  # row bands are kept only where they shrink the arena by at least this share
 _MAX_TENSOR_BYTES = 16 * 1024 * 1024  # one activation in the static arena (a microcontroller has far less)
 
 
@@ -62,15 +64,18 @@ class AotProgram:
     buffers: tuple[Buffer, ...] = ()
     buffer_offsets: dict[str, int] = field(default_factory=dict)
     streams: dict[tuple[str, str], int] = field(default_factory=dict)
+    bands: BandPlan | None = None  # the chain run in row bands (None: the per-tensor plan was smaller)
+    per_tensor_arena_bytes: int = 0  # the arena of the per-tensor plan, for comparison
 
 
 class Generator:
     """One model's generation: the state the op handlers write into (``decls``, ``calls``, plan inputs)."""
 
-    def __init__(self, info: ModelInfo, name: str, profile: bool = False):
+    def __init__(self, info: ModelInfo, name: str, profile: bool = False, bands: BandPlan | None = None):
         self.info = info
         self.name = name
         self.profile = profile
+        self.bands = bands
         self.decls: list[str] = []
         self.calls: list[str] = []
         self.weights_bytes = 0
@@ -194,6 +199,12 @@ class Generator:
         handler = OPS[op.op].handler
         ins = [i for i in op.inputs]
         self.check_operands(op)
+        bands = self.bands
+        if bands is not None and op.index == bands.first:
+            self.calls.append(f"  /* #{bands.first}-#{bands.last}: {bands.bands} row bands (aot/bands.py) */")
+            self.add_array("int16_t", f"tk_band_{bands.first}", bands.table)
+            self.calls.append(f"  {{ int tk_b; for (tk_b = 0; tk_b < {bands.bands}; ++tk_b) {{\n"
+                              f"  const int16_t *tk_r = tk_band_{bands.first} + tk_b * {len(bands.table[0])};")
         self.calls.append(f"  /* #{op.index} {op.op} */")
         try:
             kernel, scratch, in_place = handler(self, op, ins, op.outputs[0])
@@ -201,6 +212,8 @@ class Generator:
             raise Unsupported(f"malformed parameters ({type(exc).__name__}: {exc})") from None
         if self.profile:
             self.calls.append(f"  TK_PROFILE_MARK({op.index});")
+        if bands is not None and op.index == bands.last:
+            self.calls.append("  } }")
         if scratch:
             self.scratch[op.index] = scratch
         self.plans.append(OpPlan(index=op.index, op=op.op, kernel=kernel, inputs=tuple(op.inputs),
@@ -240,10 +253,32 @@ class Generator:
     def try_overlap(self, op: OpInfo, i: int, out: int, gap: int) -> None:
         """Let a raster-order kernel write its output over the part of its dying input it has already read."""
         t = self.tensor(i)
-        if t.is_constant or out in self.info.inputs or self.find(i) == self.find(out):
+        if t.is_constant or out in self.info.inputs or self.find(i) == self.find(out) or self.in_bands(op.index):
             return
         if self.group_last(i) == op.index:
             self.overlaps.append((i, out, gap))
+
+    # ---- row bands (aot/bands.py) --------------------------------------------------------------------
+    def in_bands(self, index: int) -> bool:
+        return self.bands is not None and self.bands.first <= index <= self.bands.last
+
+    def band_args(self, index: int, in_t: int, out_t: int, h: int, oh: int, pad_h: int) -> tuple[str, ...]:
+        """(input, output, in_h, out_h, pad_h) of a convolution's kernel call: the whole tensors and literal
+        shapes, or inside a banded chain the band's rows (``tk_r``: this band's row of the band table)."""
+        if not self.in_bands(index):
+            return self.ref(in_t), self.ref(out_t), str(h), str(oh), str(pad_h)
+        assert self.bands is not None
+        j, ops = index - self.bands.first, self.bands.ops
+        region = (0, self.bands.region_bytes[0])
+
+        def band(k: int) -> str:  # the band region holding the output rows of chain op k
+            return f"((int8_t *)(tk_arena + TK_BAND_{self.bands.first} + {region[k % 2]}))"
+
+        src = (f"((int8_t *)(tk_arena + TK_OFF_T{in_t} + tk_r[0] * {ops[0].in_row_bytes}))" if j == 0
+               else band(j - 1))
+        dst = (f"((int8_t *)(tk_arena + TK_OFF_T{out_t} + tk_r[1] * {ops[-1].out_row_bytes}))"
+               if j == len(ops) - 1 else band(j))
+        return src, dst, f"tk_r[{2 + 3 * j}]", f"tk_r[{3 + 3 * j}]", f"tk_r[{4 + 3 * j}]"
 
     def act(self, op: OpInfo, out: TensorInfo) -> tuple[int, int]:
         scale, zp = self.q(out)
@@ -306,22 +341,53 @@ class Generator:
         return name
 
     # ---- plan and files ------------------------------------------------------------------------------
-    def plan(self) -> tuple[dict[str, int], int, list[Buffer]]:
-        """Offsets of every tensor (by group) and scratch area; returns (offsets by tensor/scratch key, size)."""
+    def lifetimes(self, bands: BandPlan | None) -> tuple[dict[int, int], dict[int, int]]:
+        """First and last op of every arena tensor; a banded chain's intermediate tensors have none (they live
+        in the band regions), its input lives through the whole chain and its output from the chain's start."""
+        first, last = dict(self.first), dict(self.last)
+        if bands is not None:
+            chain = [self.info.ops[p.index] for p in bands.ops]
+            for op in chain[:-1]:
+                first.pop(op.outputs[0], None)
+                last.pop(op.outputs[0], None)
+            last[chain[0].inputs[0]] = max(last[chain[0].inputs[0]], bands.last)
+            first[chain[-1].outputs[0]] = bands.first
+        return first, last
+
+    def plan(self, bands: BandPlan | None = None) -> tuple[dict[str, int], int, list[Buffer]]:
+        """Offsets of every tensor (by group) and scratch area; returns (offsets by tensor/scratch key, size).
+
+        ``bands``: plan for that chain run in row bands (a plan of the per-tensor generation may be asked
+        for any candidate: the chain's ops emit the same scratch either way).
+        """
+        first, last = self.lifetimes(bands)
         members: dict[int, list[int]] = {}
-        for t in self.first:
+        for t in first:
             members.setdefault(self.find(t), []).append(t)
         size = {g: max(self.info.tensors[m].nbytes for m in ms) for g, ms in members.items()}
         buffers = []
         for g in sorted(members):
-            first = min(self.first[m] for m in members[g])
-            last = max(self.last[m] for m in members[g])
-            buffers.append(Buffer(f"t{g}", align_up(size[g], 4), first, last))
+            buffers.append(Buffer(f"t{g}", align_up(size[g], 4), min(first[m] for m in members[g]),
+                                  max(last[m] for m in members[g])))
+        chain_scratch = 0
         for index, nbytes in sorted(self.scratch.items()):
-            buffers.append(Buffer(f"s{index}", align_up(nbytes, 4), index, index))
-        # Streaming kernels: the output may start up to `gap` bytes below its dying input.
+            if bands is not None and bands.first <= index <= bands.last:
+                chain_scratch = max(chain_scratch, align_up(nbytes, 4))
+            else:
+                buffers.append(Buffer(f"s{index}", align_up(nbytes, 4), index, index))
         streams: dict[tuple[str, str], int] = {}
+        if bands is not None:  # the band regions, then the largest im2col scratch of the chain's ops
+            buffers.append(Buffer(f"b{bands.first}", sum(bands.region_bytes) + chain_scratch, bands.first,
+                                  bands.last))
+            chain_in, chain_out = self.info.ops[bands.first].inputs[0], self.info.ops[bands.last].outputs[0]
+            gi, go = self.find(chain_in), self.find(chain_out)
+            if (gi != go and chain_in not in self.info.outputs and chain_out not in self.info.inputs
+                    and self.group_last(chain_in) <= bands.first):
+                streams[(f"t{gi}", f"t{go}")] = bands.gap
+        # Streaming kernels: the output may start up to `gap` bytes below its dying input.
         for i, o, gap in self.overlaps:
+            if i not in first or o not in first:
+                continue
             gi, go = self.find(i), self.find(o)
             if gi != go:
                 key = (f"t{gi}", f"t{go}")
@@ -333,15 +399,24 @@ class Generator:
         return offsets, max(total, 16), buffers
 
     def files(self) -> tuple[dict[str, str], int, dict[int, int]]:
-        offsets, arena, buffers = self.plan()
+        offsets, arena, buffers = self.plan(self.bands)
         self.buffers = tuple(buffers)
         self.buffer_offsets = {k: v for k, v in offsets.items() if not k.startswith("g")}
         info = self.info
         head = banner(info.path or "model.tflite", info.sha256, "//")
         ins, outs = info.input_tensors(), info.output_tensors()
-        tensor_offsets = {t: offsets[f"g{self.find(t)}"] for t in self.first}
+        tensor_offsets = {t: offsets[f"g{self.find(t)}"] for t in self.lifetimes(self.bands)[0]}
         defines = [f"#define TK_OFF_T{t} {off}" for t, off in sorted(tensor_offsets.items())]
-        defines += [f"#define TK_SCRATCH_{index} {offsets[f's{index}']}" for index in sorted(self.scratch)]
+        bands = self.bands
+        for index in sorted(self.scratch):
+            if self.in_bands(index):
+                assert bands is not None
+                off = offsets[f"b{bands.first}"] + sum(bands.region_bytes)
+            else:
+                off = offsets[f"s{index}"]
+            defines.append(f"#define TK_SCRATCH_{index} {off}")
+        if bands is not None:
+            defines.append(f"#define TK_BAND_{bands.first} {offsets[f'b{bands.first}']}")
         header = render(
             "tk_model.h.in", banner=head, name=self.name, arena=arena, in_bytes=ins[0].nbytes,
             out_bytes=outs[0].nbytes, n_in=len(ins), n_out=len(outs), macs=info.macs,
@@ -362,6 +437,29 @@ class Generator:
         return files, arena, tensor_offsets
 
 
+def choose_bands(gen: Generator, per_tensor_arena: int) -> BandPlan | None:
+    """The band plan (aot/bands.py) with the smallest arena, fewest recomputed MACs on a tie, if it needs at
+    least ``MIN_BAND_SAVING`` less than the per-tensor plan of ``gen`` (a generation without bands); else
+    None (bands recompute halo rows: a few percent of arena is not worth that)."""
+    info = gen.info
+    uses: dict[int, int] = {}
+    for op in info.ops:
+        for i in op.inputs:
+            uses[i] = uses.get(i, 0) + 1
+    group_size: dict[int, int] = {}
+    for t in gen.first:
+        group_size[gen.find(t)] = group_size.get(gen.find(t), 0) + 1
+    single_use = {t for t, n in uses.items() if n == 1 and t >= 0 and t not in info.outputs
+                  and not info.tensors[t].is_constant and gen.find(t) == t and group_size.get(t) == 1}
+    fast = {p.index for p in gen.plans if p.fast_path and p.op in ("CONV_2D", "DEPTHWISE_CONV_2D")}
+    best: tuple[int, int, BandPlan] | None = None
+    for plan in candidates(info, fast, single_use):
+        arena = gen.plan(plan)[1]
+        if arena <= per_tensor_arena * (1 - MIN_BAND_SAVING) and (best is None or (arena, plan.extra_macs) < best[:2]):
+            best = (arena, plan.extra_macs, plan)
+    return best[2] if best is not None else None
+
+
 def generate(model: bytes, info: ModelInfo, name: str = "model", profile: bool = False) -> AotProgram:
     """Generate the aot C sources for ``info`` (the ModelInfo of ``model``).
 
@@ -375,10 +473,16 @@ def generate(model: bytes, info: ModelInfo, name: str = "model", profile: bool =
         raise ModelError(f"{info.path or 'model'}: the model has no operators")
     gen = Generator(info, name, profile)
     gen.run()
+    per_tensor = gen.plan()[1]
+    best = choose_bands(gen, per_tensor)
+    if best is not None:
+        gen = Generator(info, name, profile, bands=best)
+        gen.run()
     files, arena, offsets = gen.files()
     ins, outs = info.input_tensors(), info.output_tensors()
     return AotProgram(
         files=files, arena_bytes=arena, weights_bytes=gen.weights_bytes, input_bytes=ins[0].nbytes,
         output_bytes=outs[0].nbytes, ops=tuple(gen.plans), tensor_offsets=offsets, macs=info.macs,
-        buffers=gen.buffers, buffer_offsets=gen.buffer_offsets, streams=dict(gen.streams),
+        buffers=gen.buffers, buffer_offsets=gen.buffer_offsets, streams=dict(gen.streams), bands=gen.bands,
+        per_tensor_arena_bytes=per_tensor,
     )

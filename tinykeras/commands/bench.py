@@ -31,13 +31,16 @@ from tinykeras.errors import DataError, InputFileError
               help="mlperf: warm-up inferences before the first run.")
 @click.option("--input", "input_path", type=click.Path(path_type=Path),
               help="mlperf: int8 input to load with `db` (.npy/.npz first sample, or raw .bin bytes).")
+@click.option("--dataset", type=click.Path(path_type=Path, file_okay=False),
+              help="mlperf: an MLPerf Tiny dataset directory (y_labels.csv and its files, the official runner's "
+                   "format; or its parent holding <model id>/): run every input once, report accuracy and AUC.")
 @click.option("-o", "--out", "out_json", type=click.Path(path_type=Path), default=Path("bench/report.json"),
               show_default=True, help="Report JSON; the CSV, latency PNG and raw .log are written beside it.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report JSON instead of the table.")
 @click.pass_context
 def bench(ctx: click.Context, port: str, baud: int, runs: int | None, timeout: float, replay: Path | None,
           protocol: str, model_path: Path | None, iterations: int, warmup: int, input_path: Path | None,
-          out_json: Path, as_json: bool) -> None:
+          dataset: Path | None, out_json: Path, as_json: bool) -> None:
     """Read a benchmark from a board over serial and report latency statistics computed on the host.
 
     Writes OUT (JSON), OUT.csv (one row per run), OUT_latency.png (histogram) and OUT.log (every byte
@@ -50,6 +53,7 @@ def bench(ctx: click.Context, port: str, baud: int, runs: int | None, timeout: f
       tinykeras bench --port socket://127.0.0.1:4321 --timeout 60 -o qemu.json
       tinykeras bench --replay esp32.log --model out/model.tflite -o esp32.json
       tinykeras bench --protocol mlperf --port /dev/ttyACM0 --iterations 10 --runs 20
+      tinykeras bench --protocol mlperf --port /dev/ttyACM0 --dataset datasets/kws01 -o kws01.json
       tinykeras bench compare esp32.json qemu.json
     """
     if ctx.invoked_subcommand is not None:
@@ -57,6 +61,9 @@ def bench(ctx: click.Context, port: str, baud: int, runs: int | None, timeout: f
     import tinykeras.device as reader
     from tinykeras.report import bench_paths, bench_summary, bench_table, write_bench
 
+    if dataset is not None:
+        _run_dataset(port, baud, timeout, protocol, dataset, input_path, replay, out_json, as_json)
+        return
     macs = _model_macs(model_path) if model_path is not None else None
     paths = bench_paths(out_json)
     if replay is not None:
@@ -85,6 +92,37 @@ def bench(ctx: click.Context, port: str, baud: int, runs: int | None, timeout: f
             console.print(line)
         console.print(f"wrote {paths['json']}, {paths['csv'].name}, {paths['png'].name}, {paths['log'].name}")
     report.raise_if_incomplete(saved=str(paths["json"].parent))
+
+
+def _run_dataset(port: str, baud: int, timeout: float, protocol: str, dataset: Path, input_path: Path | None,
+                 replay: Path | None, out_json: Path, as_json: bool) -> None:
+    """``--dataset``: the runner's accuracy mode without the runner; writes OUT (JSON) and OUT.log."""
+    from tinykeras.device.mlperf import collect_mlperf_dataset
+    from tinykeras.fsutil import write_text_atomic
+    from tinykeras.mlperf_data import LABELS
+
+    if protocol != "mlperf" or input_path is not None or replay is not None:
+        raise DataError("--dataset drives the MLPerf Tiny commands: use it with --protocol mlperf, without "
+                        "--input or --replay")
+    if not dataset.is_dir():
+        raise InputFileError(f"{dataset}: no such dataset directory")
+    if not (dataset / LABELS).is_file():
+        subdirs = sorted(d for d in dataset.iterdir() if (d / LABELS).is_file())
+        if len(subdirs) != 1:
+            raise InputFileError(f"{dataset}: no {LABELS}; give the benchmark's own directory (e.g. datasets/kws01)")
+        dataset = subdirs[0]
+    out_json = Path(out_json)
+    out_json.parent.mkdir(parents=True, exist_ok=True)
+    result = collect_mlperf_dataset(port, dataset, baud=baud, timeout=timeout,
+                                    raw_log=out_json.with_suffix(".log"))
+    write_text_atomic(out_json, json.dumps(result, indent=2) + "\n")
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        click.echo(f"{result['model']} on {result['board']}: {len(result['files'])} files")
+        click.echo(f"Top 1% = {result['accuracy']:2.1f}")
+        click.echo(f"AUC = {result['auc']:.3f}")
+        click.echo(f"wrote {out_json}")
 
 
 def _collect_live(port: str, baud: int, runs: int | None, timeout: float, log: Path, macs: int | None) -> Any:
@@ -180,8 +218,9 @@ def compare(a: Path, b: Path, as_json: bool) -> None:
 
     da, db = _load_report(a), _load_report(b)
     name_a, name_b = _column(da, a), _column(db, b)
-    if name_a == name_b:
-        name_a, name_b = f"{name_a} [{a}]", f"{name_b} [{b}]"
+    if name_a == name_b:  # told apart by the shortest path ending that differs (not a full absolute path)
+        tail_a, tail_b = _distinct_tails(Path(a), Path(b))
+        name_a, name_b = f"{name_a} [{tail_a}]", f"{name_b} [{tail_b}]"
     if as_json:
         rows = [{"metric": m, "a": x, "b": y, "ratio": r} for m, x, y, r in compare_rows(da, db)]
         click.echo(json.dumps({"a": str(a), "b": str(b), "a_label": name_a, "b_label": name_b, "rows": rows},
@@ -214,3 +253,13 @@ def _load_report(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict) or "latency_us" not in data:
         raise DataError(f"{path}: not a tinykeras bench report (no latency_us); write one with `tinykeras bench`")
     return data
+
+
+def _distinct_tails(a: Path, b: Path) -> tuple[str, str]:
+    """The shortest endings of two paths that differ: a.json/b.json, or run1/bench.json/run2/bench.json."""
+    pa, pb = a.resolve().parts, b.resolve().parts
+    for n in range(1, max(len(pa), len(pb)) + 1):
+        ta, tb = "/".join(pa[-n:]), "/".join(pb[-n:])
+        if ta != tb:
+            return ta, tb
+    return str(a), str(b)

@@ -37,11 +37,13 @@ def boards(as_json: bool, model: Path | None) -> None:
         click.echo(json.dumps([dict(b.summary(), library=getattr(libs[b.name], "id", None)) for b in all_boards],
                               indent=2))
         return
-    rows = [("board", "kind", "core", "MHz", "flash KiB", "RAM KiB", "timer", "runtimes", "TFLM library")]
+    rows = [("board", "kind", "core", "MHz", "flash KiB", "RAM KiB", "timer", "runtimes", "TFLM library",
+             "proven on (emulator)")]
     for b in all_boards:
         runtimes = ", ".join(r + ("*" if r == b.default_runtime else "") for r in b.runtimes)
         rows.append((b.name, b.kind, b.mcu.core, f"{b.mcu.clock_hz / 1e6:g}", str(b.limits.flash_bytes // 1024),
-                     str(b.limits.ram_bytes // 1024), b.timer.api, runtimes, getattr(libs[b.name], "id", "-")))
+                     str(b.limits.ram_bytes // 1024), b.timer.api, runtimes, getattr(libs[b.name], "id", "-"),
+                     b.proven_on))
     widths = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
     for row in rows:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
@@ -92,8 +94,8 @@ def _latency_table(model: Path, all_boards: list, as_json: bool) -> None:
               help="A TFLite-Micro tree at the board library's pinned commit, for boards that copy TFLM into the "
                    "project (pico, nucleo_l4r5zi, qemu_m4 --runtime tflm). Default: $TINYKERAS_TFLM_DIR, else a "
                    "pinned clone cached in ~/.cache/tinykeras (online).")
-@click.option("--runs", type=click.IntRange(1, 10_000), default=10, show_default=True,
-              help="Timed inferences the firmware reports.")
+@click.option("--runs", type=click.IntRange(0, 10_000), default=10, show_default=True,
+              help="Timed inferences the firmware reports at boot (0: none, only the MLPerf Tiny commands).")
 @click.option("--warmup", type=click.IntRange(0, 10_000), default=2, show_default=True,
               help="Untimed warm-up inferences before them.")
 @click.option("-o", "--out", "out", type=click.Path(path_type=Path),
@@ -110,14 +112,19 @@ def _latency_table(model: Path, all_boards: list, as_json: bool) -> None:
 @click.option("--name", help="Name of the project and its reports (default: the model's settings.json name, "
                              "else its file or directory name): out/BOARD-NAME-RUNTIME.")
 @click.option("--custom-objects", help="Python file or import path defining a Keras model's custom layers.")
+@click.option("--mlperf", is_flag=True,
+              help="MLPerf Tiny mode: no boot benchmark (--runs 0); the board only answers the runner's commands.")
+@click.option("--mlperf-model", type=click.Choice(["kws01", "vww01", "ic01", "ad01", "sww01"]),
+              help="The MLPerf Tiny benchmark the model is for (its input/output conventions and `m-model-[...]`); "
+                   "default: recognised by content for the published reference models.")
 @click.option("--json", "as_json", is_flag=True, help="Print the build result as JSON.")
 @html_option("the model, this build (fit, library) and, with --run, its benchmark")
 @force_option
 def build(board: str, model: Path | None, recipe: str, runtime: str | None, kernels: str | None,
           tflm_dir: Path | None, runs: int, warmup: int,
           out: Path | None, rep_data: Path | None, do_compile: bool, upload: bool, port: str | None,
-          monitor: bool, do_run: bool, name: str | None, custom_objects: str | None, as_json: bool,
-          html_page: Path | None) -> None:
+          monitor: bool, do_run: bool, name: str | None, custom_objects: str | None, mlperf: bool,
+          mlperf_model: str | None, as_json: bool, html_page: Path | None) -> None:
     """Render a firmware project for BOARD that benchmarks the model over serial.
 
     Checks that the model is int8, that the runtime has its ops and that it fits the board's flash and RAM
@@ -130,15 +137,25 @@ def build(board: str, model: Path | None, recipe: str, runtime: str | None, kern
       tinykeras build --board nano33ble --model model.keras --rep-data rep.npz --upload --monitor
       tinykeras build --board qemu_m4 --runtime aot --model out/model.tflite --run
       tinykeras build --board qemu_m4 --runtime tflm --kernels cmsis-nn --tflm-dir ~/tflite-micro --run
+      tinykeras build --board qemu_m4 --model kws_standin.tflite --mlperf --mlperf-model kws01 --compile
     """
     from tinykeras.pipeline import BuildOptions, resolve_model
     from tinykeras.pipeline import build as run_build
 
+    if mlperf:
+        from click.core import ParameterSource
+
+        if click.get_current_context().get_parameter_source("runs") != ParameterSource.DEFAULT and runs != 0:
+            from tinykeras.errors import DataError
+
+            raise DataError(f"--mlperf builds firmware without a boot benchmark: drop --runs {runs} or --mlperf")
+        runs = 0
     require_html_model(model, html_page)
     options = BuildOptions(board=board, model=model, recipe=recipe, runtime=runtime, kernels=kernels,
                            tflm_dir=tflm_dir, runs=runs, warmup=warmup,
                            out=out, rep_data=rep_data, compile=do_compile, upload=upload, port=port,
-                           monitor=monitor, run=do_run, name=name, custom_objects=custom_objects)
+                           monitor=monitor, run=do_run, name=name, custom_objects=custom_objects,
+                           mlperf_model=mlperf_model)
     result = run_build(options, log=lambda msg: click.echo(msg, err=True))
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))

@@ -32,6 +32,7 @@ class MlperfParser:
         self._laps: list[int] = []
         self.ready = 0  # m-ready lines seen
         self.batches = 0  # m-infer-start lines seen
+        self.results: list[list[float]] = []  # every m-results-[...] line's values, in order
 
     def feed(self, chunk: bytes) -> list[str]:
         """Parse bytes; return the text lines seen (for the driver's wait-for-reply logic)."""
@@ -79,6 +80,7 @@ class MlperfParser:
             self._batch = None
         elif line.startswith("m-results-"):
             values = _float_list(_bracketed(line))
+            self.results.append(values)
             if values and rep.runs and rep.runs[-1].top is None and all(math.isfinite(v) for v in values):
                 top = max(range(len(values)), key=values.__getitem__)
                 rep.runs[-1] = Run(i=rep.runs[-1].i, us=rep.runs[-1].us, top=top, score=values[top])
@@ -243,3 +245,54 @@ def _command(port: Any, reader: PortReader, parser: MlperfParser, log: RawLog, c
                 seen = True
     raise _Stop(reader.end, f"{reader.detail} waiting for the reply to `{cmd}%`")
 
+
+
+def collect_mlperf_dataset(url: str, dataset: Path, *, baud: int = 115200, timeout: float = 30.0,
+                           raw_log: Path | None = None) -> dict[str, Any]:
+    """Run an MLPerf Tiny dataset (``dataset``/y_labels.csv, the runner's format) through a DUT as the runner's
+    accuracy mode does: for every input, ``db load`` + ``db HEX%`` chunks, then ``infer 1 0``; score the printed
+    results with the runner's accuracy and AUC (tinykeras.mlperf_data.score).
+
+    Returns {"model", "board", "files": [{"file", "class", "results": [[...], ...]}], "accuracy", "auc"}; raises
+    IncompleteRunError when the board reports an error or stops answering.
+    """
+    from tinykeras.errors import IncompleteRunError
+    from tinykeras.mlperf_data import read_dataset, score
+
+    files = read_dataset(dataset)
+    port = open_port(url, baud)
+    parser = MlperfParser(source=url)
+    handle = _open_log(raw_log) if raw_log is not None else None
+    out: list[dict[str, Any]] = []
+    try:
+        log = RawLog(handle)
+        reader = PortReader(port, timeout)
+        try:
+            _drain(port, parser, log, limit=min(2.0, timeout / 2))
+            _command(port, reader, parser, log, "name", "m-name-")
+            _command(port, reader, parser, log, "profile", "m-profile-")
+            for item in files:
+                got: list[list[float]] = []
+                for segment in item.segments:
+                    _command(port, reader, parser, log, f"db load {len(segment)}", "m-[")
+                    for k in range(0, len(segment), MLPERF_CHUNK):
+                        _command(port, reader, parser, log, f"db {segment[k:k + MLPERF_CHUNK].hex()}", "")
+                    before = len(parser.results)
+                    _command(port, reader, parser, log, "infer 1 0", "m-infer-done")
+                    if parser.report.status == "error" or len(parser.results) == before:
+                        raise _Stop("error", f"{item.file}: {parser.report.error or 'no m-results line'}")
+                    got.append(parser.results[-1])
+                out.append({"file": item.file, "class": item.label, "results": got})
+        except _Stop as stop:
+            raise IncompleteRunError(f"MLPerf dataset run on {url} stopped after {len(out)} of {len(files)} files: "
+                                     f"{stop.detail or stop.status}") from None
+    finally:
+        if handle is not None:
+            handle.close()
+        try:
+            port.close()
+        except Exception:  # closing a vanished device can fail; nothing left to do
+            pass
+    hello = parser.report.hello or {}
+    return {"model": hello.get("model"), "board": hello.get("board"), "dataset": str(dataset), "files": out,
+            **score([f["results"] for f in out], [f["class"] for f in out])}

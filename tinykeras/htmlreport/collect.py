@@ -1,11 +1,12 @@
 """Compute what the page shows when no ``--from`` folder holds it, with the library functions the other
 commands use, and write it as JSON files beside the page: the page is always a view of files.
 
-Writes into one output folder (atomically): ``inspect.json`` (``inspect --json``), ``fit.json`` (every board x
+Writes into one output folder (atomically): ``inspect.json`` (``inspect --json``); ``fit.json`` (every board x
 runtime: fits or not, flash/RAM against the limits, pinned library and kernels, ops it cannot run with the
-fix, the aot memory plan), ``validate.json`` (``validate -o``, with ``--data``), and with ``run``: the JSON
-of ``build --run`` on qemu_m4 with the aot runtime (``qemu_m4-aot/bench.json``, ``tinykeras_build.json``)
-and of ``profile`` (``profile/profile.json``).
+fix, ``tinykeras.latency``'s estimate on real boards, the aot memory plan); ``validate.json`` (``validate -o``,
+with ``--data``; with ``run`` also ``validate-qemu_m4.json``, output 0 read back from the emulated board); and
+with ``run`` the JSON of ``build --run`` on qemu_m4 with the aot runtime (``qemu_m4-aot/bench.json``,
+``tinykeras_build.json``) and of ``profile`` (``profile/profile.json``).
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ def aot_plan(program: Any) -> dict[str, Any]:
 def board_fits(model: bytes, info: ModelInfo, boards: list[Board], name: str) -> dict[str, Any]:
     """fit.json: for every board and every runtime it builds, whether the model fits and why not."""
     from tinykeras.arena import ArenaPlan
+    from tinykeras.latency import estimate as latency_estimate
     from tinykeras.libraries import board_library
     from tinykeras.pipeline import fit_figures
     from tinykeras.runtime import aot as aot_runtime
@@ -109,6 +111,8 @@ def board_fits(model: bytes, info: ModelInfo, boards: list[Board], name: str) ->
                 fit, over = fit_figures(board, aot["runtime_plan"], info)
             entry.update(fit=fit, over=over, status="fits" if not over else "does not fit")
             entries.append(entry)
+    for entry, board in ((e, b) for b in boards for e in entries if e["board"] == b.name and b.kind != "qemu"):
+        entry["estimate"] = latency_estimate(info, board, entry["runtime"]).to_json()
     return {"model_sha256": info.sha256, "boards": entries, "aot_plan": aot.get("plan"),
             "note": "flash and RAM of the runtimes are estimates (pipeline.check_fit); the ELF sizes of a "
                     "compiled project are exact"}
@@ -148,6 +152,10 @@ def collect(model_path: Path, out_dir: Path, *, boards: str | None = "all", data
             log("validate on the host (TFLite-Micro)" + (" against the float model" if keras else ""))
             loaded = load_model(keras, custom_objects=custom_objects) if keras is not None else None
             write_report(validate(model, arrays, keras=loaded, path=model_path.name), tmp / VALIDATE_JSON)
+            if run:
+                log(f"validate on {RUN_BOARD} (aot, output 0 read back over serial)")
+                write_report(validate(model, arrays, keras=loaded, board=RUN_BOARD, path=model_path.name),
+                             tmp / f"validate-{RUN_BOARD}.json")
         if run:
             _run(model_path, model, info, tmp, log)
     return out_dir

@@ -20,9 +20,6 @@ from tinykeras.report import STAT_KEYS, fmt
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 TEMPLATE = "report.html.j2"
-# Cores running the same instructions as the emulated Cortex-M4 (ARMv7E-M with the DSP extension): the only ones
-# whose latency is estimated from qemu_m4's instruction count (labelled as an estimate on the page).
-SAME_ISA_AS_QEMU_M4 = ("cortex-m4", "cortex-m7")
 
 
 class Figures:
@@ -123,15 +120,6 @@ def board_rows(fit: Source | None, builds: list[Source], benches: list[Source]) 
         e = row["e"]
         row["bench"] = [s for s in benches
                         if s.data.get("board") == e["board"] and s.data.get("runtime") == e["runtime"]]
-        row["estimate"] = None
-        reference = next((s for s in benches if s.data.get("board") == "qemu_m4" and s.data.get("runtime") == "aot"
-                          and isinstance(s.data.get("instructions"), dict)
-                          and s.data["instructions"].get("p50")), None)
-        if (not row["bench"] and reference is not None and e.get("runtime") == "aot" and e.get("clock_hz")
-                and e.get("core") in SAME_ISA_AS_QEMU_M4):
-            ms = reference.data["instructions"]["p50"] / e["clock_hz"] * 1000.0
-            row["estimate"] = {"src": reference, "ms": f"{ms:,.1f}" if ms >= 10 else f"{ms:.3g}",
-                               "mhz": f"{e['clock_hz'] / 1e6:g}"}
         row["problems"] = problem_groups(e.get("problems") or [])
         f = e.get("fit")
         if f:
@@ -237,6 +225,11 @@ def aot_timeline(fit: Source | None, model: Source) -> Markup | None:
                                "computed at generation; no run needed)"))
 
 
+def _host_first(validations: list[Source]) -> list[Source]:
+    """Host validations before board ones (a board reads back output 0 only)."""
+    return sorted(validations, key=lambda s: bool(s.data.get("board")))
+
+
 def glance(sources: Sources, fig: Figures) -> list[tuple[str, Markup]]:
     """The few lines at the top: where it fits, how accurate after int8, how fast where measured."""
     out: list[tuple[str, Markup]] = []
@@ -247,7 +240,7 @@ def glance(sources: Sources, fig: Figures) -> list[tuple[str, Markup]]:
         out.append(("fits", Markup(escape(f"{len(fits)} of {len({e['board'] for e in entries})} boards "
                                           f"({sum(e['status'] == 'fits' for e in entries)} of {len(entries)} "
                                           "board x runtime pairs)"))))
-    for src in sources.of("validate")[:1]:
+    for src in _host_first(sources.of("validate"))[:1]:
         for j, m in enumerate(src.data["outputs"]):
             parts = [Markup(f"{label} ") + fig(src, f"outputs.{j}.{key}", scale=100, suffix="%", digits=3)
                      for key, label in (("accuracy", "top-1"), ("agreement", "agreement with float"))
@@ -281,7 +274,7 @@ def render(sources: Sources, title: str, model_label: str) -> str:
     context = {
         "title": title, "model_label": model_label, "sources": sources, "fig": fig, "glance": glance(sources, fig),
         "model": model_section(model, sources.settings), "settings_path": sources.settings_path,
-        "quality": quality_sections(sources.of("validate"), sources.settings),
+        "quality": quality_sections(_host_first(sources.of("validate")), sources.settings),
         "emulations": emulate_sections(sources.of("emulate"), sources.settings),
         "boards": board_rows(fit, sources.of("build"), benches), "fit": fit,
         "profiles": profile_sections(sources.of("profile")), "aot_timeline": aot_timeline(fit, model),

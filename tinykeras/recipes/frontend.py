@@ -295,7 +295,16 @@ def settings_beside(model_path: Any) -> dict[str, Any] | None:
     path = Path(model_path).with_name("settings.json")
     if not path.is_file():
         return None
+    def finite(text: str) -> float:
+        value = float(text)
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(f"the number {text} is not finite")
+        return value
+
+    def no_constant(name: str) -> float:
+        raise ValueError(f"{name} is not a number JSON allows")
+
     try:
-        return json.loads(path.read_text())
-    except ValueError as exc:
+        return json.loads(path.read_text(encoding="utf-8"), parse_float=finite, parse_constant=no_constant)
+    except (ValueError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: not valid JSON ({exc}); regenerate it with scripts/train_models.py") from exc

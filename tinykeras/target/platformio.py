@@ -31,7 +31,7 @@ from typing import Any
 
 import jinja2
 
-from tinykeras import cgen
+from tinykeras import cgen, mlperf_models
 from tinykeras.arena import ArenaPlan
 from tinykeras.boards import Board
 from tinykeras.c_literals import c_string
@@ -44,8 +44,6 @@ from tinykeras.types import ModelInfo
 # Protocol names of the timers (docs/protocol.md) by board timer API.
 TIMER_NAMES = {"esp_timer_get_time": "esp_timer", "micros": "micros", "time_us_64": "time_us_64",
                "dwt": "dwt", "cmsdk_timer0": "cmsdk_timer0", "sse_counter": "sse_counter"}
-# MLPerf Tiny model ids for `profile%`, by the shipped recipe or reference model name.
-MLPERF_IDS = {"kws": "kws01", "ad01_int8": "ad01", "pretrainedResnet_quant": "ic01"}
 BENCH_SOURCES = ("tk_bench.c", "tk_bench.h", "tk_model_api.h", "tk_port.h")
 TREE_LIB = "lib/tflm"   # where a tree-delivered TFLM library's sources go in a PlatformIO project
 
@@ -65,6 +63,7 @@ class RenderRequest:
     labels: tuple[str, ...] | None = None
     frontend_files: tuple[tuple[str, str], ...] = ()   # tinykeras.recipes.frontend.frontend_sources
     feature_defines: tuple[tuple[str, str], ...] = ()  # TK_FE_* macros for model_settings.h
+    mlperf_model: str | None = None   # --mlperf-model: the MLPerf Tiny id (else recognised by content)
 
     @property
     def arena(self) -> ArenaPlan:
@@ -119,7 +118,8 @@ def render_platformio(request: RenderRequest) -> dict[str, str | Path]:
         "kernels": runtime.kernels, "info": request.info, "model_name": request.model_name,
         "source_name": request.source_name, "arena": request.arena, "runs": request.runs, "warmup": request.warmup,
         "ops": request.info.op_names, "timer_name": TIMER_NAMES[board.timer.api],
-        "mlperf_model": MLPERF_IDS.get(request.model_name, request.model_name),
+        **mlperf_models.firmware_values(request.model, request.info, request.mlperf_model,
+                                        mlperf_models.dut_name(board.name, False)),
         "lib_deps": lib_deps, "build_flags": build_flags,
         "sources": sorted(Path(p).name for p in files if p.startswith("src/") and p.endswith((".c", ".cc", ".cpp"))),
         "banner": lambda comment, close="": banner_lines(request, comment, close),

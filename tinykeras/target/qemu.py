@@ -25,6 +25,7 @@ from typing import Any
 
 import jinja2
 
+from tinykeras import mlperf_models
 from tinykeras.boards import Board
 from tinykeras.c_literals import c_float, c_string
 from tinykeras.cgen import banner
@@ -118,22 +119,9 @@ def bench_input(nbytes: int, id_limit: int | None = None) -> bytes:
 
 
 def mlperf_results(values: Any, scale: float, zero_point: int) -> str:
-    """What the firmware prints for ``results%``: the output dequantized, rounded half away from zero to
-    three decimals, computed in float32 exactly as ``out_milli`` in tk_bench.c does."""
-    import numpy as np
-
-    parts = []
-    for q in np.asarray(values, dtype=np.int64).ravel():
-        m = np.float32(np.float32(int(q) - zero_point) * np.float32(scale)) * np.float32(1000.0)
-        r = int(m)  # truncates toward zero, like the C cast
-        frac = np.float32(m - np.float32(r))
-        if frac >= np.float32(0.5):
-            r += 1
-        elif frac <= np.float32(-0.5):
-            r -= 1
-        sign = "-" if r < 0 else ""
-        parts.append(f"{sign}{abs(r) // 1000}.{abs(r) % 1000:03d}")
-    return "m-results-[" + ",".join(parts) + "]"
+    """What the firmware prints for ``results%`` of a model of no MLPerf benchmark (or a classifier): every
+    output dequantized in float32 and printed as ``%0.3f`` (tinykeras.mlperf_models.results_line)."""
+    return mlperf_models.results_line(mlperf_models.Conventions(None), values, scale, zero_point)
 
 
 # ------------------------------------------------------------------------------------------ render
@@ -152,14 +140,18 @@ def render_project(board: Board, model: bytes, info: ModelInfo, out_dir: Path, *
                    runs: int, warmup: int, name: str, arena_bytes: int,
                    frontend_files: dict[str, str] | None = None, runtime: str = "aot",
                    library: Any = None, kernels: str | None = None,
-                   library_files: dict[str, Path] | None = None, db_bytes: int | None = None) -> None:
+                   library_files: dict[str, Path] | None = None, db_bytes: int | None = None,
+                   mlperf_model: str | None = None, mlperf: bool = True) -> None:
     """Write the Makefile project for ``board`` into ``out_dir``: ``Makefile``, ``sections.ld`` and the
     machine's ``memory.ld``, and ``src/`` (the benchmark, the QEMU port with the machine's ``tk_machine.h``,
     a rendered ``main.c`` and the runtime's files, e.g.
     ``tinykeras.aot.generate(...).files``), plus the feature front end (``frontend_files``, from
     ``tinykeras.recipes.frontend.frontend_sources``; compiled, not called by the benchmark).
     The tflm runtime (``tinykeras.runtime.tflm.tflm_sources``) adds ``library`` and ``library_files``, copied
-    into ``tflm/`` and compiled with the library's flags. Same inputs -> byte-identical files."""
+    into ``tflm/`` and compiled with the library's flags. ``mlperf_model`` is the MLPerf Tiny id the command
+    loop announces (default: recognised by content, see tinykeras.mlperf_models; ``mlperf`` False: int8 bytes in,
+    every output printed, whatever the model). ``db_bytes``: at least this many `db` bytes (raw float features of
+    an input normalised on the device). Same inputs -> byte-identical files."""
     if board.kind != "qemu":
         raise BoardError(f"board '{board.name}' is a {board.kind} board; render_project needs a qemu board")
     if runs < 0 or warmup < 0:
@@ -196,7 +188,10 @@ def render_project(board: Board, model: bytes, info: ModelInfo, out_dir: Path, *
             raise ModelError(f"front-end file '{fname}' clashes with a runtime or benchmark file of the same name")
         files[f"src/{fname}"] = _banner(source, info.sha256, "//") + "\n" + text
 
+    mlperf = mlperf_models.firmware_values(model, info, mlperf_model, mlperf_models.dut_name(
+        board.name, True, f"QEMU {settings['machine']}"), enabled=mlperf, min_db_bytes=db_bytes or 0)
     context = {
+        **mlperf, "mlperf_model": mlperf["mlperf"].id or name, "input_scale": c_float(mlperf["input_scale_value"]),
         "banner": _banner(source, info.sha256, "//"), "board": board.name, "runtime": runtime, "name": name,
         "sha256_prefix": info.sha256[:16], "model_bytes": len(model), "arena_bytes": int(arena_bytes),
         "cpu_hz": board.mcu.clock_hz, "timer": board.timer.api, "runs": int(runs), "warmup": int(warmup),
@@ -208,9 +203,7 @@ def render_project(board: Board, model: bytes, info: ModelInfo, out_dir: Path, *
     copied = {f"tflm/{rel}": src for rel, src in sorted((library_files or {}).items())}
     files["Makefile"] = env.from_string((port_dir / "Makefile.j2").read_text()).render(
         banner=_banner(source, info.sha256, "#"), board=board.name, runtime=runtime, cflags=settings["cflags"],
-        linker_script=LINKER_SCRIPT,
-        db_bytes=max(db_bytes or inputs[0].nbytes, 1), id_limit=index_limit(info, 0), sources=sources,
-        qemu_args=qemu_args(board),
+        linker_script=LINKER_SCRIPT, id_limit=index_limit(info, 0), sources=sources, qemu_args=qemu_args(board),
         **_library_make_vars(library, kernels, settings, files, copied))
 
     out_dir = Path(out_dir)

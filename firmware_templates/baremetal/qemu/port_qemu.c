@@ -3,8 +3,9 @@
  * machine's tk_machine.h (firmware_templates/baremetal/<machine>/).
  *
  * Facts (QEMU hw/char/cmsdk-apb-uart.c, hw/timer/cmsdk-apb-timer.c, hw/timer/sse-counter.c):
- * - BAUDDIV must be set (>= 16) before CTRL enables TX, or QEMU drops characters. With PRIMASK set the RX
- *   interrupt only wakes WFI, no handler runs.
+ * - BAUDDIV must be set (>= 16) before CTRL enables TX, or QEMU drops characters.
+ * - UART0's RX interrupt (TK_UART0_IRQ_RX; startup.c puts tk_uart_rx_isr at that vector) moves every received
+ *   byte into a ring buffer, so no command byte waits on (or is lost to) an inference in progress.
  * - Under `-icount shift=0` one guest instruction takes 1 ns, so a counter at TK_COUNTER_HZ advances once per
  *   1e9 / TK_COUNTER_HZ instructions (40 at 25 MHz): the resolution of the instruction counter.
  */
@@ -12,6 +13,7 @@
 
 #include "tk_machine.h"
 #include "tk_port.h"
+#include "tk_qemu.h"
 
 #define UART_DATA (*(volatile uint32_t *)(TK_UART0_BASE + 0x00u))
 #define UART_STATE (*(volatile uint32_t *)(TK_UART0_BASE + 0x04u))
@@ -26,6 +28,7 @@
 #define UART_INT_RX 2u
 
 #define NVIC_ISER ((volatile uint32_t *)0xE000E100u)
+#define NVIC_ISPR ((volatile uint32_t *)0xE000E200u)
 #define NVIC_ICPR ((volatile uint32_t *)0xE000E280u)
 #define NVIC_SET(reg, irq) ((reg)[(irq) >> 5] = 1u << ((irq) & 31u))
 
@@ -41,6 +44,12 @@
 #error "tk_machine.h names no counter (TK_COUNTER_CMSDK_TIMER or TK_COUNTER_SSE_COUNTER)"
 #endif
 
+/* Received bytes: written by tk_uart_rx_isr, read by tk_port_read_char (one producer, one consumer). */
+#define RX_RING_BYTES 256u /* a power of two */
+static volatile uint8_t s_rx[RX_RING_BYTES];
+static volatile uint32_t s_rx_head; /* next write (ISR) */
+static volatile uint32_t s_rx_tail; /* next read (main loop) */
+
 static uint32_t s_last;   /* last raw counter value (low 32 bits) */
 static uint64_t s_ticks;  /* ticks elapsed since tk_port_init() */
 
@@ -55,9 +64,14 @@ static uint32_t counter_now(void) {
 
 void tk_port_init(void) {
   UART_BAUDDIV = 16u;
+  s_rx_head = 0u;
+  s_rx_tail = 0u;
+  UART_INTCLEAR = UART_INT_RX;
+  NVIC_SET(NVIC_ICPR, TK_UART0_IRQ_RX);
+  NVIC_SET(NVIC_ICPR, TK_UART0_IRQ_TX);
   UART_CTRL = UART_CTRL_TX_EN | UART_CTRL_RX_EN | UART_CTRL_RX_INT_EN;
   NVIC_SET(NVIC_ISER, TK_UART0_IRQ_RX);
-  NVIC_SET(NVIC_ISER, TK_UART0_IRQ_TX);
+  NVIC_SET(NVIC_ISER, TK_UART0_IRQ_TX); /* TX interrupts stay off; the handler serves both lines */
 #if defined(TK_COUNTER_CMSDK_TIMER)
   TIMER_CTRL = 0u;
   TIMER_RELOAD = 0xFFFFFFFFu;
@@ -68,6 +82,26 @@ void tk_port_init(void) {
 #endif
   s_last = counter_now();
   s_ticks = 0u;
+  __asm volatile("cpsie i" ::: "memory"); /* from here the RX interrupt runs its handler */
+}
+
+/* UART0 RX interrupt: move the received bytes into the ring. The interrupt flag is cleared before each check,
+ * so a byte arriving meanwhile raises it again. When the ring is full the byte stays in the UART (QEMU then holds
+ * the host's next bytes back) and the interrupt is switched off until tk_port_read_char makes room. */
+void tk_uart_rx_isr(void) {
+  for (;;) {
+    uint32_t head = s_rx_head;
+    UART_INTCLEAR = UART_INT_RX;
+    if ((UART_STATE & UART_STATE_RXFULL) == 0u) {
+      return;
+    }
+    if (head - s_rx_tail >= RX_RING_BYTES) {
+      UART_CTRL = UART_CTRL_TX_EN | UART_CTRL_RX_EN;
+      return;
+    }
+    s_rx[head % RX_RING_BYTES] = (uint8_t)(UART_DATA & 0xFFu);
+    s_rx_head = head + 1u;
+  }
 }
 
 void tk_port_write(const char *s, unsigned n) {
@@ -80,19 +114,28 @@ void tk_port_write(const char *s, unsigned n) {
 }
 
 int tk_port_read_char(void) {
-  if ((UART_STATE & UART_STATE_RXFULL) == 0u) {
+  uint32_t tail = s_rx_tail;
+  int c;
+  if (tail == s_rx_head) {
     return -1;
   }
-  return (int)(UART_DATA & 0xFFu);
+  c = (int)s_rx[tail % RX_RING_BYTES];
+  s_rx_tail = tail + 1u;
+  if ((UART_CTRL & UART_CTRL_RX_INT_EN) == 0u) { /* the ring was full: room again, fetch what waits */
+    UART_CTRL = UART_CTRL_TX_EN | UART_CTRL_RX_EN | UART_CTRL_RX_INT_EN;
+    NVIC_SET(NVIC_ISPR, TK_UART0_IRQ_RX);
+  }
+  return c;
 }
 
 void tk_port_idle(void) {
-  /* Sleep until a byte arrives: the RX interrupt pends (PRIMASK keeps its handler from running). */
-  UART_INTCLEAR = UART_INT_RX;
-  NVIC_SET(NVIC_ICPR, TK_UART0_IRQ_RX);
-  if ((UART_STATE & UART_STATE_RXFULL) == 0u) {
+  /* Sleep until a byte arrives. With PRIMASK set a pending interrupt still ends WFI, so a byte that arrives
+   * between the check and the WFI cannot be slept through; the handler runs at cpsie. */
+  __asm volatile("cpsid i" ::: "memory");
+  if (s_rx_tail == s_rx_head) {
     __asm volatile("wfi" ::: "memory");
   }
+  __asm volatile("cpsie i" ::: "memory");
 }
 
 /* Ticks since init, extended to 64 bits (the low 32 bits wrap every 2^32 ticks, over 130 s of guest time). */

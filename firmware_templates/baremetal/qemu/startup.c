@@ -4,6 +4,7 @@
  */
 #include <stdint.h>
 
+#include "tk_machine.h"
 #include "tk_port.h"
 #include "tk_qemu.h"
 
@@ -22,9 +23,11 @@ void Default_Handler(void);
 
 #define SCB_CPACR (*(volatile uint32_t *)0xE000ED88u)
 #define SCB_SHCSR (*(volatile uint32_t *)0xE000ED24u)
-#define NUM_IRQS 32
+#define NUM_IRQS 64 /* covers every machine's UART0 RX line (AN547: 34) */
 
 typedef void (*vector_t)(void);
+/* UART0's RX line, and its TX line (whose interrupt stays off) for machines whose lines QEMU numbers the other way */
+#define IRQ(n) ((n) == TK_UART0_IRQ_RX || (n) == TK_UART0_IRQ_TX ? tk_uart_rx_isr : Default_Handler)
 
 __attribute__((section(".isr_vector"), used)) const vector_t tk_vectors[16 + NUM_IRQS] = {
     (vector_t)(uintptr_t)&__stack_top,
@@ -40,13 +43,13 @@ __attribute__((section(".isr_vector"), used)) const vector_t tk_vectors[16 + NUM
     0,
     Default_Handler, /* PendSV */
     Default_Handler, /* SysTick */
-    /* external interrupts: none enabled by tinykeras (the UART wakes WFI with PRIMASK set) */
-    Default_Handler, Default_Handler, Default_Handler, Default_Handler, Default_Handler, Default_Handler,
-    Default_Handler, Default_Handler, Default_Handler, Default_Handler, Default_Handler, Default_Handler,
-    Default_Handler, Default_Handler, Default_Handler, Default_Handler, Default_Handler, Default_Handler,
-    Default_Handler, Default_Handler, Default_Handler, Default_Handler, Default_Handler, Default_Handler,
-    Default_Handler, Default_Handler, Default_Handler, Default_Handler, Default_Handler, Default_Handler,
-    Default_Handler, Default_Handler,
+    /* external interrupts: only the UART's RX (the port's ring buffer) */
+    IRQ(0), IRQ(1), IRQ(2), IRQ(3), IRQ(4), IRQ(5), IRQ(6), IRQ(7), IRQ(8), IRQ(9), IRQ(10), IRQ(11), IRQ(12),
+    IRQ(13), IRQ(14), IRQ(15), IRQ(16), IRQ(17), IRQ(18), IRQ(19), IRQ(20), IRQ(21), IRQ(22), IRQ(23), IRQ(24),
+    IRQ(25), IRQ(26), IRQ(27), IRQ(28), IRQ(29), IRQ(30), IRQ(31), IRQ(32), IRQ(33), IRQ(34), IRQ(35), IRQ(36),
+    IRQ(37), IRQ(38), IRQ(39), IRQ(40), IRQ(41), IRQ(42), IRQ(43), IRQ(44), IRQ(45), IRQ(46), IRQ(47), IRQ(48),
+    IRQ(49), IRQ(50), IRQ(51), IRQ(52), IRQ(53), IRQ(54), IRQ(55), IRQ(56), IRQ(57), IRQ(58), IRQ(59), IRQ(60),
+    IRQ(61), IRQ(62), IRQ(63),
 };
 
 void Reset_Handler(void) {
@@ -62,7 +65,7 @@ void Reset_Handler(void) {
   SCB_CPACR |= (0xFu << 20); /* CP10 and CP11 full access: the FPU (and MVE on the M55) */
   __asm volatile("dsb\n\tisb" ::: "memory");
 #endif
-  __asm volatile("cpsid i" ::: "memory"); /* no interrupt handlers run; pending ones still wake WFI */
+  __asm volatile("cpsid i" ::: "memory"); /* no interrupt handlers run until tk_port_init() enables them */
   SCB_SHCSR |= (7u << 16);                /* MemManage, BusFault, UsageFault as their own exceptions */
   for (void (**ctor)(void) = __init_array_start; ctor < __init_array_end; ++ctor) {
     (*ctor)(); /* C++ static constructors (none in the aot runtime) */

@@ -11,26 +11,11 @@
 #include "tk_model_api.h"
 #include "tk_port.h"
 
-/* Bytes the `db` commands can load: -DTK_BENCH_DB_BYTES=N, else the input size from tinykeras'
- * model_settings.h when the project has one (PlatformIO projects), else 1024. */
-#if !defined(TK_BENCH_DB_BYTES) && defined(__has_include)
-#if __has_include("model_settings.h")
-#include "model_settings.h"
-#ifdef TK_INPUT0_DB_BYTES
-#define TK_BENCH_DB_BYTES TK_INPUT0_DB_BYTES
-#else
-#define TK_BENCH_DB_BYTES TK_INPUT0_BYTES
-#endif
-#endif
-#endif
 /* A model whose input normalisation runs outside the int8 graph: `db` may load its raw float features. */
 #if defined(__has_include)
 #if __has_include("tk_input_norm.h")
 #include "tk_input_norm.h"
 #endif
-#endif
-#ifndef TK_BENCH_DB_BYTES
-#define TK_BENCH_DB_BYTES 1024u
 #endif
 
 /* ------------------------------------------------------------------ output line formatter */
@@ -155,9 +140,10 @@ static void error_record(const char *what, const char *detail) {
 
 /* ------------------------------------------------------------------ inputs */
 
-static uint8_t s_db[TK_BENCH_DB_BYTES];
-static unsigned s_db_size; /* bytes announced by `db load N` */
-static unsigned s_db_pos;  /* bytes received so far */
+/* The `db` buffer is the config's (cfg->db, cfg->db_bytes). */
+static unsigned s_db_size;   /* bytes announced by the last `db load N` */
+static unsigned s_db_pos;    /* bytes received since */
+static int s_db_used;        /* a `db load` was sent since boot: from then on `infer` needs a complete input */
 
 void tk_bench_fill_pattern(int8_t *dst, unsigned n) {
   uint32_t x = TK_BENCH_PATTERN_SEED;
@@ -185,22 +171,80 @@ void tk_bench_fill_pattern(int8_t *dst, unsigned n) {
 #endif
 }
 
-/* Refill the model input: the loaded `db` buffer when complete, otherwise the pattern. */
+/* The boot benchmark's input: the pattern, before every run. */
 static void fill_input(void) {
+  tk_bench_fill_pattern(tk_input(), tk_input_bytes());
+}
+
+/* One float32 of the `db` buffer (little-endian, any alignment). */
+static float db_float(const tk_bench_config *cfg, unsigned k) {
+  float v;
+  memcpy(&v, cfg->db + 4u * k, sizeof v);
+  return v;
+}
+
+/* QuantizeFloatToInt8 of the reference: round(v / scale) half away from zero, plus the zero point, clamped. */
+static int8_t quantize_input(const tk_bench_config *cfg, float v) {
+  volatile float x = v / cfg->input_scale;
+  int32_t r;
+  float frac;
+  if (!(x > -1000.0f)) { /* also NaN */
+    x = -1000.0f;
+  } else if (x > 1000.0f) {
+    x = 1000.0f;
+  }
+  r = (int32_t)x;
+  frac = x - (float)r;
+  if (frac >= 0.5f) {
+    ++r;
+  } else if (frac <= -0.5f) {
+    --r;
+  }
+  r += cfg->input_zero_point;
+  return (int8_t)(r < -128 ? -128 : (r > 127 ? 127 : r));
+}
+
+/* th_load_tensor: the model input from the `db` buffer in the benchmark's format. 0, or -1 after an `e-[...]`
+ * line when the input is incomplete or of the wrong size. Before any `db load`: the pattern. */
+static int load_tensor(const tk_bench_config *cfg) {
   int8_t *in = tk_input();
   unsigned n = tk_input_bytes();
-  if (s_db_size > 0u && s_db_pos == s_db_size) {
-#ifdef TK_INPUT_NORM_ELEMENTS
-    if (tk_input_norm_set_bytes(s_db, s_db_size) == 0) { /* raw float32 features: normalised, quantized */
-      return;
-    }
-#endif
-    unsigned copy = s_db_size < n ? s_db_size : n;
-    memcpy(in, s_db, copy);
-    memset(in + copy, 0, n - copy);
-  } else {
-    tk_bench_fill_pattern(in, n);
+  unsigned want = cfg->input_format == TK_MLPERF_INPUT_FLOAT32 ? 4u * n : n;
+  unsigned k;
+  if (!s_db_used) {
+    fill_input();
+    return 0;
   }
+#ifdef TK_INPUT_NORM_ELEMENTS
+  /* raw float32 features of an input normalised on the device: normalised and quantized by tk_input_norm.c */
+  if (cfg->input_format == TK_MLPERF_INPUT_INT8 && s_db_pos == s_db_size &&
+      tk_input_norm_set_bytes(cfg->db, s_db_size) == 0) {
+    return 0;
+  }
+#endif
+  if (s_db_size != want || s_db_pos != s_db_size) {
+    out_str("e-[Input db has ");
+    out_u64(s_db_pos);
+    out_str(" bytes, expected ");
+    out_u64(want);
+    out_str("; send `db load ");
+    out_u64(want);
+    out_str("` and all its bytes]\r\n");
+    out_flush();
+    return -1;
+  }
+  if (cfg->input_format == TK_MLPERF_INPUT_UINT8) {
+    for (k = 0u; k < n; ++k) {
+      in[k] = (int8_t)((int32_t)cfg->db[k] - 128);
+    }
+  } else if (cfg->input_format == TK_MLPERF_INPUT_FLOAT32) {
+    for (k = 0u; k < n; ++k) {
+      in[k] = quantize_input(cfg, db_float(cfg, k));
+    }
+  } else {
+    memcpy(in, cfg->db, n);
+  }
+  return 0;
 }
 
 static void argmax(unsigned *top, int32_t *score) {
@@ -292,6 +336,7 @@ int tk_bench_run(const tk_bench_config *cfg) {
     out_field_u64("runs", cfg->runs);
     record_end();
   }
+  mlperf_line("m-timestamp-mode-performance"); /* energy mode needs a timestamp GPIO and a power monitor */
   mlperf_line("m-init-done");
   mlperf_line("m-ready");
   return 0;
@@ -374,67 +419,104 @@ static void timestamp(void) {
   out_flush();
 }
 
-/* One output value dequantized and rounded half away from zero to 3 decimals.
- * tinykeras.qemu.mlperf_results() mirrors this arithmetic in float32. */
-static void out_milli(float scale, int32_t zero_point, int8_t q) {
-  volatile float m = ((float)((int32_t)q - zero_point) * scale) * 1000.0f; /* volatile: no FMA */
-  int32_t r = (int32_t)m;
-  float frac = m - (float)r;
-  uint32_t mag;
-  if (frac >= 0.5f) {
-    ++r;
-  } else if (frac <= -0.5f) {
-    --r;
+/* printf("%0.3f", (double)v) without printf: v * 1000 is exact in double; round to nearest, ties to even.
+ * tinykeras.mlperf_models.fixed3() mirrors it. */
+static void out_fixed3(float v) {
+  double m = (double)v * 1000.0;
+  uint64_t r;
+  double frac;
+  if (!(m == m)) {
+    out_str("nan");
+    return;
   }
-  if (r < 0) {
+  if (v < 0.0f) {
     out_char('-');
-    mag = (uint32_t)(-(int64_t)r);
-  } else {
-    mag = (uint32_t)r;
+    m = -m;
   }
-  out_u64(mag / 1000u);
+  if (m >= 1e15) {
+    out_str("inf");
+    return;
+  }
+  r = (uint64_t)m;
+  frac = m - (double)r;
+  if (frac > 0.5 || (frac == 0.5 && (r & 1u) != 0u)) {
+    ++r;
+  }
+  out_u64(r / 1000u);
   out_char('.');
-  out_char((char)('0' + (int)(mag / 100u % 10u)));
-  out_char((char)('0' + (int)(mag / 10u % 10u)));
-  out_char((char)('0' + (int)(mag % 10u)));
+  out_char((char)('0' + (int)(r / 100u % 10u)));
+  out_char((char)('0' + (int)(r / 10u % 10u)));
+  out_char((char)('0' + (int)(r % 10u)));
 }
 
+/* DequantizeInt8ToFloat of the reference. */
+static float dequantize(const tk_bench_config *cfg, int8_t q) {
+  return (float)((int32_t)q - cfg->output_zero_point) * cfg->output_scale;
+}
+
+/* The ad01 score: mean squared difference between the dequantized output and the float input, summed in order
+ * in float32 (volatile: no fused multiply-add), as the reference's th_infer computes it. */
+static float anomaly_score(const tk_bench_config *cfg) {
+  const int8_t *out = tk_output();
+  unsigned n = tk_output_bytes();
+  volatile float sum = 0.0f;
+  unsigned k;
+  for (k = 0u; k < n; ++k) {
+    volatile float diff = dequantize(cfg, out[k]) - db_float(cfg, k);
+    volatile float sq = diff * diff;
+    sum = sum + sq;
+  }
+  return n > 0u ? sum / (float)n : 0.0f;
+}
+
+/* th_results: "m-results-[...]" as the reference prints it. */
 static void results(const tk_bench_config *cfg) {
   const int8_t *out = tk_output();
   unsigned n = tk_output_bytes();
   unsigned k;
   out_str("m-results-[");
-  for (k = 0u; k < n; ++k) {
-    if (k > 0u) {
-      out_char(',');
+  if (cfg->results_format == TK_MLPERF_RESULTS_MSE && s_db_used) {
+    out_fixed3(anomaly_score(cfg));
+  } else {
+    for (k = 0u; k < n; ++k) {
+      if (k > 0u) {
+        out_char(',');
+      }
+      out_fixed3(dequantize(cfg, out[k]));
     }
-    out_milli(cfg->output_scale, cfg->output_zero_point, out[k]);
   }
   out_str("]\r\n");
   out_flush();
 }
 
+/* ee_infer: the input loaded once, W untimed warm-ups, N timed inferences between two timestamps, results.
+ * A runtime may reuse the input tensor as scratch (TFLM does): for N > 1 the input is loaded again and one more
+ * untimed inference computes the results, so they are always those of the loaded input. */
 static void infer(const tk_bench_config *cfg, unsigned long n, unsigned long warmup) {
   unsigned long i;
+  if (load_tensor(cfg) != 0) {
+    return;
+  }
   out_str("m-warmup-start-");
   out_u64(warmup);
   out_str("\r\n");
   out_flush();
   for (i = 0u; i < warmup; ++i) {
-    fill_input();
     if (tk_invoke() != 0) {
       mlperf_line("e-[Inference failed]");
       return;
     }
   }
   mlperf_line("m-warmup-done");
+  if (warmup > 0u && load_tensor(cfg) != 0) {
+    return;
+  }
   out_str("m-infer-start-");
   out_u64(n);
   out_str("\r\n");
   out_flush();
   timestamp();
   for (i = 0u; i < n; ++i) {
-    fill_input();
     if (tk_invoke() != 0) {
       mlperf_line("e-[Inference failed]");
       return;
@@ -442,37 +524,66 @@ static void infer(const tk_bench_config *cfg, unsigned long n, unsigned long war
   }
   timestamp();
   mlperf_line("m-infer-done");
+  if (n > 1u && (load_tensor(cfg) != 0 || tk_invoke() != 0)) {
+    mlperf_line("e-[Inference failed]");
+    return;
+  }
   results(cfg);
 }
 
-static void db_command(char **tok, unsigned ntok) {
+/* `db print`: the buffer as hex, 8 bytes a line, as the reference prints it. */
+static void db_print(const tk_bench_config *cfg) {
+  static const char hex[] = "0123456789abcdef";
+  unsigned k;
+  for (k = 0u; k < s_db_size; ++k) {
+    if (k % 8u == 0u) {
+      out_str("m-buffer-");
+    }
+    out_char(hex[cfg->db[k] >> 4]);
+    out_char(hex[cfg->db[k] & 15u]);
+    out_str((k + 1u) % 8u == 0u || k + 1u == s_db_size ? "\r\n" : "-");
+  }
+  out_flush();
+}
+
+static void db_command(const tk_bench_config *cfg, char **tok, unsigned ntok) {
   if (ntok < 2u) {
     mlperf_line("e-[Command 'db' requires a subcommand]");
   } else if (streq(tok[1], "load")) {
     long n = ntok > 2u ? parse_uint(tok[2]) : -1;
-    if (n <= 0) {
+    s_db_used = 1;
+    s_db_size = 0u;
+    s_db_pos = 0u;
+    if (ntok < 3u) {
+      mlperf_line("e-[Command 'db load' requires the # of bytes]");
+    } else if (n <= 0) {
       mlperf_line("e-[Command 'db load' must be >0 bytes]");
-    } else if ((unsigned long)n > TK_BENCH_DB_BYTES) {
+    } else if ((unsigned long)n > cfg->db_bytes) {
       out_str("e-[Supplied buffer size ");
       out_u64((uint64_t)n);
       out_str(" exceeds maximum of ");
-      out_u64(TK_BENCH_DB_BYTES);
+      out_u64(cfg->db_bytes);
       out_str("]\r\n");
       out_flush();
     } else {
       s_db_size = (unsigned)n;
-      s_db_pos = 0u;
       out_str("m-[Expecting ");
       out_u64((uint64_t)n);
       out_str(" bytes]\r\n");
       out_flush();
     }
+  } else if (streq(tok[1], "print")) {
+    db_print(cfg);
   } else {
     const char *hex = tok[1];
     unsigned len = str_len(hex);
     unsigned k;
     if ((len & 1u) != 0u) {
       mlperf_line("e-[Insufficent number of hex digits]");
+      return;
+    }
+    if (s_db_pos >= s_db_size) {
+      mlperf_line("e-[No input expected: send `db load N` first]");
       return;
     }
     for (k = 0u; k < len; k += 2u) {
@@ -482,15 +593,28 @@ static void db_command(char **tok, unsigned ntok) {
         mlperf_line("e-[Invalid hex digit]");
         return;
       }
-      if (s_db_pos < s_db_size) {
-        s_db[s_db_pos++] = (uint8_t)(hi * 16 + lo);
-        if (s_db_pos == s_db_size) {
-          mlperf_line("m-load-done");
-          return;
-        }
+      cfg->db[s_db_pos++] = (uint8_t)(hi * 16 + lo);
+      if (s_db_pos == s_db_size) {
+        mlperf_line("m-load-done");
+        return; /* the rest of the digits is disregarded, as in the reference */
       }
     }
   }
+}
+
+static void help(void) {
+  mlperf_line("ULPMark for tinyML Firmware V0.0.1");
+  mlperf_line("");
+  mlperf_line("help         : Print this information");
+  mlperf_line("name         : Print the name of the device");
+  mlperf_line("timestsamp   : Generate a timetsamp");
+  mlperf_line("db SUBCMD    : Manipulate a generic byte buffer");
+  mlperf_line("  load N     : Allocate N bytes and set load counter");
+  mlperf_line("  db HH[HH]* : Load 8-bit hex byte(s) until N bytes");
+  mlperf_line("  print [N=16] [offset=0]");
+  mlperf_line("             : Print N bytes at offset as hex");
+  mlperf_line("infer N [W=0]: Load input, execute N inferences after W warmup loops");
+  mlperf_line("results      : Return the result fp32 vector");
 }
 
 static void execute(const tk_bench_config *cfg) {
@@ -499,7 +623,12 @@ static void execute(const tk_bench_config *cfg) {
   if (ntok == 0u) {
     /* an empty command: just the prompt */
   } else if (streq(tok[0], "name")) {
-    mlperf_line("m-name-dut-[tinykeras]");
+    out_str("m-name-dut-[");
+    out_str(cfg->dut_name);
+    out_str("]\r\n");
+    out_flush();
+  } else if (streq(tok[0], "help")) {
+    help();
   } else if (streq(tok[0], "timestamp")) {
     timestamp();
   } else if (streq(tok[0], "profile")) {
@@ -509,7 +638,7 @@ static void execute(const tk_bench_config *cfg) {
     out_str("]\r\n");
     out_flush();
   } else if (streq(tok[0], "db")) {
-    db_command(tok, ntok);
+    db_command(cfg, tok, ntok);
   } else if (streq(tok[0], "infer")) {
     long n = ntok > 1u ? parse_uint(tok[1]) : 1;
     long w = ntok > 2u ? parse_uint(tok[2]) : 10;
@@ -524,6 +653,9 @@ static void execute(const tk_bench_config *cfg) {
     }
   } else if (streq(tok[0], "results")) {
     results(cfg);
+  } else if (streq(tok[0], "start") || streq(tok[0], "stop") || streq(tok[0], "print_detections")) {
+    /* sww01's streaming commands: they need the runner's interface board (audio playback, GPIO) */
+    mlperf_line("e-[Streaming wake word detection is not supported: no audio input or detection GPIO]");
   } else {
     out_str("e-[Unknown command: ");
     out_str(tok[0]);

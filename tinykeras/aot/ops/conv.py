@@ -59,12 +59,14 @@ def conv_2d(g: Any, op: OpInfo, ins: list[int], out_i: int) -> OpResult:
             wname = g.add_array("int8_t", f"tk_w_{op.index}", pair_interleave(padded))
             scratch = 2 * col_depth
         g.add_struct_array("tk_rq_param", f"tk_rq_{op.index}", rq)
+        src, dst, in_h, out_h, top = g.band_args(op.index, ins[0], out_i, h, oh, pad_h)
         g.calls.append(
-            f"  tk_conv_fast({g.ref(ins[0])}, {g.ref(out_i)}, {scratch_ref}, {h}, {wi}, {c}, {oh}, {ow}, "
-            f"{oc}, {kh}, {kw}, {sh}, {sw}, {pad_h}, {pad_w}, {in_zp}, {col_depth}, {wname}, {bname}, "
+            f"  tk_conv_fast({src}, {dst}, {scratch_ref}, {in_h}, {wi}, {c}, {out_h}, {ow}, "
+            f"{oc}, {kh}, {kw}, {sh}, {sw}, {top}, {pad_w}, {in_zp}, {col_depth}, {wname}, {bname}, "
             f"tk_rq_{op.index}, "
             f"{lo}, {hi});")
         return ("tk_conv_fast 1x1" if direct else "tk_conv_fast"), scratch, False
+    assert not g.in_bands(op.index), "banded chains hold fast-path ops only"
     g.general.add(op.index)
     g.calls.append(f"  tk_conv_s8(&tk_p_{op.index}, {g.ref(ins[0])}, {g.ref(out_i)}, {scratch_ref});")
     return "tk_conv_s8", scratch, False
@@ -118,10 +120,12 @@ def depthwise_conv_2d(g: Any, op: OpInfo, ins: list[int], out_i: int) -> OpResul
         ba = g.add_array("int32_t", f"tk_ba_{op.index}", adj)
         zrow = g.add_array("int8_t", f"tk_zp_{op.index}", np.full(c, in_zp))
         g.add_struct_array("tk_rq_param", f"tk_rq_{op.index}", rq)
+        src, dst, in_h, out_h, top = g.band_args(op.index, ins[0], out_i, h, oh, pads[0])
         g.calls.append(
-            f"  tk_dw3x3_fast({g.ref(ins[0])}, {g.ref(out_i)}, {h}, {wi}, {c}, {oh}, {ow}, {sh}, {pads[0]}, "
+            f"  tk_dw3x3_fast({src}, {dst}, {in_h}, {wi}, {c}, {out_h}, {ow}, {sh}, {top}, "
             f"{pads[1]}, {zrow}, {wx}, {ba}, tk_rq_{op.index}, {lo}, {hi});")
         return "tk_dw3x3_fast", 0, False
+    assert not g.in_bands(op.index), "banded chains hold fast-path ops only"
     g.general.add(op.index)
     g.calls.append(f"  tk_dwconv_s8(&tk_p_{op.index}, {g.ref(ins[0])}, {g.ref(out_i)});")
     return "tk_dwconv_s8", 0, False

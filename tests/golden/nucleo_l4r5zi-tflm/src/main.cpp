@@ -9,6 +9,13 @@
 #include "tk_bench.h"
 #include "tk_port.h"
 
+// the MLPerf `db load` buffer: one input in the dataset's format (or raw float features, TK_INPUT0_DB_BYTES)
+#if defined(TK_INPUT0_DB_BYTES) && TK_INPUT0_DB_BYTES > 3072
+static uint8_t tk_db[TK_INPUT0_DB_BYTES];
+#else
+static uint8_t tk_db[3072];
+#endif
+
 static const tk_bench_config kBenchConfig = {
     /* board */ "nucleo_l4r5zi",
     /* runtime */ "tflm",
@@ -24,6 +31,13 @@ static const tk_bench_config kBenchConfig = {
     /* output_scale */ TK_OUTPUT0_SCALE,
     /* output_zero_point */ TK_OUTPUT0_ZERO_POINT,
     /* mlperf_model */ "ic01",
+    /* dut_name */ "tinykeras nucleo_l4r5zi",
+    /* db */ tk_db,
+    /* db_bytes */ sizeof(tk_db),
+    /* input_format */ 1u,
+    /* results_format */ 0u,
+    /* input_scale */ TK_INPUT0_SCALE,
+    /* input_zero_point */ TK_INPUT0_ZERO_POINT,
 };
 
 void setup() {

@@ -9,6 +9,13 @@
 #include "tk_bench.h"
 #include "tk_port.h"
 
+// the MLPerf `db load` buffer: one input in the dataset's format (or raw float features, TK_INPUT0_DB_BYTES)
+#if defined(TK_INPUT0_DB_BYTES) && TK_INPUT0_DB_BYTES > 320
+static uint8_t tk_db[TK_INPUT0_DB_BYTES];
+#else
+static uint8_t tk_db[320];
+#endif
+
 static const tk_bench_config kBenchConfig = {
     /* board */ "uno_r4_minima",
     /* runtime */ "tflm",
@@ -24,6 +31,13 @@ static const tk_bench_config kBenchConfig = {
     /* output_scale */ TK_OUTPUT0_SCALE,
     /* output_zero_point */ TK_OUTPUT0_ZERO_POINT,
     /* mlperf_model */ "sensor",
+    /* dut_name */ "tinykeras uno_r4_minima",
+    /* db */ tk_db,
+    /* db_bytes */ sizeof(tk_db),
+    /* input_format */ 0u,
+    /* results_format */ 0u,
+    /* input_scale */ TK_INPUT0_SCALE,
+    /* input_zero_point */ TK_INPUT0_ZERO_POINT,
 };
 
 void setup() {

@@ -1,0 +1,181 @@
+"""Row-band execution of the first convolutions (aot/bands.py): the band geometry, the plan, and bit-exactness
+with the TFLM host interpreter under ASan/UBSan (every chain length and band height of a small model whose
+first layers dominate the arena, with odd sizes and asymmetric padding) and on qemu_m4."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from aot_support import convert_int8
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tinykeras.aot.generator as generator
+from tinykeras.aot import generate
+from tinykeras.aot.bands import ChainOp, band_plan
+from tinykeras.aot.planner import check_plan
+from tinykeras.inspect import inspect_bytes
+from tinykeras.tflm_host import TflmRunner
+
+needs_gcc = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc (apt install gcc)")
+
+
+@st.composite
+def chains(draw: st.DrawFn) -> tuple[ChainOp, ...]:
+    h = draw(st.integers(4, 40))
+    ops = []
+    for k in range(draw(st.integers(2, 5))):
+        kh, s = draw(st.sampled_from([1, 3, 5])), draw(st.sampled_from([1, 2]))
+        same = draw(st.booleans()) or kh == 1
+        oh = (h + s - 1) // s if same else (h - kh) // s + 1
+        if oh < 1:
+            break
+        pad = max(((oh - 1) * s + kh - h) // 2, 0)
+        ops.append(ChainOp(k, h, oh, 3, kh, s, pad, 12, 9, oh * 27))
+        h = oh
+    if len(ops) < 2:
+        ops = [ChainOp(0, 6, 6, 3, 3, 1, 1, 12, 9, 6), ChainOp(1, 6, 6, 3, 3, 1, 1, 9, 9, 6)]
+    return tuple(ops)
+
+
+@settings(max_examples=200, deadline=None)
+@given(chains(), st.integers(1, 4))
+def test_bands_read_exactly_the_rows_each_output_row_needs(ops: tuple[ChainOp, ...], rows: int) -> None:
+    """Replaying the table: the bands of every op compute every row the next op's bands read (all of the
+    last op's output) and none outside their span, each band reads exactly the input rows (clipped) its output rows'
+    windows cover, and the padding places row 0 of the band where the whole-tensor kernel has it."""
+    plan = band_plan(ops, rows)
+    assert plan is not None
+    needed = set(range(ops[-1].out_h))  # of op j's output: the rows op j + 1's computed rows read
+    for j in range(len(ops) - 1, -1, -1):
+        op = ops[j]
+        covered = set()
+        for band, entry in enumerate(plan.table):
+            in_h, out_h, pad = entry[2 + 3 * j: 5 + 3 * j]
+            # the output rows this band computes for op j: chained backwards from the last op's band
+            r0, r1 = band * rows, min((band + 1) * rows, ops[-1].out_h)
+            for later in reversed(ops[j + 1:]):
+                lo = r0 * later.stride_h - later.pad_h
+                r0, r1 = max(lo, 0), min((r1 - 1) * later.stride_h - later.pad_h + later.k_h, later.in_h)
+            assert out_h == r1 - r0 > 0
+            covered.update(range(r0, r1))
+            first_in = max(r0 * op.stride_h - op.pad_h, 0)
+            last_in = min((r1 - 1) * op.stride_h - op.pad_h + op.k_h, op.in_h)
+            assert in_h == last_in - first_in and pad == first_in - (r0 * op.stride_h - op.pad_h)
+            if j == 0:
+                assert entry[0] == first_in
+        assert covered >= needed and covered <= set(range(min(needed), max(needed) + 1))
+        needed = {r * op.stride_h - op.pad_h + k for r in covered for k in range(op.k_h)}
+        needed = {r for r in needed if 0 <= r < op.in_h}
+
+
+def _first_layers_model(seed: int = 0) -> bytes:
+    """25x20x3 -> conv 3x3/2 SAME (asymmetric padding) -> dw 3x3 -> pw 16 -> dw 3x3/2 -> conv 5x5 VALID -> dense:
+    the early activations make the per-tensor peak."""
+    from tinykeras.keras_io import import_tf, tf_keras
+
+    tf = import_tf()
+    keras = tf_keras()
+    tf.keras.utils.set_random_seed(seed)
+    layers = keras.layers
+    inputs = keras.Input((25, 20, 3))
+    x = layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")(inputs)
+    x = layers.DepthwiseConv2D(3, padding="same", activation="relu")(x)
+    x = layers.Conv2D(16, 1, activation="relu")(x)
+    x = layers.DepthwiseConv2D(3, strides=2, padding="same", activation="relu")(x)
+    x = layers.Conv2D(8, 5, padding="valid", activation="relu")(x)
+    x = layers.Flatten()(x)
+    outputs = layers.Dense(4)(x)
+    model = keras.Model(inputs, outputs)
+    rep = [np.random.default_rng(seed).uniform(-1, 1, (32, 25, 20, 3)).astype(np.float32)]
+    return convert_int8(model, rep)
+
+
+FIRST_LAYERS = Path(__file__).parent / "data" / "bands" / "first_layers.tflite"  # _first_layers_model(), stored
+
+
+@pytest.fixture(scope="module")
+def first_layers() -> bytes:
+    return FIRST_LAYERS.read_bytes()
+
+
+def test_bands_are_chosen_only_where_they_shrink_the_arena(first_layers: bytes) -> None:
+    info = inspect_bytes(first_layers)
+    program = generate(first_layers, info)
+    assert program.bands is not None and program.bands.first == 0
+    assert program.arena_bytes <= 0.9 * program.per_tensor_arena_bytes
+    check_plan(list(program.buffers), program.buffer_offsets, program.streams)
+    assert generate(first_layers, info).files == program.files  # deterministic
+    assert "tk_band_0" in program.files["tk_model.c"]
+
+
+def _compare(data: bytes, plan, count: int = 6) -> int:
+    from tinykeras.aot.host import AotHostRunner
+
+    info = inspect_bytes(data)
+    x = np.random.default_rng(3).integers(-128, 128, size=(count, 25, 20, 3), dtype=np.int8)
+    ours = AotHostRunner(data, info, sanitize=True).run_all(x)
+    ref = TflmRunner(data, info).run_all(x)
+    return int(np.sum(ours != ref))
+
+
+@needs_gcc
+@pytest.mark.parametrize("chain_len,rows", [(2, 1), (4, 3), (5, 1)])
+def test_every_band_split_is_bit_exact_under_sanitizers(first_layers: bytes, chain_len: int, rows: int,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Forced band plans (chain length x band height): a wrong boundary row, padding or stream gap changes
+    outputs or trips ASan."""
+    from tinykeras.aot.bands import candidates
+
+    chosen = []
+
+    def force(gen, per_tensor):
+        fast = {p.index for p in gen.plans if p.fast_path}
+        for plan in candidates(gen.info, fast, {t for t in range(len(gen.info.tensors))}):
+            if len(plan.ops) == chain_len and plan.band_rows == rows:
+                chosen.append(plan)
+                return plan
+        return None
+
+    monkeypatch.setattr(generator, "choose_bands", force)
+    assert _compare(first_layers, None) == 0
+    assert chosen, "no such chain in the model"
+
+
+@pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
+                    reason="needs arm-none-eabi-gcc and qemu-system-arm")
+def test_banded_plan_on_qemu_m4_matches_tflm(first_layers: bytes) -> None:
+    from tinykeras.aot.device_check import check_on_qemu
+
+    info = inspect_bytes(first_layers)
+    assert generate(first_layers, info).bands is not None
+    result = check_on_qemu(first_layers, info, 3)
+    assert result["mismatches"] == 0, result
+
+
+def test_profile_shows_the_banded_plan(first_layers: bytes) -> None:
+    """profile.json's buffers and live bytes come from the banded plan, with a note saying so (the counts here
+    are placeholders: the counter itself is tested on qemu in test_aot_perf.py)."""
+    from tinykeras.profile import assemble_profile, timeline_png
+
+    info = inspect_bytes(first_layers)
+    program = generate(first_layers, info, profile=True)
+    assert program.bands is not None
+    n = len(info.ops)
+    raw = {"unit": "instructions", "mark_cost_x65": 0, "ops": [1000] * n, "total": 1000 * n}
+    prof = assemble_profile(raw, program, info, "qemu_m4", "first_layers")
+    band = next(b for b in prof.buffers if b["key"] == f"b{program.bands.first}")
+    assert band["first"] == program.bands.first and band["last"] == program.bands.last
+    assert band["size"] >= sum(program.bands.region_bytes)
+    inter = {info.ops[i].outputs[0] for i in range(program.bands.first, program.bands.last)}
+    assert not any(b["key"] == f"t{t}" for b in prof.buffers for t in inter)  # intermediates only as bands
+    assert max(o.live_bytes for o in prof.ops) <= program.arena_bytes < program.per_tensor_arena_bytes
+    assert any("row bands" in note for note in prof.notes)
+    assert timeline_png(prof)[:4] == b"\x89PNG"
+
+
+if __name__ == "__main__":  # regenerate the stored model
+    FIRST_LAYERS.write_bytes(_first_layers_model())
