@@ -2,6 +2,7 @@
 flash of the aot runtime, both plans, on the MobileNet stand-ins and the shipped models; writes JSON.
 
     PYTHONPATH=. python scripts/bench_bands.py -o docs/bench_bands.json [--models mobilenet_v1_025_96 ...]
+        [--tflite built/*.tflite]   (--models with no names: only the --tflite files)
 
 The per-tensor figures come from the same generator with row bands switched off
 (``generator.MIN_BAND_SAVING`` above 1: no band plan can qualify).
@@ -75,9 +76,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-o", "--out", type=Path, required=True)
     ap.add_argument("--models", nargs="*", default=None, help="names as scripts/bench_runtime.py knows them")
+    ap.add_argument("--tflite", nargs="*", type=Path, default=[], help="also these .tflite files (by file stem)")
     ap.add_argument("--no-qemu", action="store_true")
     args = ap.parse_args(argv)
-    models = collect_models(args.models)
+    models = collect_models(args.models) if args.models != [] else {}
+    models.update({p.stem: p.read_bytes() for p in args.tflite})
     report = {name: measure(name, data, not args.no_qemu) for name, data in models.items()}
     args.out.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     print(json.dumps(report, indent=2, sort_keys=True))

@@ -6,7 +6,10 @@ mlp (Flatten/Dense), functional (2 inputs, 2 outputs, residual, shared layer), s
 (adapted Normalization, inputs on scales 0.01..1000, regression), cnn (BatchNorm + Dropout), conv1d,
 simplernn, lstm, gru, embedding (+ pooling, int32 token ids), mobilenetv2 (alpha 0.35, 32x32, random weights,
 no download), activations (LeakyReLU, hard-swish, ELU), autoencoder (UpSampling2D + Conv2DTranspose),
-regression (Dense(1) head).
+regression (Dense(1) head); lstm_long (the LSTM(32) over 50 steps that failed to load in TFLM), text (int32
+token ids -> Embedding(1000, 16), through the board), tabular_classifier (Functional) and wide_deep (subclassed
+regressor), both with an adapted Normalization over features on scales 0.001..5000, which used to collapse to a
+constant int8 output (now normalised outside the int8 graph). These four are trained without the test split.
 
 Stages run through the command line, as a user would: quantize (with held-out data), inspect --check,
 emulate --runtime tflm, emulate --runtime aot (bit-exact with TFLM), validate, build qemu_m4 --run (aot),
@@ -36,12 +39,29 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 FAMILIES = ("mlp", "functional", "subclassed", "normalization", "cnn", "conv1d", "simplernn", "lstm", "gru",
-            "embedding", "mobilenetv2", "activations", "autoencoder", "regression")
+            "embedding", "mobilenetv2", "activations", "autoencoder", "regression", "lstm_long", "text",
+            "tabular_classifier", "wide_deep")
 FLAVOURS = ("keras3", "tf_keras")
+HELD_OUT = ("lstm_long", "text", "tabular_classifier", "wide_deep")  # trained without the test split
 STAGES = ("quantize", "inspect", "emulate_tflm", "emulate_aot", "validate", "build_qemu_m4_run", "build_esp32")
 SEED = 0
 SUBCLASS_MODULE = '''
 import keras
+
+
+@keras.saving.register_keras_serializable(package="matrix")
+class WideDeep(keras.Model):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.norm = keras.layers.Normalization()
+        self.h1 = keras.layers.Dense(32, activation="relu")
+        self.h2 = keras.layers.Dense(16, activation="relu")
+        self.concat = keras.layers.Concatenate()
+        self.head = keras.layers.Dense(1)
+
+    def call(self, x):
+        z = self.norm(x)
+        return self.head(self.concat([z, self.h2(self.h1(z))]))
 
 
 @keras.saving.register_keras_serializable(package="matrix")
@@ -77,6 +97,19 @@ def _data(family: str, n: int = 240) -> tuple[dict[str, np.ndarray], dict[str, n
     if family in ("conv1d", "simplernn", "lstm", "gru"):
         x = rng.normal(size=(n, 16, 3)).astype(np.float32)
         return {"x": x}, {"y": (x[:, :8, 0].mean(axis=1) > 0).astype(np.int64) + 2 * (x[:, 8:, 1].mean(axis=1) > 0)}
+    if family == "lstm_long":  # the issue's LSTM(32) over 50 steps
+        x = rng.normal(size=(n, 50, 1)).astype(np.float32)
+        return {"x": x}, {"y": (x[:, :25, 0].mean(axis=1) > 0).astype(np.int64) + (x[:, 25:, 0].mean(axis=1) > 0)}
+    if family == "text":  # Input((20,), int32) -> Embedding(1000, 16) -> pooling -> Dense
+        x = rng.integers(0, 1000, size=(n, 20)).astype(np.int32)
+        return {"x": x}, {"y": ((x < 500).mean(axis=1) > 0.5).astype(np.int64)}
+    if family in ("tabular_classifier", "wide_deep"):  # features on scales 0.001..5000 (collapsed before)
+        scales = np.array([0.01, 0.1, 1.0, 10.0, 100.0, 1000.0, 5000.0, 0.001], np.float32)
+        x = (rng.normal(size=(n, 8)) * scales + 3 * scales).astype(np.float32)
+        z = (x - 3 * scales) / scales
+        if family == "tabular_classifier":
+            return {"x": x}, {"y": (z[:, 0] + z[:, 7] > 0).astype(np.int64) + 2 * (z[:, 4] - z[:, 1] > 0)}
+        return {"x": x}, {"y": (z[:, 0] + 0.5 * z[:, 5] - z[:, 3]).astype(np.float32)[:, None]}
     if family == "embedding":
         x = rng.integers(0, 40, size=(n, 12)).astype(np.int32)
         return {"x": x}, {"y": ((x < 20).mean(axis=1) > 0.5).astype(np.int64)}
@@ -142,6 +175,41 @@ def _build(family: str, flavour: str, inputs: dict[str, np.ndarray], work: Path)
 
             model = SmallNet2()
         model(x[:1])
+    elif family == "lstm_long":
+        model = K.Sequential([K.Input((50, 1)), L.LSTM(32), L.Dense(3, activation="softmax")])
+    elif family == "text":
+        model = K.Sequential([K.Input((20,), dtype="int32"), L.Embedding(1000, 16), L.GlobalAveragePooling1D(),
+                              L.Dense(2, activation="softmax")])
+    elif family == "tabular_classifier":
+        norm = L.Normalization()
+        norm.adapt(x)
+        inp = K.Input((8,))
+        t = L.Dense(16, activation="relu")(L.Dense(32, activation="relu")(norm(inp)))
+        model = K.Model(inp, L.Dense(4, activation="softmax")(t))
+    elif family == "wide_deep":
+        if flavour == "keras3":
+            sys.path.insert(0, str(work))
+            (work / "matrix_layers.py").write_text(SUBCLASS_MODULE)
+            import matrix_layers
+
+            model = matrix_layers.WideDeep()
+            model.norm.adapt(x)
+        else:
+            class WideDeep2(K.Model):
+                def __init__(self) -> None:
+                    super().__init__()
+                    self.norm = L.Normalization()
+                    self.h1 = L.Dense(32, activation="relu")
+                    self.h2 = L.Dense(16, activation="relu")
+                    self.head = L.Dense(1)
+
+                def call(self, t: Any) -> Any:
+                    z = self.norm(t)
+                    return self.head(L.concatenate([z, self.h2(self.h1(z))]))
+
+            model = WideDeep2()
+            model.norm.adapt(x)
+        model(x[:1])
     elif family == "normalization":
         norm = L.Normalization()
         norm.adapt(x)
@@ -188,8 +256,8 @@ def _build(family: str, flavour: str, inputs: dict[str, np.ndarray], work: Path)
 
 
 def _save(model: Any, family: str, flavour: str, work: Path) -> Path:
-    if family == "subclassed" and flavour == "tf_keras":
-        path = work / "subclassed_savedmodel"
+    if family in ("subclassed", "wide_deep") and flavour == "tf_keras":
+        path = work / f"{family}_savedmodel"
         model.save(path, save_format="tf")
         return path
     path = work / f"{family}_{flavour}.keras"
@@ -203,11 +271,14 @@ def _fit(model: Any, family: str, inputs: dict[str, np.ndarray], labels: dict[st
     ys = list(labels.values())
     if family == "functional":
         model.compile("adam", ["sparse_categorical_crossentropy", "mse"])
-    elif family in ("normalization", "regression", "autoencoder"):
+    elif family in ("normalization", "regression", "autoencoder", "wide_deep"):
         model.compile("adam", "mse")
     else:
         model.compile("adam", "sparse_categorical_crossentropy")
-    model.fit(xs if len(xs) > 1 else xs[0], ys if len(ys) > 1 else ys[0], epochs=3, batch_size=32, verbose=0)
+    epochs = 20 if family in ("tabular_classifier", "wide_deep") else 3
+    if family in HELD_OUT:  # the test split (samples 140..) stays out of training
+        xs, ys = [v[:140] for v in xs], [v[:140] for v in ys]
+    model.fit(xs if len(xs) > 1 else xs[0], ys if len(ys) > 1 else ys[0], epochs=epochs, batch_size=32, verbose=0)
 
 
 # ------------------------------------------------------------------------------------------------ stages
@@ -259,7 +330,7 @@ def run_one(family: str, flavour: str, work: Path) -> dict[str, Any]:
         test[k if not single else "y"] = v[n_rep + 40:]
     np.savez(work / "rep.npz", **rep)
     np.savez(work / "test.npz", **test)
-    custom = ["--custom-objects", str(work / "matrix_layers.py")] if family == "subclassed" and \
+    custom = ["--custom-objects", str(work / "matrix_layers.py")] if family in ("subclassed", "wide_deep") and \
         flavour == "keras3" else []
     out = work / "q"
     cells: dict[str, Any] = {}

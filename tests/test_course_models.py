@@ -249,3 +249,66 @@ def test_firmware_normalises_raw_features_like_the_host(tmp_path: Path) -> None:
     board = json.loads(res.stdout[res.stdout.index("{"):])["board"]
     assert board["sent"].startswith("raw float features") and board["matches_host_tflm"], board
     assert board["output_scale"] >= 0.002  # 3 decimals tell every int8 value apart: a bit-exact comparison
+
+
+# ------------------------------------------------------------------------------------------------ recurrent
+
+
+@pytest.mark.slow
+def test_long_keras3_lstm_reaches_tflm_and_aot_bit_exact(tmp_path: Path) -> None:
+    """The issue's model: LSTM(32) over 50 steps used to fail with "TFLM failed to allocate tensors" (the default
+    host arena was too small for ~750 unrolled ops); now it converts, and aot matches TFLM bit for bit. A too
+    small arena is reported naming the operator, the tensor and the bytes."""
+    from tinykeras.errors import ModelError
+    from tinykeras.inspect import load_model_info
+    from tinykeras.tflm_host import TflmRunner
+
+    k = _keras("keras3")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(160, 50, 1)).astype(np.float32)
+    y = (x[:, :25, 0].mean(axis=1) > 0).astype(np.int64) + (x[:, 25:, 0].mean(axis=1) > 0)
+    model = k.Sequential([k.Input((50, 1)), k.layers.LSTM(32), k.layers.Dense(3, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(x[:100], y[:100], epochs=1, verbose=0)
+    model.save(tmp_path / "lstm.keras")
+    np.savez(tmp_path / "rep.npz", x=x[:40])
+    np.savez(tmp_path / "test.npz", x=x[100:], y=y[100:])
+    res = CliRunner().invoke(cli, ["quantize", str(tmp_path / "lstm.keras"), "--rep-data", str(tmp_path / "rep.npz"),
+                                   "--data", str(tmp_path / "test.npz"), "-o", str(tmp_path / "q"), "--json"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout[res.stdout.index("{"):])
+    assert report["comparison"]["outputs"][0]["agreement"] >= 0.9
+    tflite = tmp_path / "q" / "model.tflite"
+    res = CliRunner().invoke(cli, ["emulate", str(tflite), "--runtime", "aot", "--json", "--no-tflite",
+                                   "--samples", "4"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout[res.stdout.index("{"):])["bit_exact"]
+
+    info = load_model_info(tflite)
+    assert len(info.ops) > 500
+    with pytest.raises(ModelError) as caught:
+        TflmRunner(tflite.read_bytes(), info, arena_size=100_000)
+    message = str(caught.value)
+    assert "operator #0 RESHAPE" in message and "tensor #" in message and "100,000 B arena" in message, message
+    assert "\n" not in message
+    with pytest.raises(ModelError, match=r"before any operator was prepared.* tensors and .* operators; TFLM asked "
+                                         r"for [\d,]+ B more than the 20,000 B arena holds"):
+        TflmRunner(tflite.read_bytes(), info, arena_size=20_000)
+
+
+def test_fused_lstm_builds_with_tflm_when_aot_lacks_the_op(tmp_path: Path) -> None:
+    """tf_keras LSTM -> UNIDIRECTIONAL_SEQUENCE_LSTM: with no --runtime, qemu_m4 takes TFLM and says so."""
+    import tinykeras
+    from tinykeras.boards import load_board
+    from tinykeras.pipeline import _fallback_runtime
+
+    k = _keras("tf_keras")
+    model = k.Sequential([k.Input((16, 2)), k.layers.LSTM(8), k.layers.Dense(3, activation="softmax")])
+    x = np.random.default_rng(0).normal(size=(32, 16, 2)).astype(np.float32)
+    conv = tinykeras.quantize(model, x)
+    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in conv.info.op_names
+    said: list[str] = []
+    board = load_board("qemu_m4")
+    assert _fallback_runtime(board, None, "aot", conv.info, said.append) == "tflm"
+    assert len(said) == 1 and "UNIDIRECTIONAL_SEQUENCE_LSTM" in said[0] and "--runtime tflm" in said[0]
+    assert _fallback_runtime(board, "aot", "aot", conv.info, said.append) == "aot"  # asked for: kept (and refused)

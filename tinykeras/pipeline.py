@@ -183,12 +183,26 @@ def fit_figures(board: Board, plan: RuntimePlan, info: ModelInfo) -> tuple[dict[
     if flash > limits.app_flash_bytes:
         problems.append(f"flash needs {flash:,} B (model {model_flash:,} + {runtime} runtime estimate "
                         f"{runtime_flash:,}) but {limits.app_flash_bytes:,} B are free "
-                        f"({limits.flash_bytes:,} minus {limits.reserved_flash_bytes:,} for the framework)")
+                        f"({limits.flash_bytes:,} minus {limits.reserved_flash_bytes:,} for the framework)"
+                        + _largest(info, constant=True))
     if ram > limits.app_ram_bytes:
         problems.append(f"RAM needs {ram:,} B (arena {arena_bytes:,} + runtime {ram - arena_bytes:,}) but "
                         f"{limits.app_ram_bytes:,} B are free ({limits.ram_bytes:,} minus "
-                        f"{limits.reserved_ram_bytes:,} for the framework)")
+                        f"{limits.reserved_ram_bytes:,} for the framework)" + _largest(info, constant=False))
     return fit, problems
+
+
+def _largest(info: ModelInfo, constant: bool) -> str:
+    """', largest ...: operator #k OP, tensor 'name' N B' for the biggest weight (or activation) tensor."""
+    used = {t: op for op in info.ops for t in (op.inputs if constant else op.outputs) if t >= 0}
+    tensors = [info.tensors[t] for t in used if info.tensors[t].is_constant == constant]
+    if not tensors:
+        return ""
+    big = max(tensors, key=lambda t: (t.nbytes, -t.index))
+    op = used[big.index]
+    total = len(tensors)
+    return (f"; largest {'weight' if constant else 'activation'} (of {total}): operator #{op.index} {op.op}, tensor "
+            f"#{big.index} '{big.name}' {list(big.shape)}, {big.nbytes:,} B")
 
 
 @dataclass(frozen=True)
@@ -381,6 +395,21 @@ def measure(model: bytes, info: ModelInfo, work_dir: Path, *, name: str = "model
     return out
 
 
+def _fallback_runtime(board: Board, asked: str | None, runtime: str, info: ModelInfo,
+                      log: Callable[[str], None]) -> str:
+    """With no --runtime, a board whose default is aot builds a model with ops aot lacks (e.g. the fused
+    UNIDIRECTIONAL_SEQUENCE_LSTM) with TFLite-Micro when it can, and says so in one line."""
+    if asked is not None or runtime != "aot" or "tflm" not in board.runtimes:
+        return runtime
+    from tinykeras.aot import SUPPORTED_OPS
+
+    missing = sorted({op.op for op in info.ops if op.op not in SUPPORTED_OPS})
+    if not missing:
+        return runtime
+    log(f"note: the aot runtime has no {', '.join(missing)}: building with --runtime tflm (TFLite-Micro) instead")
+    return "tflm"
+
+
 def build(options: BuildOptions, log: Callable[[str], None] | None = None) -> BuildResult:
     """Check everything, render the project atomically, then run the requested actions."""
     log = log or (lambda msg: print(msg, file=sys.stderr))
@@ -391,13 +420,14 @@ def build(options: BuildOptions, log: Callable[[str], None] | None = None) -> Bu
     if options.runs == 0 and options.run:
         raise DataError("--run reads the boot benchmark, and --runs 0 (--mlperf) builds firmware without one: drop "
                         "--run and drive the board with `tinykeras bench --protocol mlperf` or the MLPerf Tiny runner")
-    if runtime != "tflm" and (options.kernels or options.tflm_dir):
-        raise BoardError("--kernels and --tflm-dir choose the TFLite-Micro build: use them with --runtime tflm")
 
     model_path = resolve_model(options)
     model, source_name = load_int8_model(model_path, options.rep_data, log, options.custom_objects)
     info = inspect_bytes(model, path=source_name)
     require_int8(info, allow_index_inputs=True)  # token ids: the benchmark feeds valid ids (TK_INPUT0_ID_LIMIT)
+    runtime = _fallback_runtime(board, options.runtime, runtime, info, log)
+    if runtime != "tflm" and (options.kernels or options.tflm_dir):
+        raise BoardError("--kernels and --tflm-dir choose the TFLite-Micro build: use them with --runtime tflm")
     mlperf = mlperf_models.conventions(model, info, options.mlperf_model)  # a wrong --mlperf-model fails here
     settings = _model_settings(model_path)
     model_name = c_identifier(options.recipe if options.model is None else _project_name(options, settings, model_path))
@@ -407,7 +437,17 @@ def build(options: BuildOptions, log: Callable[[str], None] | None = None) -> Bu
     norm_defines = {**input_norm.c_defines(norm),
                     **({"TK_INPUT0_DB_BYTES": f"{input_norm.db_bytes(norm, 0)}u"} if norm_files else {})}
 
-    planned = plan_build(board, model, runtime=runtime, info=info, name=model_name, kernels=options.kernels)
+    try:
+        planned = plan_build(board, model, runtime=runtime, info=info, name=model_name, kernels=options.kernels)
+    except DoesNotFitError as exc:
+        if options.runtime is not None or runtime != "aot" or "tflm" not in board.runtimes:
+            raise
+        try:  # aot keeps a copy of shared weights per operator (an unrolled RNN): TFLM may fit where aot cannot
+            planned = plan_build(board, model, runtime="tflm", info=info, name=model_name, kernels=options.kernels)
+        except DoesNotFitError:
+            raise exc from None
+        log(f"note: the aot build does not fit {board.name}; building with --runtime tflm (TFLite-Micro) instead")
+        runtime = "tflm"
     arena, fit = planned.runtime.arena, planned.fit
 
     out = Path(options.out) if options.out else Path("out") / f"{board.name}-{model_name}-{runtime}"

@@ -8,8 +8,8 @@ report therefore carries the benchmark build's own count (measured separately, u
 build's total and the measured cost of one counter read, which is subtracted from every op.
 
 Runtimes: ``aot``. ``tflm`` plugs in through :data:`RUNTIME_PROFILERS` (TFLM's MicroProfiler gives the
-same per-op rows). Boards: the emulated ``qemu_m4``; on a port without a counter the unit is microseconds
-and the report says so.
+same per-op rows). Boards: the emulated cores (qemu_m3 ... qemu_m55); on a port without a counter the unit is
+microseconds and the report says so.
 """
 
 from __future__ import annotations

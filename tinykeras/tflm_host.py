@@ -67,9 +67,15 @@ class TflmRunner:
         self.last_seconds = 0.0
         self._child = child if child is not None else Child("tinykeras.tflm_host")  # a shared one: fuzzing
         size = arena_size or default_arena_size(model, info)
-        self._call(("load", model, size), "load it")
+        while True:
+            try:
+                self._call(("load", model, size), "load it", retry_larger=arena_size is None and size < MAX_HOST_ARENA)
+                break
+            except _ArenaTooSmall:  # many small tensors (an unrolled RNN): TFLM's per-tensor records need more
+                size *= 4
+        self.arena_size = size
 
-    def _call(self, request: tuple, doing: str):  # type: ignore[no-untyped-def,type-arg]
+    def _call(self, request: tuple, doing: str, retry_larger: bool = False):  # type: ignore[no-untyped-def,type-arg]
         from tinykeras.native import ChildFailed
 
         try:
@@ -82,8 +88,12 @@ class TflmRunner:
             if missing:  # name the op rather than TFLM's "failed to allocate tensors"
                 raise UnsupportedOpError(missing, "TFLite-Micro", "Replace the layer that produces it, or check "
                                          "`tinykeras inspect` for the model's ops") from None
-            raise ModelError(f"{self.info.path or 'model'}: TFLite-Micro cannot {doing} "
-                             f"({str(exc).strip()[:300]})") from None
+            text = str(exc)
+            if retry_larger and ARENA_EXHAUSTED in text:
+                raise _ArenaTooSmall() from None
+            size = request[2] if request[0] == "load" else None
+            raise ModelError(f"{self.info.path or 'model'}: TFLite-Micro cannot {doing}: "
+                             f"{describe_failure(self.info, text, size)}") from None
 
     def invoke(self, sample: np.ndarray | list[np.ndarray]) -> list[np.ndarray]:
         """Run one sample (with a batch axis of 1; a list with one array per input for several inputs) and
@@ -106,6 +116,53 @@ class TflmRunner:
     def close(self) -> None:
         """Stop the child process (also done when the runner is garbage-collected)."""
         self._child.close()
+
+
+MAX_HOST_ARENA = 1 << 28      # the host interpreter's arena grows (x4) up to this when TFLM runs out
+ARENA_EXHAUSTED = "Failed to allocate"
+
+
+class _ArenaTooSmall(Exception):
+    """TFLM ran out of the host arena while loading: retry with a larger one."""
+
+
+def describe_failure(info: ModelInfo, text: str, arena_size: int | None = None) -> str:
+    """TFLM's error reporter output (captured in the child) as one clause naming the operator, its op name and
+    tensor at fault, the bytes it asked for and the arena it had; TFLM's own words only as a last resort."""
+    import re
+
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    node = next((m for m in (re.search(r"Node (\w+) \(number (\d+)\w*\) failed to (\w+)", ln) for ln in lines) if m),
+                None)
+    tensor_m = next((m for m in (re.search(r"for tensor (\d+)", ln) for ln in lines) if m), None)
+    need = next((m for m in (re.search(r"Requested: (\d+), available (\d+)", ln) for ln in reversed(lines))
+                 if m), None)
+    check = next((ln for ln in lines if "was not true" in ln or "!=" in ln or "==" in ln), None)
+    parts = []
+    if node is not None:
+        index = int(node.group(2))
+        op = info.ops[index] if 0 <= index < len(info.ops) else None
+        name = op.op if op is not None else node.group(1)
+        out = info.tensors[op.outputs[0]] if op is not None and op.outputs else None
+        parts.append(f"operator #{index} {name}" + (f" (output tensor #{out.index} '{out.name}', shape "
+                                                     f"{list(out.shape)}, {out.nbytes:,} B)" if out is not None else "")
+                     + f" failed to {node.group(3)}")
+    if tensor_m is not None:
+        k = int(tensor_m.group(1))
+        if 0 <= k < len(info.tensors):
+            t = info.tensors[k]
+            parts.append(f"tensor #{k} '{t.name}' ({t.dtype} {list(t.shape)}, {t.nbytes:,} B) could not be placed")
+    if node is None and tensor_m is None and need is not None:
+        parts.append(f"TFLM ran out before any operator was prepared, placing its records for the model's "
+                     f"{len(info.tensors):,} tensors and {len(info.ops):,} operators")
+    if need is not None:
+        parts.append(f"TFLM asked for {int(need.group(1)):,} B more"
+                     + (f" than the {arena_size:,} B arena holds" if arena_size else ""))
+    elif check is not None and node is not None:
+        parts.append(f"TFLM check failed: {check[:160]}")
+    if not parts:
+        return (lines[0] if lines else "TFLM gave no reason")[:300]
+    return "; ".join(parts)
 
 
 def default_arena_size(model: bytes, info: ModelInfo) -> int:
@@ -137,9 +194,15 @@ class _Server:
         from tflite_micro import runtime
 
         kind = request[0]
-        if kind == "load":
+        if kind == "load":  # TFLM's error reporter text travels with the error (see describe_failure)
+            from tinykeras.stdio import capture_native_stderr
+
             _, model, size = request
-            self.interp = runtime.Interpreter.from_bytes(model, arena_size=int(size))
+            try:
+                with capture_native_stderr() as log:
+                    self.interp = runtime.Interpreter.from_bytes(model, arena_size=int(size))
+            except RuntimeError as exc:
+                raise RuntimeError(f"{str(exc).strip()}\n{log.text}") from None
             self.outputs = _count_outputs(model)
             return None
         if kind == "invoke":

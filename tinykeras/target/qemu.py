@@ -43,7 +43,8 @@ BENCH_FILES = ("tk_bench.c", "tk_bench.h", "tk_model_api.h", "tk_port.h")
 PORT_FILES = ("port_qemu.c", "startup.c", "tk_qemu.h")
 LINKER_SCRIPT = "sections.ld"   # the sections (port_dir); it INCLUDEs the machine's memory.ld
 MACHINE_FILES = ("tk_machine.h", "memory.ld")   # firmware_templates/baremetal/<machine>/: one port per machine
-QEMU_KEYS = ("machine", "cpu", "icount_shift", "timer_hz", "cflags", "estimate_clock_hz", "estimate_label")
+QEMU_KEYS = ("machine", "cpu", "icount_shift", "timer_hz", "cflags", "library_cflags", "estimate_clock_hz",
+             "estimate_label")
 _WAITING = "waiting for connection"  # what QEMU prints on stderr once its server socket listens
 
 
@@ -196,7 +197,8 @@ def _library_make_vars(library: Any, kernels: str | None, settings: dict[str, An
     if library is None:
         return {"library": None}
 
-    arch = [f for f in settings["cflags"] if not f.startswith("-O")]
+    # the core's flags, plus the board's flags for the library alone (qemu.library_cflags: a toolchain workaround)
+    arch = [f for f in settings["cflags"] if not f.startswith("-O")] + list(settings.get("library_cflags", ()))
     return {
         "library": library, "kernels": kernels, "lib_arch": arch,
         "lib_defines": [f"-D{d}" for d in library.defines(kernels)],
