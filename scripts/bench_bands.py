@@ -26,6 +26,7 @@ from tinykeras.inspect import inspect_bytes  # noqa: E402
 
 
 def _qemu(data: bytes, info: Any, name: str) -> dict[str, Any]:
+    from tinykeras import pipeline
     from tinykeras.errors import TinyKerasError, ToolchainError
     from tinykeras.target import qemu
 
@@ -36,7 +37,7 @@ def _qemu(data: bytes, info: Any, name: str) -> dict[str, Any]:
         return {"skipped": str(exc)}
     with tempfile.TemporaryDirectory(prefix="tk-bands-") as tmp:
         try:
-            m = qemu.measure(data, info, Path(tmp), name=name, runs=1, warmup=0, timeout=600.0)
+            m = pipeline.measure(data, info, Path(tmp), name=name, runs=1, warmup=0, timeout=600.0)
         except TinyKerasError as exc:
             return {"error": str(exc)}
     return {"instructions_per_inference": m.get("instructions_per_inference"), "sizes": m.get("sizes"),

@@ -26,11 +26,11 @@ sys.path.insert(0, str(REPO / "tests"))   # standin: the stand-in build shared w
 
 from standin import build_standin, run_and_compare  # noqa: E402
 
+from tinykeras import pipeline  # noqa: E402
 from tinykeras.boards import load_board  # noqa: E402
 from tinykeras.inspect import inspect_bytes  # noqa: E402
 from tinykeras.pipeline import BuildOptions, build  # noqa: E402
 from tinykeras.resources import models_dir  # noqa: E402
-from tinykeras.target import qemu  # noqa: E402
 
 BOARDS = ("esp32", "esp32s3", "nano33ble", "nucleo_l4r5zi", "pico", "pico2", "teensy41", "portenta_h7", "uno_r4_minima",
           "xiao_esp32c3", "esp32c6", "xiao_esp32s3")
@@ -69,7 +69,7 @@ def board_cell(board: str, path: Path, third_party: Path, work: Path) -> dict:
 def qemu_cell(path: Path, runtime: str, kernels: str | None, third_party: Path, work: Path) -> dict:
     model = path.read_bytes()
     info = inspect_bytes(model, str(path))
-    out = qemu.measure(model, info, work, name=path.stem, runs=2, warmup=1, runtime=runtime, kernels=kernels,
+    out = pipeline.measure(model, info, work, name=path.stem, runs=2, warmup=1, runtime=runtime, kernels=kernels,
                        tflm_dir=third_party / "tflite-micro-90b983c", timeout=600)
     return {k: out[k] for k in ("instructions_per_inference", "instructions_per_mac", "arena_bytes", "arena_used",
                                 "sizes", "macs")}

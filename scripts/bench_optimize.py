@@ -72,7 +72,7 @@ def qemu_latency(tflite: bytes, work: Path) -> dict[str, Any]:
     """Instructions per inference on qemu_m4 with the aot runtime, or why it could not run."""
     try:
         from tinykeras.inspect import inspect_bytes
-        from tinykeras.target.qemu import measure
+        from tinykeras.pipeline import measure
 
         out = measure(tflite, inspect_bytes(tflite), work, runs=3, warmup=1)
         return {"instructions": out.get("runs"), "summary": {k: v for k, v in out.items() if k != "runs"}}

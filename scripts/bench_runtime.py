@@ -7,7 +7,7 @@ spotter, MobileNet-v1 0.25 96x96, MobileNetV2 0.35 96x96) and every shipped mode
 
 Per model:
 - MACs; aot arena (static plan), constant bytes, and on qemu_m4 (QEMU -icount shift=0): instructions per
-  inference and per MAC, ELF flash/RAM (tinykeras.target.qemu.measure);
+  inference and per MAC, ELF flash/RAM (tinykeras.pipeline.measure);
 - bit-exactness against the TFLM host interpreter: the host build under ASan + UBSan and the qemu_m4
   build (Cortex-M4 DSP kernels), ``--samples`` random inputs each (default 200);
 - TFLM: the smallest arena the host interpreter works with (bisection), and TFLM reference / TFLM +
@@ -103,7 +103,7 @@ def tflm_on_qemu(data: bytes, info: ModelInfo, name: str, kernels: str,
 
     from tinykeras.boards import load_board
     from tinykeras.errors import ToolchainError
-    from tinykeras.target.qemu import measure
+    from tinykeras.pipeline import measure
 
     tree = os.environ.get("TINYKERAS_TFLM_DIR") or str(REPO.parent / "shared" / "third_party" / "tflite-micro-90b983c")
     if not Path(tree).is_dir():
@@ -170,6 +170,7 @@ def measure_aot(data: bytes, info: ModelInfo) -> dict[str, Any]:
 
 def measure_qemu(data: bytes, info: ModelInfo, name: str, board: str = "qemu_m4") -> dict[str, Any]:
     """aot on an emulated board: instructions per inference and ELF sizes; {"skipped"/"error": why} otherwise."""
+    from tinykeras import pipeline
     from tinykeras.boards import load_board
     from tinykeras.errors import TinyKerasError, ToolchainError
     from tinykeras.target import qemu
@@ -181,8 +182,8 @@ def measure_qemu(data: bytes, info: ModelInfo, name: str, board: str = "qemu_m4"
         return {"skipped": str(exc)}
     with tempfile.TemporaryDirectory(prefix="tk-bench-") as tmp:
         try:
-            return qemu.measure(data, info, Path(tmp), name=name, runs=2, warmup=1, timeout=600.0,
-                                board=load_board(board))
+            return pipeline.measure(data, info, Path(tmp), name=name, runs=2, warmup=1, timeout=600.0,
+                                    board=load_board(board))
         except TinyKerasError as exc:
             return {"error": str(exc)}
 
@@ -196,7 +197,7 @@ def _inputs(info: ModelInfo, count: int, seed: int) -> np.ndarray:
 def check_bit_exact(data: bytes, info: ModelInfo, samples: int, with_qemu: bool, board: str = "qemu_m4",
                     host: bool = True) -> dict[str, Any]:
     """aot vs the TFLM host interpreter on ``samples`` random inputs: host build under ASan + UBSan (``host``),
-    and the build for ``board`` (tinykeras.aot.device_check)."""
+    and the build for ``board`` (tinykeras.device_check)."""
     from tinykeras.aot.host import AotHostRunner
     from tinykeras.errors import TinyKerasError
     from tinykeras.tflm_host import TflmRunner
@@ -210,7 +211,7 @@ def check_bit_exact(data: bytes, info: ModelInfo, samples: int, with_qemu: bool,
         out["host_asan_ubsan"] = {"samples": samples, "values": int(ref.size), "mismatches": mismatches,
                                   "bit_exact": mismatches == 0}
     if with_qemu:
-        from tinykeras.aot.device_check import check_on_qemu
+        from tinykeras.device_check import check_on_qemu
 
         try:
             out[board] = check_on_qemu(data, info, samples=samples, board=board)

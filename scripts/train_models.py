@@ -45,7 +45,7 @@ QUANTIZATION = ("int8; per-channel CONV_2D/DEPTHWISE_CONV_2D weights, per-tensor
 
 def int8_metrics(recipe_name: str, result: Any, tflite: bytes, info: Any) -> dict[str, Any]:
     """The int8 model on the TFLM host interpreter: test accuracy (classifiers) or AUC (anomaly detection)."""
-    from tinykeras.recipes.base import roc_auc
+    from tinykeras.metrics import roc_auc
     from tinykeras.recipes.sensor import windows
     from tinykeras.tflm_host import TflmRunner, dequantize, prepare_inputs
 
@@ -58,7 +58,7 @@ def int8_metrics(recipe_name: str, result: Any, tflite: bytes, info: Any) -> dic
         flat = w.reshape(-1, w.shape[-1]).astype(np.float32)
         recon = dequantize(runner.run_all(prepare_inputs(flat, in_t)), out_t).reshape(flat.shape)
         scores = np.mean((recon - flat) ** 2, axis=1).reshape(w.shape[0], w.shape[1]).mean(axis=1)
-        auc = roc_auc(scores, data.extra["test_labels"])[0]
+        auc = roc_auc(scores, data.extra["test_labels"])
         return {"metric": "auc", "value": round(float(auc), 4), "test_segments": int(len(scores)),
                 "evaluated_on": "int8 .tflite on the TFLite-Micro host interpreter"}
     out = dequantize(runner.run_all(prepare_inputs(data.x_test.astype(np.float32), in_t)), out_t)
@@ -155,7 +155,7 @@ def ship(recipe_name: str, args: argparse.Namespace, work: Path) -> dict[str, An
 def npz_metric(recipe_name: str, tflite: bytes, info: Any, test: dict[str, np.ndarray]) -> dict[str, Any]:
     """The int8 model on a test.npz (TFLM host): accuracy, or for sensor the AUC of the mean reconstruction
     error over the windows of each segment present (as tests/test_recipes_models.py measures it)."""
-    from tinykeras.recipes.base import roc_auc
+    from tinykeras.metrics import roc_auc
     from tinykeras.tflm_host import TflmRunner, dequantize, prepare_inputs
 
     x, y = test["x"].astype(np.float32), test["y"]
@@ -167,7 +167,7 @@ def npz_metric(recipe_name: str, tflite: bytes, info: Any, test: dict[str, np.nd
         segments = np.unique(test["segment"])
         scores = np.array([err[test["segment"] == s].mean() for s in segments])
         labels = np.array([y[test["segment"] == s][0] for s in segments])
-        return {"metric": "auc", "value": round(float(roc_auc(scores, labels)[0]), 4), "windows": int(len(x)),
+        return {"metric": "auc", "value": round(float(roc_auc(scores, labels)), 4), "windows": int(len(x)),
                 "segments": int(len(segments)), "evaluated_on": where}
     return {"metric": "accuracy", "value": round(float(np.mean(np.argmax(out, axis=1) == y)), 4),
             "test_samples": int(len(x)), "evaluated_on": where}

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from mirrors import bench_input, mlperf_results
 
 from tinykeras import mlperf_models
 from tinykeras.boards import Board, load_board
@@ -358,7 +359,7 @@ def run_and_compare(elf: Path | Standin, model: bytes, info, planned_arena: int,
     def reference(x: bytes) -> np.ndarray:
         return np.asarray(tflm.invoke(np.frombuffer(x, dtype=np.int8).reshape(t_in.shape))[0]).ravel()
 
-    pattern_out = reference(qemu.bench_input(t_in.nbytes))
+    pattern_out = reference(bench_input(t_in.nbytes))
     conv, random_in, random_tensor = mlperf_random_input(model, info, 11)
     random_out = reference(random_tensor)
     for attempt in range(3):
@@ -381,7 +382,7 @@ def run_and_compare(elf: Path | Standin, model: bytes, info, planned_arena: int,
                 assert 0 < used <= planned_arena, f"arena used {used} B > planned {planned_arena} B"
                 for run in recs[1:-1]:
                     assert run["top"] == int(np.argmax(pattern_out)) and run["score"] == int(pattern_out.max())
-                assert mlperf_reply(port, "results%")[0] == qemu.mlperf_results(pattern_out, q.scale, q.zero_point)
+                assert mlperf_reply(port, "results%")[0] == mlperf_results(pattern_out, q.scale, q.zero_point)
                 mlperf_reply(port, f"db load {len(random_in)}%")
                 for k in range(0, len(random_in), 32):
                     mlperf_reply(port, f"db {random_in[k:k + 32].hex()}%")

@@ -11,6 +11,7 @@ import pytest
 from aot_support import convert_int8, dscnn_tflite
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from mirrors import bench_input, mlperf_results
 
 from tinykeras.aot import SUPPORTED_OPS, generate
 from tinykeras.aot.fixedpoint import quantize_multiplier, sigmoid_params, softmax_params
@@ -213,13 +214,13 @@ def test_dscnn_dsp_kernels_on_qemu_match_tflm(dscnn: bytes, tmp_path: Path) -> N
 
     def reference(x: bytes) -> str:
         out = tflm.invoke(np.frombuffer(x, dtype=np.int8).reshape(t_in.shape))[0]
-        return qemu.mlperf_results(out, q.scale, q.zero_point)
+        return mlperf_results(out, q.scale, q.zero_point)
 
     with qemu.qemu_session(elf, board) as url:
         port = serial.serial_for_url(url, timeout=0.05)
         try:
             _reply(port)
-            assert _reply(port, "results%")[0] == reference(qemu.bench_input(t_in.nbytes))
+            assert _reply(port, "results%")[0] == reference(bench_input(t_in.nbytes))
             for seed in (21, 22):
                 x = bytes(np.random.default_rng(seed).integers(0, 256, t_in.nbytes, dtype=np.uint8))
                 _reply(port, f"db load {len(x)}%")

@@ -198,7 +198,7 @@ def test_fast_path_selection_is_reported(name: str, converted: dict[str, bytes])
 def test_kernel_bit_exact_on_qemu(board: str, name: str, converted: dict[str, bytes]) -> None:
     """The Cortex-M4 DSP code (SMLAD/SMMLAR paths, hand-scheduled loops) and the Cortex-M55 Helium code
     (VLDRB gathers, VMLADAVA, VMULLB/T, vector requantization) against TFLM, every output byte."""
-    from tinykeras.aot.device_check import check_on_qemu
+    from tinykeras.device_check import check_on_qemu
 
     data = _model(converted, name)
     result = check_on_qemu(data, inspect_bytes(data), samples=12, board=board)

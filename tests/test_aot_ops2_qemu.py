@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from mirrors import bench_input, mlperf_results
 from standin import mlperf_reply
 
 from tinykeras.inspect import inspect_bytes
@@ -82,15 +83,15 @@ def test_ops2_kernels_on_qemu_match_tflm(tmp_path: Path) -> None:
 
     def reference(x: bytes) -> str:
         out = tflm.invoke(np.frombuffer(x, dtype=np.int8).reshape(t_in.shape))[0]
-        return qemu.mlperf_results(out, q.scale, q.zero_point)
+        return mlperf_results(out, q.scale, q.zero_point)
 
     x = bytes(np.random.default_rng(23).integers(0, 256, t_in.nbytes, dtype=np.uint8))
-    assert reference(x) != reference(qemu.bench_input(t_in.nbytes))  # the output depends on the input
+    assert reference(x) != reference(bench_input(t_in.nbytes))  # the output depends on the input
     with qemu.qemu_session(elf, board) as url:
         port = open_port(url)  # keeps the bytes QEMU sent before open() returned
         try:
             mlperf_reply(port)
-            assert mlperf_reply(port, "results%")[0] == reference(qemu.bench_input(t_in.nbytes))
+            assert mlperf_reply(port, "results%")[0] == reference(bench_input(t_in.nbytes))
             mlperf_reply(port, f"db load {len(x)}%")
             for k in range(0, len(x), 32):
                 mlperf_reply(port, f"db {x[k:k + 32].hex()}%")

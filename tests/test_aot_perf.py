@@ -84,7 +84,7 @@ def test_generated_code_builds_for_cortex_m0plus(dscnn: bytes, tmp_path: Path) -
 @pytest.mark.slow
 @needs_qemu
 def test_dscnn_bit_exact_on_qemu_200_inputs(dscnn: bytes) -> None:
-    from tinykeras.aot.device_check import check_on_qemu
+    from tinykeras.device_check import check_on_qemu
 
     result = check_on_qemu(dscnn, inspect_bytes(dscnn), samples=200)
     assert result["samples"] == 200 and result["mismatches"] == 0, result

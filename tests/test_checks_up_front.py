@@ -122,3 +122,17 @@ def test_emulate_plots_take_the_labels_beside_the_model(tmp_path: Path) -> None:
     assert labels_beside(model) is None
     (model.parent / "settings.json").write_text(json.dumps({"labels": ["yes", "no", "_silence_"]}))
     assert labels_beside(model) == ["yes", "no", "_silence_"]
+
+
+def test_bench_compare_labels_with_absolute_paths_are_text() -> None:
+    """Two reports of the same board/runtime/model are told apart by their paths, '[/abs/a.json]', which rich
+    read as a closing markup tag (an internal error the chain test found)."""
+    from rich.console import Console
+
+    from tinykeras.report import compare_table
+
+    report = {"board": "qemu_m4", "runtime": "aot", "model": "kws", "runs": 2, "complete": True}
+    out = Console(width=200)
+    with out.capture() as captured:
+        out.print(compare_table(report, report, "kws [/tmp/a/bench.json]", "kws [/tmp/b.json]"))
+    assert "[/tmp/a/bench.json]" in captured.get()

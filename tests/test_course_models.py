@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from mirrors import bench_input, mlperf_results
 
 from tinykeras.cli import cli
 
@@ -78,10 +79,8 @@ def test_token_ids_are_drawn_inside_the_vocabulary(text_model: Path) -> None:
 
 
 def test_bench_input_folds_words_into_the_vocabulary() -> None:
-    from tinykeras.target import qemu
-
-    raw = qemu.bench_input(80)
-    ids = np.frombuffer(qemu.bench_input(80, id_limit=300), dtype="<i4")
+    raw = bench_input(80)
+    ids = np.frombuffer(bench_input(80, id_limit=300), dtype="<i4")
     assert ids.min() >= 0 and ids.max() < 300
     assert np.array_equal(ids, np.frombuffer(raw, dtype="<u4") % 300)
 
@@ -107,14 +106,14 @@ def test_text_model_runs_on_qemu_m4_with_valid_ids(text_model: Path, tmp_path: P
     assert report["qemu"]["instructions_per_inference"] > 0
     info = load_model_info(tflite)
     t_in, t_out = info.input_tensors()[0], info.output_tensors()[0]
-    ids = np.frombuffer(qemu.bench_input(t_in.nbytes, 300), dtype="<i4").reshape(t_in.shape)
+    ids = np.frombuffer(bench_input(t_in.nbytes, 300), dtype="<i4").reshape(t_in.shape)
     expected = TflmRunner(tflite.read_bytes(), info).invoke(ids)[0]
     with qemu.qemu_session(tmp_path / "fw" / "build" / "firmware.elf", load_board("qemu_m4")) as url:
         port = open_port(url)
         try:
             mlperf_reply(port)
             q = t_out.quantization
-            assert mlperf_reply(port, "results%")[0] == qemu.mlperf_results(expected, q.scale, q.zero_point)
+            assert mlperf_reply(port, "results%")[0] == mlperf_results(expected, q.scale, q.zero_point)
         finally:
             port.close()
     res = CliRunner().invoke(cli, ["validate", str(tflite), "--data", str(text_model / "test.npz"), "--board",

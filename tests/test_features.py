@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import requires_tool
+from mirrors import numpy_features
 
 from tinykeras.recipes.frontend import (
     AudioFeatures,
@@ -15,7 +16,6 @@ from tinykeras.recipes.frontend import (
     frontend_tables,
     hann_window,
     mel_weight_matrix,
-    numpy_features,
 )
 
 KWS = AudioFeatures()  # the kws recipe's MFCC parameters

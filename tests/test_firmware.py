@@ -217,7 +217,8 @@ def test_rendered_aot_project_runs_on_the_host_with_an_arduino_shim(reference_mo
     arduino_host.cpp and runs it: the @tk records and MLPerf replies it prints must match the TFLM host
     interpreter on the benchmark's input pattern. Exercises the rendered glue; not a real board."""
     pytest.importorskip("tinykeras.aot")
-    from tinykeras.target.qemu import bench_input, mlperf_results
+    from mirrors import bench_input, mlperf_results
+
     from tinykeras.tflm_host import TflmRunner
 
     model_path = reference_models["ad01_int8"]

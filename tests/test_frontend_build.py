@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from conftest import requires_tool
+from mirrors import numpy_features
 
 from tinykeras.cli import cli
-from tinykeras.recipes.frontend import AudioFeatures, feature_defines, numpy_features, settings_beside
+from tinykeras.recipes.frontend import AudioFeatures, feature_defines, settings_beside
 from tinykeras.resources import models_dir
 
 FRONTEND_FILES = ["src/tk_frontend.c", "src/tk_frontend.h", "src/tk_frontend_tables.h"]

@@ -77,13 +77,14 @@ def test_generated_c_under_libfuzzer_and_sanitizers_matches_tflm(tmp_path: Path)
     from tinykeras.resources import models_dir
 
     data = (models_dir() / "gesture" / "model.tflite").read_bytes()
-    qemu = ("qemu_m4",) if shutil.which("qemu-system-arm") and shutil.which("arm-none-eabi-gcc") else ()
+    # the same fuzzed inputs through the Cortex-M4 DSP and the Cortex-M55 Helium kernels
+    qemu = ("qemu_m4", "qemu_m55") if shutil.which("qemu-system-arm") and shutil.which("arm-none-eabi-gcc") else ()
     row = fuzz_model(data, inspect_bytes(data), tmp_path, name="gesture", seconds=60, runs=400, seed=7, check=32,
                      qemu_boards=qemu)
     assert row["exit_code"] == 0 and row["sanitizer_findings"] == [], row["log_tail"]
     assert row["executions"] >= 400 and row["checked"] >= 2
     assert row["bit_exact"] is True and row["mismatches"] == 0, row
-    for board, check in row.get("qemu", {}).items():   # the DSP kernels on the same fuzzed inputs
+    for board, check in row.get("qemu", {}).items():
         assert check["samples"] == row["checked"] and check["bit_exact"], (board, check)
 
 

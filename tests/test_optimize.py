@@ -233,7 +233,7 @@ def test_two_four_sparsity_pattern():
 
 
 def test_roc_auc_matches_pairwise_definition():
-    from tinykeras.optimize import roc_auc
+    from tinykeras.metrics import roc_auc
 
     rng = np.random.default_rng(0)
     scores = np.round(rng.normal(size=60), 1)  # ties on purpose

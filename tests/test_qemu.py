@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from mirrors import bench_input, mlperf_results
 
 from tinykeras.boards import load_board
 from tinykeras.errors import BoardError, SerialError, ToolchainError
@@ -165,7 +166,7 @@ def test_benchmark_end_to_end(fake_elf: Path, tmp_path: Path) -> None:
     second = qemu.run_benchmark(fake_elf, board, runs=4, timeout=20)
     assert first.complete and len(first.runs) == 4 and [r.i for r in first.runs] == [0, 1, 2, 3]
     assert first.hello["board"] == "qemu_m4" and first.hello["arena_used"] == 20
-    expected = fake_model(qemu.bench_input(16))
+    expected = fake_model(bench_input(16))
     for r in first.runs:
         assert r.top == int(np.argmax(expected)) and r.score == int(expected.max())
         assert r.instructions is not None and r.instructions > 0 and r.instructions % 40 == 0
@@ -201,7 +202,7 @@ def test_mlperf_commands_over_the_socket(fake_elf: Path) -> None:
             assert reply(port, f"db {x.hex()}%") == ["m-load-done", "m-ready"]
             lines = reply(port, "infer 5 2%")
             assert lines[:3] == ["m-warmup-start-2", "m-warmup-done", "m-infer-start-5"]
-            want = qemu.mlperf_results(fake_model(x), OUT_SCALE, OUT_ZP)
+            want = mlperf_results(fake_model(x), OUT_SCALE, OUT_ZP)
             assert lines[-3:] == ["m-infer-done", want, "m-ready"]
             assert reply(port, "results%") == [want, "m-ready"]
             # commands sent while the board computes wait in the RX interrupt's ring buffer: none is lost

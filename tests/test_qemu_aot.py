@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from mirrors import bench_input, mlperf_results
 from standin import mlperf_random_input, mlperf_reply
 
 from tinykeras import mlperf_models
@@ -56,7 +57,7 @@ def test_aot_on_qemu_matches_tflm(name: str, reference_models: dict[str, Path], 
         sample = np.frombuffer(x, dtype=np.int8).reshape(t_in.shape)
         return np.asarray(tflm.invoke(sample)[0]).ravel()
 
-    pattern_out = reference(qemu.bench_input(t_in.nbytes))
+    pattern_out = reference(bench_input(t_in.nbytes))
     conv, random_in, random_tensor = mlperf_random_input(model, info, 11)
     random_out = reference(random_tensor)
 
@@ -70,7 +71,7 @@ def test_aot_on_qemu_matches_tflm(name: str, reference_models: dict[str, Path], 
             for run in recs[1:3]:
                 assert run["top"] == int(np.argmax(pattern_out)) and run["score"] == int(pattern_out.max())
             # the whole output vector of the last timed run, against TFLM
-            assert mlperf_reply(port, "results%")[0] == qemu.mlperf_results(pattern_out, q_out.scale, q_out.zero_point)
+            assert mlperf_reply(port, "results%")[0] == mlperf_results(pattern_out, q_out.scale, q_out.zero_point)
             mlperf_reply(port, f"db load {len(random_in)}%")
             for k in range(0, len(random_in), 32):
                 mlperf_reply(port, f"db {random_in[k:k + 32].hex()}%")

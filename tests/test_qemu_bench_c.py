@@ -11,10 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from mirrors import bench_input, mlperf_results
 
 from tinykeras import mlperf_models
 from tinykeras.resources import templates_dir
-from tinykeras.target import qemu
 
 BENCH = templates_dir() / "runtime" / "bench"
 WARN = ["-std=c99", "-Wall", "-Wextra", "-Wpedantic", "-Wshadow", "-Wconversion", "-Werror"]
@@ -124,7 +124,7 @@ def test_records_follow_the_protocol(host_bench: Path) -> None:
     assert hello == {"v": 1, "event": "hello", "board": "host", "runtime": "aot", "model": 'fake"m',
                      "model_sha256": "0123456789abcdef", "model_bytes": 100, "arena_bytes": 20, "arena_used": 20,
                      "cpu_hz": 1000000, "timer": "micros", "runs": 3, "warmup": 1, "macs": 64}
-    expected = fake_model(qemu.bench_input(16))
+    expected = fake_model(bench_input(16))
     for i, r in enumerate(recs[1:4]):
         assert r["i"] == i and r["us"] == 7 and r["cycles"] == 1000
         assert r["top"] == int(np.argmax(expected)) and r["score"] == int(expected.max())
@@ -157,7 +157,7 @@ def test_mlperf_commands(host_bench: Path) -> None:
     proc = run(host_bench, cmds)
     assert proc.returncode == 0, proc.stderr.decode()
     got = replies(proc.stdout)
-    want_results = qemu.mlperf_results(fake_model(x), 0.25, -3)
+    want_results = mlperf_results(fake_model(x), 0.25, -3)
     assert got[0] == ["m-name-dut-[host (fake)]"]
     assert got[1] == ["m-profile-[ULPMark for tinyML Firmware V0.0.1]", "m-model-[kws01]"]
     assert got[2][0].startswith("m-lap-us-") and len(got[2]) == 1
@@ -192,7 +192,7 @@ def test_mlperf_commands(host_bench: Path) -> None:
 @needs_gcc
 def test_infer_before_any_db_load_runs_the_pattern(host_bench: Path) -> None:
     got = replies(run(host_bench, "infer 1 0%").stdout)
-    assert got[0][-1] == qemu.mlperf_results(fake_model(qemu.bench_input(16)), 0.25, -3)
+    assert got[0][-1] == mlperf_results(fake_model(bench_input(16)), 0.25, -3)
 
 
 @needs_gcc
@@ -228,22 +228,22 @@ def test_float32_input_is_quantized_and_scored_as_ad01(tmp_path: Path) -> None:
 
 
 def test_mlperf_results_rounding() -> None:
-    assert qemu.mlperf_results([-128, 0, 127], 1 / 256, -128) == "m-results-[0.000,0.500,0.996]"
+    assert mlperf_results([-128, 0, 127], 1 / 256, -128) == "m-results-[0.000,0.500,0.996]"
     # 16/256 = 0.0625 exactly: printf's %0.3f rounds the tie to even
-    assert qemu.mlperf_results([16, -16, 80], 1 / 256, 0) == "m-results-[0.062,-0.062,0.312]"
+    assert mlperf_results([16, -16, 80], 1 / 256, 0) == "m-results-[0.062,-0.062,0.312]"
     assert mlperf_models.fixed3(0.0005) == "0.001"  # 0.0005f is a little above 0.0005
-    assert qemu.mlperf_results([-3], 0.5, 0) == "m-results-[-1.500]"
+    assert mlperf_results([-3], 0.5, 0) == "m-results-[-1.500]"
 
 
 def test_bench_input_matches_xorshift32() -> None:
-    data = qemu.bench_input(5)
+    data = bench_input(5)
     x, want = 0x2545F491, []
     for _ in range(5):
         x ^= (x << 13) & 0xFFFFFFFF
         x ^= x >> 17
         x ^= (x << 5) & 0xFFFFFFFF
         want.append(x >> 24)
-    assert list(data) == want and len(set(qemu.bench_input(256))) > 100
+    assert list(data) == want and len(set(bench_input(256))) > 100
 
 
 @pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None,

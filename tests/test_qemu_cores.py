@@ -96,3 +96,17 @@ def test_aot_kernels_follow_the_core(tmp_path: Path) -> None:
         assert ("vmladava" in asm and "vmullb" in asm) == (core == "cortex-m55"), board
         if core != "cortex-m55":   # (the M55's DSP leftovers: none at these multiples of 16)
             assert ("smlad" in asm) == (core != "cortex-m3"), board
+
+
+def test_m55_tflm_library_gets_its_assembler_workaround(third_party_dir: Path, tmp_path: Path) -> None:
+    """qemu_m55's library_cflags reach the TFLM library's flags only (binutils 2.40 VCVTNE workaround)."""
+    from tinykeras.pipeline import BuildOptions, build
+
+    path, _model = _kws()
+    result = build(BuildOptions(board="qemu_m55", model=path, runtime="tflm", kernels="cmsis-nn", out=tmp_path / "t",
+                                tflm_dir=third_party_dir / "tflite-micro-90b983c"), log=lambda _m: None)
+    lines = (result.project_dir / "Makefile").read_text().splitlines()
+    lib_arch = next(ln for ln in lines if ln.startswith("LIB_ARCH"))
+    arch = next(ln for ln in lines if ln.startswith("ARCH"))
+    assert "-fno-if-conversion" in lib_arch and "-mcpu=cortex-m55" in lib_arch
+    assert "-fno-if-conversion" not in arch

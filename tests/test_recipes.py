@@ -80,12 +80,12 @@ def test_gesture_csv_loader_rejects_bad_files(tmp_path: Path) -> None:
 
 
 def test_roc_auc() -> None:
-    from tinykeras.recipes.base import roc_auc
+    from tinykeras.metrics import roc_auc
 
     labels = np.array([0, 0, 1, 1])
-    assert roc_auc(np.array([0.1, 0.2, 0.8, 0.9]), labels)[0] == 1.0
-    assert roc_auc(np.array([0.9, 0.8, 0.2, 0.1]), labels)[0] == 0.0
-    assert roc_auc(np.array([0.5, 0.5, 0.5, 0.5]), labels)[0] == 0.5
+    assert roc_auc(np.array([0.1, 0.2, 0.8, 0.9]), labels) == 1.0
+    assert roc_auc(np.array([0.9, 0.8, 0.2, 0.1]), labels) == 0.0
+    assert roc_auc(np.array([0.5, 0.5, 0.5, 0.5]), labels) == 0.5
 
 
 def test_sensor_loader_layout(sensor_dir: Path, tmp_path: Path) -> None:

@@ -5,14 +5,15 @@ The schema is documented in ``docs/architecture.md``. Unknown keys are rejected 
 
 from __future__ import annotations
 
-import difflib
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tinykeras.errors import BoardError
+from tinykeras.errors import BoardError, did_you_mean
+from tinykeras.libraries import load_library
 from tinykeras.resources import boards_dir
+from tinykeras.types import RUNTIME_NAMES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -20,7 +21,6 @@ else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
 KINDS = ("platformio", "qemu")
-RUNTIMES = ("tflm", "aot")
 CONSOLES = ("uart", "usb-serial-jtag")  # ESP-IDF: UART0 (a USB-UART bridge) or the chip's USB-Serial-JTAG
 TIMER_APIS = ("esp_timer_get_time", "micros", "time_us_64", "dwt", "cmsdk_timer0", "sse_counter")
 
@@ -98,8 +98,6 @@ class Tflm:
     @property
     def lib(self) -> Any:
         """The :class:`tinykeras.libraries.Library`."""
-        from tinykeras.libraries import load_library
-
         return load_library(self.library)
 
     @property
@@ -178,9 +176,7 @@ def load_board(name: str, directory: Path | None = None) -> Board:
     path = directory / f"{name}.toml"
     if not path.exists():
         names = board_names(directory)
-        close = difflib.get_close_matches(name, names, n=1, cutoff=0.5)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise BoardError(f"unknown board '{name}'{hint} Known boards: {', '.join(names)} "
+        raise BoardError(f"unknown board '{name}'{did_you_mean(name, names)} Known boards: {', '.join(names)} "
                          "(`tinykeras boards` lists them)")
     return load_board_file(path)
 
@@ -204,8 +200,7 @@ def load_board_file(path: Path) -> Board:
 def _check_table(data: dict[str, Any], spec: dict[str, Any], path: Path, where: str) -> None:
     for key in sorted(data):
         if key not in spec:
-            close = difflib.get_close_matches(key, list(spec), n=1, cutoff=0.5)
-            hint = f"; did you mean '{where}{close[0]}'?" if close else f"; known keys: {', '.join(spec)}"
+            hint = did_you_mean(key, spec, where) or f"; known keys: {', '.join(spec)}"
             raise BoardError(f"{path}: unknown key '{where}{key}'{hint}")
     for key, (kind, required) in spec.items():
         if key not in data:
@@ -227,9 +222,7 @@ def _check_table(data: dict[str, Any], spec: dict[str, Any], path: Path, where: 
 
 def _choice(value: str, allowed: tuple[str, ...], path: Path, key: str) -> str:
     if value not in allowed:
-        close = difflib.get_close_matches(value, allowed, n=1, cutoff=0.5)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise BoardError(f"{path}: {key} = '{value}' is not one of {', '.join(allowed)}{hint}")
+        raise BoardError(f"{path}: {key} = '{value}' is not one of {', '.join(allowed)}{did_you_mean(value, allowed)}")
     return value
 
 
@@ -247,17 +240,15 @@ def _build(raw: dict[str, Any], path: Path) -> Board:
             and not any("LAR" in s for s in timer.get("enable", ()))):
         raise BoardError(f"{path}: a Cortex-M7 needs 'DWT->LAR = 0xC5ACCE55;' in timer.enable before the "
                          "cycle counter counts")
-    runtimes = tuple(raw.get("runtimes", RUNTIMES if kind == "platformio" else ("aot",)))
+    runtimes = tuple(raw.get("runtimes", RUNTIME_NAMES if kind == "platformio" else ("aot",)))
     for r in runtimes:
-        _choice(r, RUNTIMES, path, "runtimes")
+        _choice(r, RUNTIME_NAMES, path, "runtimes")
     default_runtime = _choice(raw.get("default_runtime", "tflm" if kind == "platformio" else "aot"),
-                              RUNTIMES, path, "default_runtime")
+                              RUNTIME_NAMES, path, "default_runtime")
     if default_runtime not in runtimes:
         raise BoardError(f"{path}: default_runtime '{default_runtime}' is not in runtimes {list(runtimes)}")
     pio = tflm = None
     if "tflm" in raw:
-        from tinykeras.libraries import load_library
-
         t = raw["tflm"]
         lib = load_library(t["library"])
         kernels = t.get("kernels", lib.default_kernels)

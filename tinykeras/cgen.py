@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tinykeras.c_literals import c_float, c_string
+from tinykeras.datacheck import C_KEYWORDS
 from tinykeras.types import ModelInfo, TensorInfo
 
 _C_TYPES = {"int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t", "int32": "int32_t", "float32": "float"}
@@ -38,8 +39,6 @@ def c_identifier(name: str) -> str:
     >>> c_identifier("int")
     'm_int'
     """
-    from tinykeras.datacheck import C_KEYWORDS
-
     ident = re.sub(r"[^0-9A-Za-z_]", "_", name)
     if not ident or ident[0].isdigit() or ident in C_KEYWORDS or ident.startswith("_"):
         return f"m_{ident}"

@@ -20,7 +20,7 @@ import numpy as np
 
 from tinykeras.errors import DataError, ModelError
 from tinykeras.inspect import inspect_bytes
-from tinykeras.keras_io import InputSpec, LoadedModel, import_tf, model_inputs
+from tinykeras.keras_io import InputSpec, LoadedModel, all_layers, import_tf, model_inputs
 from tinykeras.types import ModelInfo
 
 KINDS = ("int8", "float32", "dynamic")
@@ -67,26 +67,6 @@ def random_representative(shape: tuple[int | None, ...] | list[InputSpec], sampl
 # ------------------------------------------------------------------------------------------------ export
 
 
-def _all_layers(model: Any) -> list[Any]:
-    """Every layer of ``model``, nested models and wrappers included (depth first)."""
-    seen: list[Any] = []
-
-    def walk(layer: Any) -> None:
-        for sub in list(getattr(layer, "layers", None) or []):
-            if any(sub is s for s in seen):
-                continue
-            seen.append(sub)
-            walk(sub)
-        for attr in ("layer", "forward_layer", "backward_layer"):  # Bidirectional, TimeDistributed
-            inner = getattr(layer, attr, None)
-            if inner is not None and hasattr(inner, "get_config") and not any(inner is s for s in seen):
-                seen.append(inner)
-                walk(inner)
-
-    walk(model)
-    return seen
-
-
 def _is_rnn(layer: Any) -> bool:
     return any(c.__name__ == "RNN" for c in type(layer).__mro__) and hasattr(layer, "cell")
 
@@ -97,7 +77,7 @@ def _fused_lstm(layer: Any) -> bool:
 
 
 def _rnns_to_unroll(model: Any) -> list[Any]:
-    return [layer for layer in _all_layers(model)
+    return [layer for layer in all_layers(model)
             if _is_rnn(layer) and not getattr(layer, "unroll", False) and not _fused_lstm(layer)]
 
 
@@ -105,7 +85,7 @@ def _embeddings_to_rewrite(model: Any, keras3: bool) -> list[Any]:
     """Keras 3 Embedding layers: their ``take`` wraps negative ids with LESS/ADD/SELECT, which TFLM lacks;
     Keras 3 UpSampling2D (nearest): ``repeat`` becomes TILE, which TFLM lacks too."""
     found = []
-    for layer in _all_layers(model):
+    for layer in all_layers(model):
         if not keras3 or not type(layer).__module__.startswith("keras."):
             continue
         kind = type(layer).__name__
@@ -246,7 +226,7 @@ def export_saved_model(model: LoadedModel, shapes: list[tuple[int, ...]], direct
         def call3(*args: Any) -> dict[str, Any]:
             return outputs(target(list(args) if len(args) > 1 else args[0], training=False))
 
-        with as_identity([layer for layer in _all_layers(target) if layer.name in identity]):
+        with as_identity([layer for layer in all_layers(target) if layer.name in identity]):
             archive = keras3.export.ExportArchive()
             archive.track(target)
             archive.add_endpoint("serving_default", call3, input_signature=specs)
@@ -258,7 +238,7 @@ def export_saved_model(model: LoadedModel, shapes: list[tuple[int, ...]], direct
         def call2(*args: Any) -> dict[str, Any]:
             return outputs(target(list(args) if len(args) > 1 else args[0], training=False))
 
-        with as_identity([layer for layer in _all_layers(target) if layer.name in identity]):
+        with as_identity([layer for layer in all_layers(target) if layer.name in identity]):
             concrete = tf.function(call2).get_concrete_function(*specs)
             tf.saved_model.save(target, str(directory), signatures=concrete)
         return names
@@ -287,7 +267,7 @@ def _layer_index(model: LoadedModel) -> dict[str, str]:
     target = model.keras_model if model.keras_model is not None else model.keras3_model
     if target is None:
         return {}
-    return {layer.name: type(layer).__name__ for layer in _all_layers(target)}
+    return {layer.name: type(layer).__name__ for layer in all_layers(target)}
 
 
 def convert(model: LoadedModel, kind: str = "int8", rep_data: Any = None, per_tensor_dense: bool = False,
@@ -499,7 +479,7 @@ def _input_scale_advice(model: LoadedModel, xs: list[np.ndarray], comparison: di
     if not any(o.get("collapsed") for o in comparison.get("outputs", [])):
         return []
     target = model.keras_model if model.keras_model is not None else model.keras3_model
-    norm = next((layer for layer in _all_layers(target) if type(layer).__name__ == "Normalization"), None) \
+    norm = next((layer for layer in all_layers(target) if type(layer).__name__ == "Normalization"), None) \
         if target is not None else None
     lines = []
     for spec, x in zip(model.inputs, xs, strict=False):

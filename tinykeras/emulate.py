@@ -20,9 +20,8 @@ import numpy as np
 
 from tinykeras.errors import DataError, ModelError
 from tinykeras.tflm_host import TflmRunner, dequantize, prepare_inputs
-from tinykeras.types import ModelInfo, TensorInfo
+from tinykeras.types import RUNTIME_NAMES, ModelInfo, TensorInfo
 
-RUNTIMES = ("tflm", "aot")
 DEFAULT_RANDOM_SAMPLES = 32
 RANDOM_SEED = 0
 
@@ -358,8 +357,8 @@ def emulate(model: bytes | str | Path | Model, x: np.ndarray | None = None, y: n
     ``keras``: the float model (path, LoadedModel, tf_keras Model or callable) to compare with.
     ``tflite``: also compare with ``tf.lite`` (imports TensorFlow). Returns an :class:`EmulateResult`.
     """
-    if runtime not in RUNTIMES:
-        raise ModelError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIMES)}")
+    if runtime not in RUNTIME_NAMES:
+        raise ModelError(f"unknown runtime {runtime!r}; choose one of {', '.join(RUNTIME_NAMES)}")
     m = load(model)
     if x is None:
         xq = random_inputs(m, samples or DEFAULT_RANDOM_SAMPLES)

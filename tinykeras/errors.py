@@ -5,6 +5,9 @@ The CLI prints ``str(error)`` on one line to stderr and exits with ``error.exit_
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 
 class TinyKerasError(Exception):
     """Base of every error tinykeras raises on purpose."""
@@ -96,3 +99,10 @@ class TuneError(TinyKerasError):
     """A model search could not run, or no trial completed."""
 
     exit_code = 13
+
+
+def did_you_mean(word: str, known: Iterable[str], prefix: str = "") -> str:
+    """``"; did you mean 'PREFIX+closest'?"`` for the known name closest to ``word``, or "" when none is close.
+    The one "did you mean" of tinykeras' messages."""
+    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.5)
+    return f"; did you mean '{prefix}{close[0]}'?" if close else ""

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from tinykeras.keras_io import all_layers
+
 SETTINGS_KEY = "input_normalization"
 MAX_ELEMENTS = 4096          # per-element scale/offset tables larger than this stay inside the model
 MIN_STEPS_PER_STD = 8.0      # move the layer out when a feature's spread is below this many int8 input steps
@@ -29,10 +31,8 @@ BUILTIN_AFFINE = ("Normalization", "Rescaling")
 def _candidates(target: Any) -> list[Any]:
     """Layers that may be an input standardisation: Normalization/Rescaling, or a user's own layer without
     trainable weights."""
-    from tinykeras.convert import _all_layers
-
     found = []
-    for layer in _all_layers(target):
+    for layer in all_layers(target):
         name = type(layer).__name__
         module = type(layer).__module__
         builtin = module.startswith(("keras", "tf_keras", "tensorflow"))

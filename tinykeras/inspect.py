@@ -15,6 +15,7 @@ import numpy as np
 from tinykeras.errors import InputFileError, ModelError
 from tinykeras.libraries import REFERENCE_LIBRARY, Library, reference_library, resolver_methods
 from tinykeras.types import ModelInfo, OpInfo, Quantization, TensorInfo, index_inputs
+from tinykeras.verify import MAX_MODEL_BYTES, verify_model
 
 _TENSOR_TYPES = {
     0: "float32", 1: "float16", 2: "int32", 3: "uint8", 4: "int64", 5: "string", 6: "bool", 7: "int16",
@@ -52,7 +53,6 @@ def read_model_bytes(path: Path | str) -> bytes:
     import os
     import stat
 
-    from tinykeras.verify import MAX_MODEL_BYTES
 
     path = Path(path)
     try:
@@ -91,7 +91,6 @@ def inspect_bytes(data: bytes, path: str | None = None) -> ModelInfo:
     if len(data) < 8 or not schema.Model.ModelBufferHasIdentifier(data, 0):
         raise ModelError(f"{where}: not a TFLite flatbuffer (missing the 'TFL3' identifier); "
                          "re-export it with `tinykeras quantize`")
-    from tinykeras.verify import MAX_MODEL_BYTES, verify_model
 
     if len(data) > MAX_MODEL_BYTES:
         raise ModelError(f"{where}: {len(data):,} bytes, over the {MAX_MODEL_BYTES // 2**20} MiB limit for a model")

@@ -518,3 +518,23 @@ def model_labels(arrays: dict[str, np.ndarray], output_names: list[str]) -> list
             value = next((arrays[key] for key in LABEL_KEYS if key in arrays), None)
         labels.append(None if value is None else np.asarray(value))
     return labels
+
+
+def all_layers(model: Any) -> list[Any]:
+    """Every layer of ``model``, nested models and wrappers included (depth first)."""
+    seen: list[Any] = []
+
+    def walk(layer: Any) -> None:
+        for sub in list(getattr(layer, "layers", None) or []):
+            if any(sub is s for s in seen):
+                continue
+            seen.append(sub)
+            walk(sub)
+        for attr in ("layer", "forward_layer", "backward_layer"):  # Bidirectional, TimeDistributed
+            inner = getattr(layer, attr, None)
+            if inner is not None and hasattr(inner, "get_config") and not any(inner is s for s in seen):
+                seen.append(inner)
+                walk(inner)
+
+    walk(model)
+    return seen

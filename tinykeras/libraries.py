@@ -8,7 +8,6 @@ check a model against it. No TensorFlow.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 import os
@@ -18,7 +17,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from tinykeras.errors import BoardError, ToolchainError
+from tinykeras.errors import BoardError, ToolchainError, did_you_mean
 from tinykeras.resources import libraries_dir
 
 if sys.version_info >= (3, 11):
@@ -113,9 +112,7 @@ def load_library(lib_id: str) -> Library:
     path = LIBRARIES_DIR / f"{lib_id}.toml"
     if not path.exists():
         ids = library_ids()
-        close = difflib.get_close_matches(lib_id, ids, n=1, cutoff=0.5)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise BoardError(f"unknown TFLM library '{lib_id}'{hint} Known: {', '.join(ids)}")
+        raise BoardError(f"unknown TFLM library '{lib_id}'{did_you_mean(lib_id, ids)} Known: {', '.join(ids)}")
     return load_library_file(path)
 
 

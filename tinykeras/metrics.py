@@ -8,13 +8,14 @@ as collapsed. Pure numpy; used by ``quantize``, ``emulate`` and ``validate``.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
 from tinykeras.types import ModelInfo
 
-TASKS = ("auto", "classification", "binary", "regression")
 COLLAPSE_STD_RATIO = 0.1   # int8 output std below this fraction of the float std: collapsed
 COLLAPSE_R2 = 0.5          # or R² against the float output below this
 
@@ -192,3 +193,43 @@ def check_thresholds(outputs: list[dict[str, Any]], thresholds: dict[str, float 
             failures.append(f"--{option.replace('_', '-')}: no output has a {key} figure (needs "
                             f"{'labels' if key == 'accuracy' else 'the float model or labels'})")
     return failures
+
+
+def stats(values: Iterable[float]) -> dict[str, float] | None:
+    """min, mean, p50, p90, p99, max and sample std (ddof=1; 0 for one value). None for no values.
+
+    Percentiles interpolate linearly between order statistics (numpy's default method).
+    """
+    data = sorted(float(v) for v in values)
+    n = len(data)
+    if n == 0:
+        return None
+
+    def pct(p: float) -> float:
+        pos = (n - 1) * p / 100.0
+        lo = math.floor(pos)
+        hi = min(lo + 1, n - 1)
+        return data[lo] + (data[hi] - data[lo]) * (pos - lo)
+
+    mean = math.fsum(data) / n
+    var = math.fsum((v - mean) ** 2 for v in data) / (n - 1) if n > 1 else 0.0
+    return {"min": data[0], "mean": mean, "p50": pct(50), "p90": pct(90), "p99": pct(99), "max": data[-1],
+            "std": math.sqrt(var)}
+
+
+def roc_auc(scores: Any, labels: Any) -> float:
+    """Area under the ROC curve: Mann-Whitney U over average ranks (label 1 = positive, a higher score = more
+    positive, ties count half); nan unless both classes are present. The one AUC of tinykeras.
+
+    >>> roc_auc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1])
+    0.75
+    """
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    positive = np.asarray(labels).reshape(-1) > 0
+    n_pos = int(positive.sum())
+    n_neg = len(positive) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
+    ranks = (np.cumsum(counts) - counts + (counts + 1) / 2.0)[inverse.reshape(-1)]
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import numpy as np
 
 from tinykeras.errors import DataError, ModelError, TinyKerasError
 from tinykeras.keras_io import import_tf, match_input_shape, tf_keras
+from tinykeras.metrics import roc_auc
 
 SCHEDULES = ("polynomial", "constant")
 METRICS = ("auto", "accuracy", "auc", "mse")
@@ -242,32 +244,18 @@ def score(outputs: np.ndarray, x: np.ndarray, y: np.ndarray | None, task: Task) 
     out = np.asarray(outputs, dtype=np.float64).reshape(len(x), -1)
     if task.kind == "autoencoder":
         errors = np.mean((out - x.reshape(len(x), -1).astype(np.float64)) ** 2, axis=1)
-        return float(np.mean(errors)) if task.metric == "mse" else roc_auc(errors, np.asarray(y))
+        if task.metric == "mse":
+            return float(np.mean(errors))
+        auc = roc_auc(errors, np.asarray(y))
+        if math.isnan(auc):
+            raise DataError("AUC needs both normal (0) and anomalous (1) samples in the evaluation split")
+        return auc
     if y is None:
         return None
     if task.kind == "binary":
         predicted = out[:, 0] > (0.0 if task.from_logits else 0.5)
         return float(np.mean(predicted == (y > 0)))
     return float(np.mean(np.argmax(out, axis=1) == y))
-
-
-def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Area under the ROC curve (label 1 = positive, higher score = more positive), ties counted half."""
-    labels = labels.reshape(-1) > 0
-    pos, neg = scores[labels], scores[~labels]
-    if not len(pos) or not len(neg):
-        raise DataError("AUC needs both normal (0) and anomalous (1) samples in the evaluation split")
-    order = np.argsort(np.concatenate([pos, neg]), kind="mergesort")
-    ranks = np.empty(len(order))
-    values = np.concatenate([pos, neg])[order]
-    i = 0
-    while i < len(values):  # average ranks over ties
-        j = i
-        while j + 1 < len(values) and values[j + 1] == values[i]:
-            j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2 + 1
-        i = j + 1
-    return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
 
 
 # ------------------------------------------------------------------------------------------------ stages

@@ -11,23 +11,31 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tinykeras import cgen, fsutil
+from tinykeras import cgen, fsutil, input_norm, mlperf_models
 from tinykeras.arena import ArenaPlan
 from tinykeras.boards import Board, load_board
 from tinykeras.cgen import c_identifier
-from tinykeras.errors import BoardError, DoesNotFitError, InputFileError, ModelError, ToolchainError
+from tinykeras.convert import quantize_model
+from tinykeras.device import collect
+from tinykeras.errors import BoardError, DataError, DoesNotFitError, InputFileError, ModelError, ToolchainError
 from tinykeras.inspect import inspect_bytes, read_model_bytes, require_int8
-from tinykeras.resources import models_dir
+from tinykeras.keras_io import load_arrays, load_model, model_name
+from tinykeras.recipes import RECIPES
+from tinykeras.recipes.frontend import feature_defines, frontend_sources, settings_beside
+from tinykeras.resources import models_dir, templates_dir
 from tinykeras.runtime import runtime_module
-from tinykeras.runtime.base import RuntimePlan
+from tinykeras.runtime.base import RuntimePlan, RuntimeSources
+from tinykeras.target import pio as toolchain
+from tinykeras.target import qemu
+from tinykeras.target.platformio import RenderRequest, render_platformio, write_project
 from tinykeras.types import ModelInfo
 
-RECIPES = ("kws", "gesture", "sensor")
 REPORT_NAME = "tinykeras_build.json"
 MODEL_SUFFIXES = (".tflite", ".keras", ".h5", ".hdf5")
 BENCH_REPORT_NAME = "bench.json"
@@ -137,9 +145,6 @@ def load_int8_model(path: Path, rep_data: Path | None, log: Callable[[str], None
     """Bytes of an int8 .tflite from ``path``: read as is, or quantized from a Keras model first."""
     if path.suffix == ".tflite":
         return read_model_bytes(path), path.name
-    from tinykeras.convert import quantize_model
-    from tinykeras.keras_io import load_arrays, load_model
-
     x = None
     if rep_data is not None:
         x = load_arrays(rep_data)
@@ -232,33 +237,30 @@ def choose_runtime(board: Board, runtime: str | None) -> str:
 
 
 def plan_build(board: Board | str, model: bytes, *, runtime: str | None = None, info: ModelInfo | None = None,
-               name: str = "model", kernels: str | None = None) -> BuildPlan:
+               name: str = "model", kernels: str | None = None, profile: bool = False) -> BuildPlan:
     """Would ``model`` (int8 .tflite bytes) build for ``board`` with ``runtime``, and at what flash/RAM cost?
 
     Runs exactly the checks ``build`` runs (int8; the runtime's ops: the board's pinned TFLM library and its
     known gaps, or aot's op set; the arena plan; the fit check) and writes nothing. Raises what ``build``
-    raises (UnsupportedOpError, DoesNotFitError, BoardError, ModelError)."""
+    raises (UnsupportedOpError, DoesNotFitError, BoardError, ModelError). ``profile``: plan the per-op
+    profiling build (aot) instead of the plain one."""
     board = load_board(board) if isinstance(board, str) else board
     runtime = choose_runtime(board, runtime)
     info = info if info is not None else inspect_bytes(model)
     require_int8(info, allow_index_inputs=True)
-    planned = runtime_module(runtime).plan(model, info, board, name=name, kernels=kernels)
+    planned = runtime_module(runtime).plan(model, info, board, name=name, kernels=kernels, profile=profile)
     return BuildPlan(board=board, info=info, runtime=planned, fit=check_fit(board, planned, info))
 
 
 def _model_settings(model_path: Path) -> dict[str, Any] | None:
     """The settings.json beside the model (labels, feature parameters), as ``tinykeras train`` and the
     shipped models/<recipe>/ have it; None when there is none."""
-    from tinykeras.recipes.frontend import settings_beside
-
     settings = settings_beside(model_path)
     return settings if isinstance(settings, dict) else None
 
 
 def _project_name(options: BuildOptions, settings: dict[str, Any] | None, model_path: Path) -> str:
     """``--name``, else the name settings.json carries, else the model's file or directory name."""
-    from tinykeras.keras_io import model_name
-
     return options.name or str((settings or {}).get("name") or "") or model_name(model_path)
 
 
@@ -284,9 +286,6 @@ def front_end(settings: dict[str, Any] | None, model_path: Path) -> FrontEnd | N
     """The front end for ``settings`` (from :func:`_model_settings`), or None when they name no features."""
     if not settings or not isinstance(settings.get("features"), dict):
         return None
-    from tinykeras.errors import DataError
-    from tinykeras.recipes.frontend import feature_defines, frontend_sources
-
     features = settings["features"]
     try:
         defines = feature_defines(settings)
@@ -298,6 +297,102 @@ def front_end(settings: dict[str, Any] | None, model_path: Path) -> FrontEnd | N
         return None
     return FrontEnd(kind=str(features.get("kind")), defines=defines, files=files,
                     parameters={k: features[k] for k in sorted(features) if k != "kind"})
+
+
+# The firmware mains: the benchmark (build, bench, measure, validate --board: MLPerf commands), the per-op
+# profile (profile) and the on-device bit-exactness check (device_check). Only the main differs between them.
+FIRMWARE_MAINS = {"bench": None, "profile": "runtime/profile/tk_profile_main.c",
+                  "check": "runtime/check/tk_check_main.c"}
+
+
+@dataclass(frozen=True)
+class Firmware:
+    """A rendered project: where it is, what was planned and the runtime's sources in it."""
+
+    project: Path
+    plan: BuildPlan
+    sources: RuntimeSources
+
+
+def assemble(plan: BuildPlan, model: bytes, project: Path, *, name: str, source_name: str | None = None,
+             main: str = "bench", main_defines: str = "", runs: int = 10, warmup: int = 2,
+             tflm_dir: Path | str | None = None, frontend: FrontEnd | None = None,
+             labels: tuple[str, ...] | None = None, extra_files: dict[str, str] | None = None,
+             extra_defines: dict[str, str] | None = None, db_bytes: int | None = None,
+             mlperf_model: str | None = None, mlperf: bool = True) -> Firmware:
+    """The planned model's runtime sources placed by the board's target into ``project``, with the firmware
+    ``main`` (:data:`FIRMWARE_MAINS`; ``main_defines``: C lines put before it). ``extra_files`` go into
+    ``src/`` beside the front end (e.g. the input normalisation, a check's input table), ``extra_defines`` into
+    model_settings.h (PlatformIO), ``db_bytes``: the MLPerf ``db`` buffer (default: input 0's bytes);
+    ``mlperf_model``: the MLPerf Tiny id the command loop announces, ``mlperf`` False: int8 bytes in and every
+    output printed, whatever the model (validate --board). The one place a firmware is put together."""
+    board, info = plan.board, plan.info
+    source_name = source_name or f"{name}.tflite"
+    files = {**(frontend.files if frontend else {}), **(extra_files or {})}
+    defines = {**(frontend.defines if frontend else {}), **(extra_defines or {})}
+    if main not in FIRMWARE_MAINS:
+        raise BoardError(f"unknown firmware main '{main}'; choose one of {', '.join(FIRMWARE_MAINS)}")
+    if main != "bench" and board.kind != "qemu":
+        raise BoardError(f"the {main} firmware runs on the emulated board for now; '{board.name}' is a {board.kind} "
+                         "board (use --board qemu_m4)")
+    sources = runtime_module(plan.runtime.name).sources(
+        plan.runtime, model, info, source_name=source_name, tflm_dir=tflm_dir,
+        banner=lambda c: cgen.banner(source_name, info.sha256, c).rstrip())
+    if board.kind == "qemu":
+        main_source = None
+        if FIRMWARE_MAINS[main] is not None:
+            main_source = main_defines + (templates_dir() / FIRMWARE_MAINS[main]).read_text()
+        qemu.render_project(board, model, info, project, runtime_files=sources.files, runs=runs, warmup=warmup,
+                            name=name, arena_bytes=plan.arena_bytes, runtime=sources.name, frontend_files=files or None,
+                            db_bytes=db_bytes, library=sources.library, kernels=sources.kernels,
+                            library_files=sources.library_files, main_source=main_source,
+                            mlperf_model=mlperf_model, mlperf=mlperf)
+    else:
+        rendered = render_platformio(RenderRequest(
+            board=board, runtime=sources, model=model, info=info, model_name=name,
+            source_name=source_name, runs=runs, warmup=warmup, labels=labels,
+            frontend_files=tuple(sorted(files.items())), feature_defines=tuple(sorted(defines.items())),
+            mlperf_model=mlperf_model))
+        write_project(rendered, project)
+    return Firmware(project=Path(project), plan=plan, sources=sources)
+
+
+@contextmanager
+def running(firmware: Firmware) -> Iterator[str]:
+    """Compile an emulated board's project and run it in QEMU; yields the serial URL (read it with
+    :mod:`tinykeras.device`). Real boards are run by ``build --upload/--run`` and ``bench``."""
+    board = firmware.plan.board
+    if board.kind != "qemu":
+        raise BoardError(f"board '{board.name}' is a {board.kind} board: flash it with `tinykeras build --upload` "
+                         "and read it with `tinykeras bench`")
+    elf = qemu.compile_project(firmware.project)
+    with qemu.qemu_session(elf, board) as url:
+        yield url
+
+
+def measure(model: bytes, info: ModelInfo, work_dir: Path, *, name: str = "model", runs: int = 3,
+            warmup: int = 1, timeout: float = 120.0, board: Board | None = None, runtime: str = "aot",
+            kernels: str | None = None, tflm_dir: Path | str | None = None) -> dict[str, Any]:
+    """Instructions per inference of a runtime on the emulated board (default qemu_m4; ``aot``, or ``tflm``
+    with ``kernels`` from the TFLM tree ``tflm_dir``): plan, assemble, compile, run the benchmark main.
+
+    Returns :func:`tinykeras.target.qemu.summary` plus ``runs`` (the instruction counts of every run),
+    ``macs``, ``arena_used`` (what the firmware reports), ``weights_bytes`` and ``runtime``. Used by profile,
+    tune and scripts/bench_*.py. Raises like the stages it runs."""
+    planned = plan_build(board or "qemu_m4", model, runtime=runtime, info=info, name=name, kernels=kernels)
+    firmware = assemble(planned, model, Path(work_dir), name=name, runs=runs, warmup=warmup, tflm_dir=tflm_dir)
+    elf = qemu.compile_project(firmware.project)
+    report = qemu.run_benchmark(elf, planned.board, runs=runs, timeout=timeout,
+                                raw_log=firmware.project / "serial.log")
+    report.raise_if_incomplete(saved=str(firmware.project))
+    sources = firmware.sources
+    out = qemu.summary(report, planned.board, qemu.elf_sizes(elf), planned.arena_bytes)
+    out["macs"] = info.macs
+    out["runs"] = [r.instructions for r in report.runs]
+    out["arena_used"] = (report.hello or {}).get("arena_used")
+    out["weights_bytes"] = sources.code_bytes
+    out["runtime"] = sources.summary()
+    return out
 
 
 def _fallback_runtime(board: Board, asked: str | None, runtime: str, info: ModelInfo,
@@ -321,12 +416,8 @@ def build(options: BuildOptions, log: Callable[[str], None] | None = None) -> Bu
     board = load_board(options.board)
     runtime = choose_runtime(board, options.runtime)
     if options.runs < 0 or options.warmup < 0:
-        from tinykeras.errors import DataError
-
         raise DataError(f"--runs and --warmup must be >= 0 (got {options.runs}, {options.warmup})")
     if options.runs == 0 and options.run:
-        from tinykeras.errors import DataError
-
         raise DataError("--run reads the boot benchmark, and --runs 0 (--mlperf) builds firmware without one: drop "
                         "--run and drive the board with `tinykeras bench --protocol mlperf` or the MLPerf Tiny runner")
 
@@ -337,16 +428,14 @@ def build(options: BuildOptions, log: Callable[[str], None] | None = None) -> Bu
     runtime = _fallback_runtime(board, options.runtime, runtime, info, log)
     if runtime != "tflm" and (options.kernels or options.tflm_dir):
         raise BoardError("--kernels and --tflm-dir choose the TFLite-Micro build: use them with --runtime tflm")
-    from tinykeras import mlperf_models
-
     mlperf = mlperf_models.conventions(model, info, options.mlperf_model)  # a wrong --mlperf-model fails here
     settings = _model_settings(model_path)
     model_name = c_identifier(options.recipe if options.model is None else _project_name(options, settings, model_path))
     frontend = front_end(settings, model_path)
-    from tinykeras import input_norm
-
     norm = input_norm.from_settings(settings, len(info.inputs))
     norm_files = input_norm.firmware_sources(norm, info)  # tk_input_norm.c: normalise, quantize, then tk_invoke
+    norm_defines = {**input_norm.c_defines(norm),
+                    **({"TK_INPUT0_DB_BYTES": f"{input_norm.db_bytes(norm, 0)}u"} if norm_files else {})}
 
     try:
         planned = plan_build(board, model, runtime=runtime, info=info, name=model_name, kernels=options.kernels)
@@ -359,39 +448,19 @@ def build(options: BuildOptions, log: Callable[[str], None] | None = None) -> Bu
             raise exc from None
         log(f"note: the aot build does not fit {board.name}; building with --runtime tflm (TFLite-Micro) instead")
         runtime = "tflm"
-    sources = runtime_module(runtime).sources(
-        planned.runtime, model, info, source_name=source_name, tflm_dir=options.tflm_dir,
-        banner=lambda c: cgen.banner(source_name, info.sha256, c).rstrip())
     arena, fit = planned.runtime.arena, planned.fit
 
     out = Path(options.out) if options.out else Path("out") / f"{board.name}-{model_name}-{runtime}"
     result = BuildResult(project_dir=out.resolve(), board=board, runtime=runtime, model_name=model_name,
                          source_name=source_name, info=info, arena=arena, fit=fit, files=[],
-                         frontend=frontend.to_json() if frontend else None,
-                         library=sources.summary() if sources.library is not None else None,
-                         mlperf_model=mlperf.id)
+                         frontend=frontend.to_json() if frontend else None, mlperf_model=mlperf.id)
     with fsutil.atomic_output_dir(out) as tmp:
-        if board.kind == "qemu":
-            from tinykeras.target import qemu
-
-            qemu.render_project(board, model, info, tmp, runtime_files=sources.files, runs=options.runs,
-                                warmup=options.warmup, name=model_name, arena_bytes=arena.planned_bytes,
-                                frontend_files={**(frontend.files if frontend else {}), **norm_files} or None,
-                                db_bytes=input_norm.db_bytes(norm, info.input_tensors()[0].nbytes), runtime=runtime,
-                                library=sources.library, kernels=sources.kernels,
-                                library_files=sources.library_files, mlperf_model=options.mlperf_model)
-        else:
-            from tinykeras.target.platformio import RenderRequest, render_platformio, write_project
-
-            files = render_platformio(RenderRequest(
-                board=board, runtime=sources, model=model, info=info, model_name=model_name,
-                source_name=source_name, runs=options.runs, warmup=options.warmup, labels=_labels(settings),
-                frontend_files=tuple(sorted({**(frontend.files if frontend else {}), **norm_files}.items())),
-                feature_defines=tuple(sorted({**(frontend.defines if frontend else {}), **input_norm.c_defines(norm),
-                                              **({"TK_INPUT0_DB_BYTES": f"{input_norm.db_bytes(norm, 0)}u"}
-                                                 if norm_files else {})}.items())),
-                mlperf_model=options.mlperf_model))
-            write_project(files, tmp)
+        sources = assemble(planned, model, tmp, name=model_name, source_name=source_name, runs=options.runs,
+                           warmup=options.warmup, tflm_dir=options.tflm_dir, frontend=frontend,
+                           labels=_labels(settings), extra_files=norm_files, extra_defines=norm_defines,
+                           db_bytes=input_norm.db_bytes(norm, info.input_tensors()[0].nbytes),
+                           mlperf_model=options.mlperf_model).sources
+        result.library = sources.summary() if sources.library is not None else None
         result.files = sorted(p.relative_to(tmp).as_posix() for p in tmp.rglob("*") if p.is_file())
         result.files.append(REPORT_NAME)
         result.files.sort()
@@ -408,7 +477,6 @@ def _actions(options: BuildOptions, result: BuildResult, log: Callable[[str], No
             raise ToolchainError(f"board '{board.name}' is emulated: use --run instead of --upload/--monitor")
         if not (options.compile or options.run):
             return
-        from tinykeras.target import qemu
 
         elf = qemu.compile_project(project)
         result.actions.append("compile")
@@ -424,7 +492,6 @@ def _actions(options: BuildOptions, result: BuildResult, log: Callable[[str], No
             result.qemu = {"sizes": sizes}
         return
 
-    from tinykeras.target import pio as toolchain
 
     if options.run and not options.port:
         raise ToolchainError(f"--run on board '{board.name}' reads the benchmark from the board: "
@@ -436,8 +503,6 @@ def _actions(options: BuildOptions, result: BuildResult, log: Callable[[str], No
         toolchain.upload(board, project, options.port)
         result.actions.append("upload")
     if options.run:
-        from tinykeras.device import collect
-
         report = collect(options.port, baud=board.baud, runs=options.runs, raw_log=project / "serial.log")
         result.actions.append("run")
         result.bench = report.to_json()

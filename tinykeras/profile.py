@@ -8,25 +8,27 @@ report therefore carries the benchmark build's own count (measured separately, u
 build's total and the measured cost of one counter read, which is subtracted from every op.
 
 Runtimes: ``aot``. ``tflm`` plugs in through :data:`RUNTIME_PROFILERS` (TFLM's MicroProfiler gives the
-same per-op rows). Boards: the emulated ``qemu_m4``; on a port without a counter the unit is microseconds
-and the report says so.
+same per-op rows). Boards: the emulated cores (qemu_m3 ... qemu_m55); on a port without a counter the unit is
+microseconds and the report says so.
 """
 
 from __future__ import annotations
 
 import json
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tinykeras import pipeline
+from tinykeras.boards import load_board
+from tinykeras.device import read_until
 from tinykeras.errors import BoardError, SerialError, TinyKerasError, ToolchainError
-from tinykeras.resources import templates_dir
+from tinykeras.fsutil import atomic_output_dir
+from tinykeras.report import _figure, _png, fmt, write_json
 from tinykeras.types import ModelInfo
 
-PROFILE_MAIN = "tk_profile_main.c"
 UNIT_NOTE = {
     "instructions": "instructions counted by QEMU -icount shift=0 (resolution: one counter tick per op reading)",
     "cycles": "CPU cycles from the core's cycle counter",
@@ -97,54 +99,35 @@ def live_bytes_per_op(buffers: Any, offsets: dict[str, int], num_ops: int) -> li
     return out
 
 
-def _read_profile_line(url: str, timeout: float) -> dict[str, Any]:
-    """Read the ``@tkprofile`` line from QEMU's serial port (``socket://host:port``) until the firmware exits."""
-    import socket
-
-    host, _, port = url[len("socket://"):].rpartition(":")
-    buf, end = b"", time.monotonic() + timeout
-    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
-        sock.settimeout(0.5)
-        while time.monotonic() < end and b"}\n" not in buf:
-            try:
-                chunk = sock.recv(65536)
-            except TimeoutError:
-                continue
-            if not chunk:  # the firmware ended QEMU
-                break
-            buf += chunk
-    for line in buf.decode("utf-8", "replace").splitlines():
+def _profile_record(text: bytes, timeout: float) -> dict[str, Any]:
+    """The ``@tkprofile`` JSON record in what the profile firmware printed."""
+    for line in text.decode("utf-8", "replace").splitlines():
         if line.startswith("@tkprofile ") and line.rstrip().endswith("}"):
             return json.loads(line[len("@tkprofile "):])
-    raise SerialError(f"the profile firmware printed no @tkprofile line within {timeout:g} s: {buf[-300:]!r}")
+    raise SerialError(f"the profile firmware printed no @tkprofile line within {timeout:g} s: {text[-300:]!r}")
 
 
 def run_aot_profile(model: bytes, info: ModelInfo, board_name: str, name: str, timeout: float = 300.0,
                     benchmark: bool = True) -> ModelProfile:
-    """Build and run the aot profile firmware (and, with ``benchmark``, the benchmark build) on ``board_name``."""
-    from tinykeras import aot
-    from tinykeras.boards import load_board
-    from tinykeras.target import qemu
-
+    """Build and run the aot profile firmware (and, with ``benchmark``, the benchmark build) on ``board_name``,
+    both through the driver (:func:`tinykeras.pipeline.assemble`)."""
     board = load_board(board_name)
     if board.kind != "qemu":
         raise BoardError(f"profile runs on the emulated board for now; '{board_name}' is a {board.kind} board "
-                         f"(use --board qemu_m4)")
-    program = aot.generate(model, info, name=name, profile=True)
+                         "(use --board qemu_m4)")
+    planned = pipeline.plan_build(board, model, runtime="aot", info=info, name=name, profile=True)
+    program = planned.runtime.program
     with tempfile.TemporaryDirectory(prefix="tk-profile-") as tmp:
-        project = Path(tmp) / "profile"
-        qemu.render_project(board, model, info, project, runtime_files=program.files, runs=1, warmup=0,
-                            name=name, arena_bytes=program.arena_bytes)
-        (project / "src" / "main.c").write_text((templates_dir() / "runtime" / "profile" / PROFILE_MAIN).read_text())
-        elf = qemu.compile_project(project)
-        with qemu.qemu_session(elf, board) as url:
-            raw = _read_profile_line(url, timeout)
+        firmware = pipeline.assemble(planned, model, Path(tmp) / "profile", name=name, main="profile", runs=1,
+                                     warmup=0)
+        with pipeline.running(firmware) as url:
+            raw = _profile_record(read_until(url, lambda buf: b"}\n" in buf, timeout=timeout), timeout)
         bench_total = None
         notes = []
         if benchmark:
             try:
-                measured = qemu.measure(model, info, Path(tmp) / "bench", name=name, runs=1, warmup=0,
-                                        timeout=timeout, board=board)
+                measured = pipeline.measure(model, info, Path(tmp) / "bench", name=name, runs=1, warmup=0,
+                                            timeout=timeout, board=planned.board)
                 bench_total = measured.get("instructions_per_inference")
             except TinyKerasError as exc:
                 notes.append(f"benchmark build not measured: {exc}")
@@ -210,7 +193,6 @@ def profile_table(p: ModelProfile) -> Any:
     """A rich Table, one row per op; ops off the specialised fast paths are marked with '*'."""
     from rich.table import Table
 
-    from tinykeras.report import fmt
 
     unit = p.unit
     table = Table(title=f"profile {p.model} ({p.runtime} on {p.board}, {unit})", title_justify="left")
@@ -225,8 +207,6 @@ def profile_table(p: ModelProfile) -> Any:
 
 
 def profile_summary(p: ModelProfile) -> list[str]:
-    from tinykeras.report import fmt
-
     lines = [f"unit: {p.unit_note}"]
     if p.benchmark_total is not None:
         per_mac = f" ({p.benchmark_total / p.macs:.3f} per MAC)" if p.macs else ""
@@ -243,8 +223,6 @@ def profile_summary(p: ModelProfile) -> list[str]:
 
 def bars_png(p: ModelProfile) -> bytes:
     """Per-op bar chart of the count; ops off the fast paths in a second colour."""
-    from tinykeras.report import _figure, _png
-
     fig = _figure(max(6.4, 0.28 * len(p.ops) + 2), 4.2)
     ax = fig.add_subplot(1, 1, 1)
     xs = [o.index for o in p.ops]
@@ -265,7 +243,6 @@ def timeline_png(p: ModelProfile) -> bytes:
     """Memory timeline: every arena buffer as a rectangle (ops it is live for x its offset range), peak marked."""
     from matplotlib.patches import Rectangle
 
-    from tinykeras.report import _figure, _png
 
     fig = _figure(max(6.4, 0.22 * len(p.ops) + 2), 4.8)
     ax = fig.add_subplot(1, 1, 1)
@@ -293,9 +270,6 @@ def timeline_png(p: ModelProfile) -> bytes:
 
 def write_profile(p: ModelProfile, out_dir: Path) -> dict[str, Path]:
     """profile.json, timeline.png and layers.png into ``out_dir`` (atomically)."""
-    from tinykeras.fsutil import atomic_output_dir
-    from tinykeras.report import write_json
-
     names = {"json": "profile.json", "timeline": "timeline.png", "layers": "layers.png"}
     with atomic_output_dir(out_dir) as tmp:
         write_json(tmp / names["json"], p.to_json())

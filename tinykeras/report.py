@@ -128,7 +128,7 @@ def latency_histogram_png(values: Sequence[float], title: str, unit: str = "us")
         if hi - lo < 1e-9 * max(1.0, abs(hi)):
             lo, hi = lo - 0.5, hi + 0.5
         ax.hist(data, bins=bins, range=(lo, hi), color="#4c72b0")
-        from tinykeras.device import stats
+        from tinykeras.metrics import stats
 
         s = stats(data) or {}
         for key, style in (("p50", "-"), ("p99", "--")):
@@ -163,13 +163,15 @@ def write_bench(data: dict[str, Any], json_path: Path) -> dict[str, Path]:
 
 def compare_table(a: dict[str, Any], b: dict[str, Any], name_a: str = "A", name_b: str = "B") -> Any:
     """Side-by-side table of two bench reports with B/A ratios."""
+    from rich.markup import escape
     from rich.table import Table
 
-    table = Table(title=f"{name_a} vs {name_b}", title_justify="left")
+    name_a, name_b = escape(name_a), escape(name_b)  # labels may hold "[path]": text, not rich markup
+    table = Table(title=f"A: {name_a} vs B: {name_b}", title_justify="left")
     table.add_column("metric")
-    table.add_column(name_a, justify="right")
-    table.add_column(name_b, justify="right")
-    table.add_column(f"{name_b}/{name_a}", justify="right")
+    table.add_column(f"A: {name_a}", justify="right")
+    table.add_column(f"B: {name_b}", justify="right")
+    table.add_column("B/A", justify="right")
     for row in compare_rows(a, b):
         table.add_row(row[0], fmt(row[1]), fmt(row[2]), "-" if row[3] is None else f"{row[3]:.3f}x")
     return table

@@ -16,11 +16,20 @@ from typing import Any
 
 import numpy as np
 
-from tinykeras.errors import DataError, ModelError, ThresholdError, ToolchainError
-from tinykeras.keras_io import InputSpec, model_inputs
+from tinykeras import input_norm as norms
+from tinykeras import pipeline
+from tinykeras.aot.host import AotHostRunner
+from tinykeras.boards import load_board
+from tinykeras.device import open_port
+from tinykeras.device.mlperf import MlperfDut, MlperfStop
+from tinykeras.errors import DataError, ModelError, SerialError, ThresholdError, ToolchainError
+from tinykeras.fsutil import write_text_atomic
+from tinykeras.inspect import inspect_bytes, read_model_bytes
+from tinykeras.keras_io import InputSpec, LoadedModel, load_model, model_inputs, model_labels
 from tinykeras.metrics import check_thresholds, collapse_warnings, detect_task, output_metrics
-from tinykeras.tflm_host import dequantize, prepare_inputs
-from tinykeras.types import ModelInfo
+from tinykeras.tflite_io import io_names
+from tinykeras.tflm_host import TflmRunner, dequantize, prepare_inputs
+from tinykeras.types import ModelInfo, index_limit
 
 BOARDS = ("qemu_m3", "qemu_m4", "qemu_m7", "qemu_m33", "qemu_m55")
 BOARD_DEFAULT_SAMPLES = 50
@@ -36,47 +45,23 @@ def run_host(data: bytes, info: ModelInfo, xq: list[np.ndarray], runtime: str = 
     """Raw outputs (every output, every sample) on the host with ``runtime`` (tflm or aot)."""
     n = len(xq[0])
     if runtime == "aot":
-        from tinykeras.aot.host import AotHostRunner
-
         runner = AotHostRunner(data, info)
         per = runner.invoke_many(xq if len(xq) > 1 else xq[0])
     else:
-        from tinykeras.tflm_host import TflmRunner
-
         tflm = TflmRunner(data, info)
         per = [tflm.invoke([x[k:k + 1] for x in xq]) for k in range(n)]
     return [np.concatenate([np.asarray(s[j]).reshape((1,) + tuple(t.shape[1:])) for s in per], axis=0)
             for j, t in enumerate(info.output_tensors())]
 
 
-def _reply(port: Any, command: str = "", timeout: float = 60.0) -> list[str]:
-    import time
-
-    if command:
-        port.write(command.encode())
-    buf, end = b"", time.monotonic() + timeout
-    while not buf.endswith(b"m-ready\r\n") and time.monotonic() < end:
-        buf += port.read(65536)
-    if not buf.endswith(b"m-ready\r\n"):
-        raise ToolchainError(f"the board did not answer '{command or 'boot'}' within {timeout:g} s")
-    return [line for line in buf.decode("utf-8", "replace").splitlines() if line]
-
-
 def run_board(data: bytes, info: ModelInfo, xq: np.ndarray, board_name: str = "qemu_m4", name: str = "model",
               work_dir: Path | None = None, input_norm: list[Any] | None = None,
               x_float: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, Any]]:
     """Output 0 of every sample of ``xq`` (one input: int8, or int32 token ids) computed by the aot runtime on
-    the emulated board, read back over serial (dequantized, rounded to 3 decimals by the firmware). With
-    ``input_norm`` (input 0 normalised outside the model) and the raw float samples ``x_float``, the board
-    gets the raw features and normalises and quantizes them itself (the generated tk_input_norm.c)."""
-    import serial
-
-    from tinykeras import aot
-    from tinykeras import input_norm as norms
-    from tinykeras.boards import load_board
-    from tinykeras.target import qemu
-    from tinykeras.types import index_limit
-
+    the emulated board, read back over serial (dequantized, rounded to 3 decimals by the firmware): the
+    benchmark firmware built by the driver (:func:`tinykeras.pipeline.assemble`), driven as an MLPerf Tiny DUT
+    (``db``, ``infer``). With ``input_norm`` (input 0 normalised outside the model) and the raw float samples
+    ``x_float``, the board gets the raw features and normalises and quantizes them itself (tk_input_norm.c)."""
     t_in = info.input_tensors()[0]
     if len(info.inputs) != 1 or (t_in.dtype != "int8" and index_limit(info, 0) is None):
         raise ModelError(f"--board {board_name} reads one int8 (or int32 token-id) input over serial; this model has "
@@ -86,37 +71,35 @@ def run_board(data: bytes, info: ModelInfo, xq: np.ndarray, board_name: str = "q
     if board.kind != "qemu":
         raise ModelError(f"--board {board_name}: validate runs on the emulated boards (qemu_m3 ... qemu_m55) only; "
                          "for a real board use tinykeras bench")
-    program = aot.generate(data, info, name=name)
+    planned = pipeline.plan_build(board, data, runtime="aot", info=info, name=name)
     norm_files = norms.firmware_sources(input_norm or [], info) if x_float is not None else {}
     with tempfile.TemporaryDirectory(prefix="tinykeras-validate-") as tmp:
-        project = Path(work_dir) if work_dir else Path(tmp)
-        qemu.render_project(board, data, info, project, runtime_files=program.files, runs=1, warmup=0, name=name,
-                            arena_bytes=program.arena_bytes, frontend_files=norm_files or None,
-                            db_bytes=norms.db_bytes(input_norm or [], t_in.nbytes) if norm_files else None,
-                            mlperf=False)  # quantized samples in, every output back, whatever the model
-        elf = qemu.compile_project(project)
+        firmware = pipeline.assemble(planned, data, Path(work_dir) if work_dir else Path(tmp), name=name, runs=1,
+                                     warmup=0, extra_files=norm_files,
+                                     db_bytes=norms.db_bytes(input_norm or [], t_in.nbytes) if norm_files else None,
+                                     mlperf=False)  # quantized samples in, every output back, whatever the model
         values = []
-        with qemu.qemu_session(elf, board) as url:
-            port = serial.serial_for_url(url, timeout=0.05)
+        with pipeline.running(firmware) as url:
+            port = open_port(url, board.baud)
             try:
-                _reply(port)
+                dut = MlperfDut(port, timeout=60.0)
+                dut.boot()
                 for k in range(len(xq)):
                     raw = (np.asarray(x_float[k], np.float32).astype("<f4").tobytes() if norm_files and x_float
                            is not None else np.asarray(xq[k]).astype(np.dtype(t_in.dtype).newbyteorder("<")).tobytes())
-                    _reply(port, f"db load {len(raw)}%")
-                    for pos in range(0, len(raw), 32):
-                        _reply(port, f"db {raw[pos:pos + 32].hex()}%")
-                    lines = _reply(port, "infer 1 0%")
-                    found = [ln for ln in lines if ln.startswith("m-results-[")]
-                    if not found:
-                        raise ToolchainError(f"sample {k}: the board printed no m-results line "
-                                             f"({' | '.join(lines[-3:])})")
-                    values.append([float(v) for v in found[-1][len("m-results-["):-1].split(",")])
+                    dut.load(raw)
+                    result = dut.infer(1, 0)
+                    if not result:
+                        raise ToolchainError(f"sample {k}: the board printed no m-results line")
+                    values.append(result)
+            except MlperfStop as stop:
+                raise SerialError(f"--board {board_name}: the board stopped answering ({stop.status}: "
+                                  f"{stop.detail})") from stop
             finally:
                 port.close()
     out_t = info.output_tensors()[0]
     out = np.asarray(values, dtype=np.float32).reshape((len(xq),) + tuple(out_t.shape[1:]))
-    return out, {"board": board_name, "runtime": "aot", "arena_bytes": int(program.arena_bytes),
+    return out, {"board": board_name, "runtime": "aot", "arena_bytes": planned.arena_bytes,
                  "sent": "raw float features, normalised and quantized on the board (tk_input_norm.c)"
                  if norm_files else "the quantized input",
                  "read_back": "output 0 over serial (MLPerf Tiny results%, dequantized, 3 decimals)"}
@@ -131,11 +114,6 @@ def validate(model: bytes | str | Path, x: Any, y: Any = None, *, keras: Any = N
     (an array for output 0, a list per output, or None). ``report['passed']`` is False when a threshold
     failed; ``report['failures']`` says which. ``input_norm``: the input normalisation applied outside the
     model (``Conversion.input_norm``; default: the settings.json beside a model path)."""
-    from tinykeras import input_norm as norms
-    from tinykeras.inspect import inspect_bytes, read_model_bytes
-    from tinykeras.keras_io import model_labels
-    from tinykeras.tflite_io import io_names
-
     data = bytes(model) if isinstance(model, (bytes, bytearray)) else read_model_bytes(model)
     where = path or (str(model) if isinstance(model, (str, Path)) else "model")
     info = inspect_bytes(data, path=where)
@@ -194,8 +172,6 @@ def validate(model: bytes | str | Path, x: Any, y: Any = None, *, keras: Any = N
         got = [dequantize(a, t) for a, t in zip(aot, info.output_tensors(), strict=True)]
     refs: list[np.ndarray | None] = [None] * len(got)
     if keras is not None:
-        from tinykeras.keras_io import LoadedModel, load_model
-
         loaded = load_model(keras) if isinstance(keras, (str, Path)) else keras
         if isinstance(loaded, LoadedModel):
             outs = loaded.predict_all(float_x)
@@ -252,6 +228,4 @@ def choose_samples(total: int, samples: int | None, labels: np.ndarray | None) -
 
 
 def write_report(report: dict[str, Any], path: Path) -> None:
-    from tinykeras.fsutil import write_text_atomic
-
     write_text_atomic(Path(path), json.dumps(report, indent=2) + "\n")

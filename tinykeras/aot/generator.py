@@ -203,7 +203,7 @@ class Generator:
         if bands is not None and op.index == bands.first:
             self.calls.append(f"  /* #{bands.first}-#{bands.last}: {bands.bands} row bands (aot/bands.py) */")
             self.add_array("int16_t", f"tk_band_{bands.first}", bands.table)
-            self.calls.append(f"  for (int tk_b = 0; tk_b < {bands.bands}; ++tk_b) {{\n"
+            self.calls.append(f"  {{ int tk_b; for (tk_b = 0; tk_b < {bands.bands}; ++tk_b) {{\n"
                               f"  const int16_t *tk_r = tk_band_{bands.first} + tk_b * {len(bands.table[0])};")
         self.calls.append(f"  /* #{op.index} {op.op} */")
         try:
@@ -213,7 +213,7 @@ class Generator:
         if self.profile:
             self.calls.append(f"  TK_PROFILE_MARK({op.index});")
         if bands is not None and op.index == bands.last:
-            self.calls.append("  }")
+            self.calls.append("  } }")
         if scratch:
             self.scratch[op.index] = scratch
         self.plans.append(OpPlan(index=op.index, op=op.op, kernel=kernel, inputs=tuple(op.inputs),

@@ -218,8 +218,9 @@ def compare(a: Path, b: Path, as_json: bool) -> None:
 
     da, db = _load_report(a), _load_report(b)
     name_a, name_b = _column(da, a), _column(db, b)
-    if name_a == name_b:
-        name_a, name_b = f"{name_a} [{a}]", f"{name_b} [{b}]"
+    if name_a == name_b:  # told apart by the shortest path ending that differs (not a full absolute path)
+        tail_a, tail_b = _distinct_tails(Path(a), Path(b))
+        name_a, name_b = f"{name_a} [{tail_a}]", f"{name_b} [{tail_b}]"
     if as_json:
         rows = [{"metric": m, "a": x, "b": y, "ratio": r} for m, x, y, r in compare_rows(da, db)]
         click.echo(json.dumps({"a": str(a), "b": str(b), "a_label": name_a, "b_label": name_b, "rows": rows},
@@ -252,3 +253,13 @@ def _load_report(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict) or "latency_us" not in data:
         raise DataError(f"{path}: not a tinykeras bench report (no latency_us); write one with `tinykeras bench`")
     return data
+
+
+def _distinct_tails(a: Path, b: Path) -> tuple[str, str]:
+    """The shortest endings of two paths that differ: a.json/b.json, or run1/bench.json/run2/bench.json."""
+    pa, pb = a.resolve().parts, b.resolve().parts
+    for n in range(1, max(len(pa), len(pb)) + 1):
+        ta, tb = "/".join(pa[-n:]), "/".join(pb[-n:])
+        if ta != tb:
+            return ta, tb
+    return str(a), str(b)

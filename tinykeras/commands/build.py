@@ -10,6 +10,8 @@ import click
 
 from tinykeras.commands.params import force_option
 from tinykeras.commands.report import html_option, require_html_model, write_html
+from tinykeras.recipes import RECIPES
+from tinykeras.types import RUNTIME_NAMES
 
 
 @click.command()
@@ -83,9 +85,9 @@ def _latency_table(model: Path, all_boards: list, as_json: bool) -> None:
 @click.option("--board", "-b", required=True, help="Board name (see `tinykeras boards`).")
 @click.option("--model", "-m", type=click.Path(path_type=Path),
               help="An int8 .tflite, or a .keras/.h5 model (quantized first). Default: the recipe's shipped model.")
-@click.option("--recipe", type=click.Choice(["kws", "gesture", "sensor"]), default="kws", show_default=True,
+@click.option("--recipe", type=click.Choice(RECIPES), default="kws", show_default=True,
               help="Which shipped model to use when --model is not given.")
-@click.option("--runtime", type=click.Choice(["tflm", "aot"]),
+@click.option("--runtime", type=click.Choice(RUNTIME_NAMES),
               help="tflm (TFLite-Micro; default on PlatformIO boards) or aot (tinykeras' generated C; "
                    "default on qemu_m4).")
 @click.option("--kernels", type=click.Choice(["reference", "cmsis-nn", "esp-nn"]),

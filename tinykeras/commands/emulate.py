@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from tinykeras.commands.params import force_option
+from tinykeras.types import RUNTIME_NAMES
 
 PROGRESS_FROM = 200  # samples: show a progress bar from this many on
 
@@ -20,7 +21,7 @@ PROGRESS_FROM = 200  # samples: show a progress bar from this many on
                    "input scale/zero point) or int8. Without it: seeded random int8 inputs.")
 @click.option("--keras", "keras_path", type=click.Path(path_type=Path),
               help="The float model (.keras/.h5/SavedModel) to compare with: top-1 agreement, max deviation.")
-@click.option("--runtime", type=click.Choice(["tflm", "aot"]), default="tflm", show_default=True,
+@click.option("--runtime", type=click.Choice(RUNTIME_NAMES), default="tflm", show_default=True,
               help="tflm: TFLite-Micro host interpreter; aot: tinykeras' generated C (host gcc), checked "
                    "bit for bit against TFLM.")
 @click.option("--samples", type=click.IntRange(1, 1_000_000),

@@ -25,7 +25,6 @@ class Finite(click.FloatRange):
 
 SEED = click.IntRange(0, MAX_SEED)
 EPOCHS = click.IntRange(1, MAX_EPOCHS)
-FRACTION_OPEN = Finite(0.0, 1.0, min_open=True, max_open=True)
 
 
 def force_option(f: Callable[..., Any]) -> Callable[..., Any]:

@@ -8,13 +8,14 @@ from pathlib import Path
 import click
 
 from tinykeras.commands.report import html_option, require_html_model, write_html
+from tinykeras.types import RUNTIME_NAMES
 
 
 @click.command()
 @click.argument("model", type=click.Path(path_type=Path))
 @click.option("--board", default="qemu_m4", show_default=True,
               help="Board to measure on (an emulated core: qemu_m3, qemu_m4, qemu_m7, qemu_m33, qemu_m55).")
-@click.option("--runtime", type=click.Choice(["aot", "tflm"]), default="aot", show_default=True,
+@click.option("--runtime", type=click.Choice(RUNTIME_NAMES), default="aot", show_default=True,
               help="Runtime to profile (tflm: not available yet; it plugs in through TFLM's MicroProfiler).")
 @click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path),
               help="Write profile.json, timeline.png (memory timeline) and layers.png (per-layer bars) here "

@@ -7,8 +7,7 @@ from pathlib import Path
 import click
 
 from tinykeras.commands.params import EPOCHS, SEED, force_option
-
-RECIPES = ["kws", "gesture", "sensor"]
+from tinykeras.recipes import RECIPES
 
 
 @click.command()

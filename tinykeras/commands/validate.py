@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from tinykeras.commands.report import html_option, require_html_model, write_html
+from tinykeras.types import RUNTIME_NAMES
 
 
 @click.command()
@@ -19,7 +20,7 @@ from tinykeras.commands.report import html_option, require_html_model, write_htm
               help="The float model (.keras/.h5/SavedModel): agreement, MAE, RMSE, R², cosine against it.")
 @click.option("--board", type=click.Choice(["qemu_m4"]),
               help="Run on the emulated board (aot runtime) and read output 0 back over serial.")
-@click.option("--runtime", type=click.Choice(["tflm", "aot"]), default="tflm", show_default=True,
+@click.option("--runtime", type=click.Choice(RUNTIME_NAMES), default="tflm", show_default=True,
               help="Host runtime (without --board): TFLite-Micro, or tinykeras' aot C checked against it.")
 @click.option("--task", type=click.Choice(["auto", "classification", "binary", "regression"]), default="auto",
               show_default=True, help="Metrics per output; auto: from the output op (SOFTMAX...), shape, labels.")

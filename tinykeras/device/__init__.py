@@ -17,7 +17,7 @@ saying why.
 from __future__ import annotations
 
 from tinykeras.device.mlperf import MLPERF_CHUNK, MlperfParser, collect_mlperf, parse_mlperf_chunks
-from tinykeras.device.port import KNOWN_USB_IDS, PortReader, auto_port, collect, open_port, replay
+from tinykeras.device.port import KNOWN_USB_IDS, PortReader, auto_port, collect, open_port, read_until, replay
 from tinykeras.device.protocol import (
     COUNTERS,
     MARKER,
@@ -38,5 +38,6 @@ from tinykeras.device.protocol import (
 __all__ = [
     "COUNTERS", "KNOWN_USB_IDS", "MARKER", "MAX_LINE", "MAX_RUNS", "MLPERF_CHUNK", "PROTOCOL_VERSION", "STATUS_TEXT",
     "STAT_KEYS", "BenchReport", "Event", "MlperfParser", "PortReader", "ProtocolParser", "Run", "SessionBuilder",
-    "auto_port", "collect", "collect_mlperf", "open_port", "parse_chunks", "parse_mlperf_chunks", "replay", "stats",
+    "auto_port", "collect", "collect_mlperf", "open_port", "parse_chunks", "parse_mlperf_chunks", "read_until",
+    "replay", "stats",
 ]

@@ -150,10 +150,48 @@ def parse_mlperf_chunks(chunks: Iterable[bytes], *, runs: int | None = None, sou
     return parser.end("eof")
 
 
-class _Stop(Exception):
+class MlperfStop(Exception):
+    """The conversation ended: ``status`` "disconnected" | "timeout" | ..., ``detail`` why."""
+
     def __init__(self, status: str, detail: str):
         super().__init__(detail)
         self.status, self.detail = status, detail
+
+
+class MlperfDut:
+    """One conversation with an MLPerf Tiny device under test over an open port: the boot output, then commands
+    and their replies, every byte into ``parser`` and the raw ``log``. The one MLPerf driver: ``collect_mlperf``
+    (benchmark) and ``validate --board`` (outputs read back) both talk through it.
+
+    ``timeout``: a reply must arrive within this many seconds (restarted when a command completes). Raises
+    :class:`MlperfStop` when the device goes away or stays silent."""
+
+    def __init__(self, port: Any, *, timeout: float, parser: MlperfParser | None = None, log: RawLog | None = None):
+        self.port, self.timeout = port, timeout
+        self.parser = parser or MlperfParser()
+        self.log = log or RawLog(None)
+        self.reader = PortReader(port, timeout)
+
+    def boot(self, quiet: float = 0.2, limit: float = 2.0) -> None:
+        """Swallow boot output (``m-init-done``, ``m-ready``) until the line is quiet, so replies stay in step."""
+        _drain(self.port, self.parser, self.log, quiet=quiet, limit=limit)
+
+    def command(self, cmd: str, expect: str) -> list[str]:
+        """Send ``cmd%``; the reply's lines, up to the ``m-ready`` after a line starting with ``expect``."""
+        return _command(self.port, self.reader, self.parser, self.log, cmd, expect)
+
+    def load(self, data: bytes) -> None:
+        """``db load N%`` then ``db HEX%`` in chunks the DUT's command buffer holds."""
+        self.command(f"db load {len(data)}", "m-[")
+        for k in range(0, len(data), MLPERF_CHUNK):
+            self.command(f"db {data[k:k + MLPERF_CHUNK].hex()}", "")
+
+    def infer(self, iterations: int = 1, warmup: int = 0) -> list[float] | None:
+        """``infer N W%``; the values of the reply's ``m-results-[...]`` line (None when it has none)."""
+        lines = self.command(f"infer {iterations} {warmup}", "m-infer-done")
+        found = [_mlperf_message(line.strip()) for line in lines]
+        results = [line for line in found if line.startswith("m-results-")]
+        return _float_list(_bracketed(results[-1])) if results else None
 
 
 def collect_mlperf(url: str, *, baud: int = 115200, runs: int = 10, iterations: int = 1, warmup: int = 1,
@@ -170,23 +208,19 @@ def collect_mlperf(url: str, *, baud: int = 115200, runs: int = 10, iterations: 
     try:
         if raw_log is not None:
             handle = _open_log(raw_log)
-        log = RawLog(handle)
-        reader = PortReader(port, timeout)
+        dut = MlperfDut(port, timeout=timeout, parser=parser, log=RawLog(handle))
         status, detail = "complete", ""
         try:
-            _drain(port, parser, log, limit=min(2.0, timeout / 2))  # counts against the first reply's timeout
-            _command(port, reader, parser, log, "name", "m-name-")
-            _command(port, reader, parser, log, "profile", "m-profile-")
+            dut.boot(limit=min(2.0, timeout / 2))  # counts against the first reply's timeout
+            dut.command("name", "m-name-")
+            dut.command("profile", "m-profile-")
             if input_bytes:
-                _command(port, reader, parser, log, f"db load {len(input_bytes)}", "m-[")
-                for k in range(0, len(input_bytes), MLPERF_CHUNK):
-                    _command(port, reader, parser, log, f"db {input_bytes[k:k + MLPERF_CHUNK].hex()}", "")
+                dut.load(input_bytes)
             for r in range(runs):
-                _command(port, reader, parser, log, f"infer {iterations} {warmup if r == 0 else 0}",
-                         "m-infer-done")
+                dut.infer(iterations, warmup if r == 0 else 0)
                 if parser.report.status == "error":
                     break
-        except _Stop as stop:
+        except MlperfStop as stop:
             status, detail = stop.status, stop.detail
         except KeyboardInterrupt:  # report what arrived
             status, detail = "interrupted", ""
@@ -202,7 +236,6 @@ def collect_mlperf(url: str, *, baud: int = 115200, runs: int = 10, iterations: 
 
 
 def _drain(port: Any, parser: MlperfParser, log: RawLog, quiet: float = 0.2, limit: float = 2.0) -> None:
-    """Swallow boot output (``m-init-done``, ``m-ready``) until the line is quiet, so replies stay in step."""
     import serial
 
     deadline = time.monotonic() + limit
@@ -211,7 +244,7 @@ def _drain(port: Any, parser: MlperfParser, log: RawLog, quiet: float = 0.2, lim
         try:
             chunk = read_some(port)
         except (serial.SerialException, OSError) as exc:
-            raise _Stop("disconnected", str(exc).strip().splitlines()[0] if str(exc).strip() else "") from exc
+            raise MlperfStop("disconnected", str(exc).strip().splitlines()[0] if str(exc).strip() else "") from exc
         if chunk:
             last = time.monotonic()
             log.write(chunk)
@@ -219,8 +252,9 @@ def _drain(port: Any, parser: MlperfParser, log: RawLog, quiet: float = 0.2, lim
 
 
 def _command(port: Any, reader: PortReader, parser: MlperfParser, log: RawLog, cmd: str,
-             expect: str) -> None:
-    """Send ``cmd%`` and read until ``m-ready`` follows a line starting with ``expect`` (or an ``e-`` line).
+             expect: str) -> list[str]:
+    """Send ``cmd%`` and read until ``m-ready`` follows a line starting with ``expect`` (or an ``e-`` line);
+    return the lines read.
 
     The whole reply must arrive within the reader's timeout, which restarts only when a command completes;
     other bytes (log lines, garbage, unrelated ``m-`` lines) do not extend it.
@@ -231,20 +265,21 @@ def _command(port: Any, reader: PortReader, parser: MlperfParser, log: RawLog, c
         port.write(f"{cmd}%".encode("ascii"))
         port.flush()
     except (serial.SerialException, OSError) as exc:
-        raise _Stop("disconnected", str(exc).strip().splitlines()[0] if str(exc).strip() else "") from exc
+        raise MlperfStop("disconnected", str(exc).strip().splitlines()[0] if str(exc).strip() else "") from exc
     seen = expect == ""
+    got: list[str] = []
     for chunk in reader:
         log.write(chunk)
         for line in parser.feed(chunk):
+            got.append(line)
             text = _mlperf_message(line.strip())
             if text == "m-ready":
                 if seen:
                     reader.heard()
-                    return
+                    return got
             elif not seen and (text.startswith("e-[") or (expect and text.startswith(expect))):
                 seen = True
-    raise _Stop(reader.end, f"{reader.detail} waiting for the reply to `{cmd}%`")
-
+    raise MlperfStop(reader.end, f"{reader.detail} waiting for the reply to `{cmd}%`")
 
 
 def collect_mlperf_dataset(url: str, dataset: Path, *, baud: int = 115200, timeout: float = 30.0,
@@ -265,25 +300,22 @@ def collect_mlperf_dataset(url: str, dataset: Path, *, baud: int = 115200, timeo
     handle = _open_log(raw_log) if raw_log is not None else None
     out: list[dict[str, Any]] = []
     try:
-        log = RawLog(handle)
-        reader = PortReader(port, timeout)
+        dut = MlperfDut(port, timeout=timeout, parser=parser, log=RawLog(handle))
         try:
-            _drain(port, parser, log, limit=min(2.0, timeout / 2))
-            _command(port, reader, parser, log, "name", "m-name-")
-            _command(port, reader, parser, log, "profile", "m-profile-")
+            dut.boot(limit=min(2.0, timeout / 2))
+            dut.command("name", "m-name-")
+            dut.command("profile", "m-profile-")
             for item in files:
                 got: list[list[float]] = []
                 for segment in item.segments:
-                    _command(port, reader, parser, log, f"db load {len(segment)}", "m-[")
-                    for k in range(0, len(segment), MLPERF_CHUNK):
-                        _command(port, reader, parser, log, f"db {segment[k:k + MLPERF_CHUNK].hex()}", "")
+                    dut.load(segment)
                     before = len(parser.results)
-                    _command(port, reader, parser, log, "infer 1 0", "m-infer-done")
+                    dut.command("infer 1 0", "m-infer-done")
                     if parser.report.status == "error" or len(parser.results) == before:
-                        raise _Stop("error", f"{item.file}: {parser.report.error or 'no m-results line'}")
+                        raise MlperfStop("error", f"{item.file}: {parser.report.error or 'no m-results line'}")
                     got.append(parser.results[-1])
                 out.append({"file": item.file, "class": item.label, "results": got})
-        except _Stop as stop:
+        except MlperfStop as stop:
             raise IncompleteRunError(f"MLPerf dataset run on {url} stopped after {len(out)} of {len(files)} files: "
                                      f"{stop.detail or stop.status}") from None
     finally:

@@ -9,13 +9,11 @@ from pathlib import Path
 from typing import IO, Any
 
 from tinykeras.device.protocol import BenchReport, Event, ProtocolParser, SessionBuilder, parse_chunks
-from tinykeras.errors import SerialError
+from tinykeras.errors import InputFileError, SerialError
 
 
 def replay(path: Path | str, *, runs: int | None = None, macs: int | None = None) -> BenchReport:
     """Parse a raw log saved by :func:`collect` (or captured any other way)."""
-    from tinykeras.errors import InputFileError
-
     path = Path(path)
     try:
         handle = open(path, "rb")  # noqa: SIM115 - closed below; read in blocks, so any size is fine
@@ -183,13 +181,29 @@ class RawLog:
 
 
 def _open_log(raw_log: Path) -> IO[bytes]:
-    from tinykeras.errors import InputFileError
-
     try:
         Path(raw_log).parent.mkdir(parents=True, exist_ok=True)
         return open(raw_log, "wb")  # noqa: SIM115 - the caller closes it
     except OSError as exc:
         raise InputFileError(f"{raw_log}: cannot write the raw log ({exc.strerror or exc})") from exc
+
+
+def read_until(url: str, done: Callable[[bytes], bool], *, timeout: float, baud: int = 115200) -> bytes:
+    """Everything a device sends on ``url`` until ``done(received)``, it disconnects (the firmware ended QEMU)
+    or ``timeout`` s pass; for the firmware mains that print one result and stop (profile, check)."""
+    port = open_port(url, baud)
+    buf = b""
+    try:
+        for chunk in PortReader(port, timeout):
+            buf += chunk
+            if done(buf):
+                break
+    finally:
+        try:
+            port.close()
+        except Exception:  # closing a vanished device can fail; nothing left to do
+            pass
+    return buf
 
 
 def collect(url: str, *, baud: int = 115200, runs: int | None = None, timeout: float = 30.0,

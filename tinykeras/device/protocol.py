@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tinykeras.errors import IncompleteRunError
+from tinykeras.metrics import stats
 
 PROTOCOL_VERSION = 1
 MARKER = b"@tk "
@@ -61,28 +62,6 @@ class Run:
     instructions: int | None = None
     top: int | None = None
     score: float | None = None  # int8 output value (tk protocol) or the top float result (mlperf)
-
-
-def stats(values: Iterable[float]) -> dict[str, float] | None:
-    """min, mean, p50, p90, p99, max and sample std (ddof=1; 0 for one value). None for no values.
-
-    Percentiles interpolate linearly between order statistics (numpy's default method).
-    """
-    data = sorted(float(v) for v in values)
-    n = len(data)
-    if n == 0:
-        return None
-
-    def pct(p: float) -> float:
-        pos = (n - 1) * p / 100.0
-        lo = math.floor(pos)
-        hi = min(lo + 1, n - 1)
-        return data[lo] + (data[hi] - data[lo]) * (pos - lo)
-
-    mean = math.fsum(data) / n
-    var = math.fsum((v - mean) ** 2 for v in data) / (n - 1) if n > 1 else 0.0
-    return {"min": data[0], "mean": mean, "p50": pct(50), "p90": pct(90), "p99": pct(99), "max": data[-1],
-            "std": math.sqrt(var)}
 
 
 @dataclass

@@ -124,7 +124,7 @@ def fuzz_model(model: bytes, info: ModelInfo, work: Path, *, name: str = "model"
     kept = sorted(corpus.iterdir())[:check]
     result.update(compare_with_tflm(model, info, kept, name=name))
     if qemu_boards:
-        from tinykeras.aot.device_check import check_on_qemu
+        from tinykeras.device_check import check_on_qemu
 
         inputs = [b"".join(t.tobytes() for t in tensor_bytes(p.read_bytes(), info)) for p in kept]
         result["qemu"] = {board: check_on_qemu(model, info, inputs=inputs, name=name, board=board)

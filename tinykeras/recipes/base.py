@@ -192,19 +192,18 @@ def plot_history(history: dict[str, list[float]], path: Path, title: str) -> Non
     save_png(fig, path)
 
 
-def roc_auc(scores: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """AUC (Mann-Whitney, ties counted half) and the ROC curve (fpr, tpr). labels: 1 = anomalous."""
+def roc_curve(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The ROC curve (fpr, tpr) over every distinct score as a threshold. labels: 1 = anomalous. The area under
+    it is :func:`tinykeras.metrics.roc_auc`."""
     scores = np.asarray(scores, np.float64)
     labels = np.asarray(labels).astype(bool)
     pos, neg = scores[labels], scores[~labels]
     if len(pos) == 0 or len(neg) == 0:
-        return float("nan"), np.array([0.0, 1.0]), np.array([0.0, 1.0])
-    greater = (pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()
-    auc = float(greater / (len(pos) * len(neg)))
+        return np.array([0.0, 1.0]), np.array([0.0, 1.0])
     thresholds = np.unique(scores)[::-1]
     tpr = np.array([0.0] + [float(np.mean(pos >= t)) for t in thresholds])
     fpr = np.array([0.0] + [float(np.mean(neg >= t)) for t in thresholds])
-    return auc, fpr, tpr
+    return fpr, tpr
 
 
 def plot_roc(fpr: np.ndarray, tpr: np.ndarray, auc: float, path: Path) -> None:

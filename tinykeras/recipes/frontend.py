@@ -122,19 +122,6 @@ def sparse_mel(weights: np.ndarray) -> tuple[list[int], list[int], np.ndarray]:
     return starts, counts, np.concatenate(values).astype(np.float32) if values else np.zeros(0, np.float32)
 
 
-def numpy_features(audio: np.ndarray, p: AudioFeatures) -> np.ndarray:
-    """A float64 NumPy reference of the front end (for tests): [clip_samples] -> [frames, coeffs]."""
-    audio = np.asarray(audio, dtype=np.float64)
-    idx = np.arange(p.frame_length)[None, :] + p.frame_step * np.arange(p.num_frames)[:, None]
-    frames = audio[idx] * hann_window(p.frame_length).astype(np.float64)
-    spec = np.abs(np.fft.rfft(frames, n=p.fft_length))
-    mel = spec @ mel_weight_matrix(p).astype(np.float64)
-    log_mel = np.log(mel + p.log_offset)
-    if p.kind == "log_mel":
-        return log_mel
-    return log_mel @ dct_matrix(p).astype(np.float64)
-
-
 # ---------------------------------------------------------------- settings -> C
 
 def _c_array(ctype: str, name: str, values: Any, per_line: int = 8, fmt: Any = None) -> str:

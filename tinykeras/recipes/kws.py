@@ -33,7 +33,6 @@ NOISE_VOLUME = 0.1
 SPEED_RANGE = (0.88, 1.12)  # speed perturbation (resampling), one factor per batch
 FREQ_MASK = 6  # SpecAugment: widest masked run of mel bands
 TIME_MASK = 5  # SpecAugment: widest masked run of frames
-LOG_MEL = dataclasses.replace(FEATURES, kind="log_mel")  # the MFCC pipeline before its DCT
 BN_MOMENTUM = 0.9  # small datasets: moving statistics must settle within a few hundred steps
 
 

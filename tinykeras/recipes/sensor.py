@@ -17,7 +17,8 @@ import numpy as np
 
 from tinykeras.datasets import note, read_wav
 from tinykeras.errors import DataError
-from tinykeras.recipes.base import Recipe, RecipeData, plot_roc, roc_auc
+from tinykeras.metrics import roc_auc
+from tinykeras.recipes.base import Recipe, RecipeData, plot_roc, roc_curve
 from tinykeras.recipes.frontend import AudioFeatures
 
 SEGMENT_SECONDS = 2.0
@@ -174,7 +175,8 @@ class SensorRecipe(Recipe):
     def evaluate(self, model: Any, data: RecipeData, out_dir: Path) -> dict[str, Any]:
         scores = self.scores(model, data.extra["test_frames"])
         labels = data.extra["test_labels"]
-        auc, fpr, tpr = roc_auc(scores, labels)
+        auc = roc_auc(scores, labels)
+        fpr, tpr = roc_curve(scores, labels)
         plot_roc(fpr, tpr, auc, out_dir / "roc.png")
         val_scores = self.scores(model, data.extra["val_frames"])
         threshold = float(np.quantile(val_scores, 0.95))
@@ -182,7 +184,7 @@ class SensorRecipe(Recipe):
         names = np.asarray(data.extra["test_names"])
         for fault in sorted({n.split("_")[1] for n in names if n.startswith("anomaly_") and n.count("_") >= 2}):
             mask = (labels == 0) | np.char.startswith(names, f"anomaly_{fault}_")
-            per_fault[fault] = round(roc_auc(scores[mask], labels[mask])[0], 4)
+            per_fault[fault] = round(roc_auc(scores[mask], labels[mask]), 4)
         data.settings["threshold"] = threshold
         return {"metric": "auc", "value": round(auc, 4), "test_segments": int(len(labels)),
                 "test_anomalous": int(labels.sum()), "auc_per_fault": per_fault,

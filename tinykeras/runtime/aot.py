@@ -15,10 +15,11 @@ FLASH_PER_OP = 2 * 1024
 RAM_OVERHEAD = 0      # the plan is exact: no interpreter structures
 
 
-def plan(model: bytes, info: ModelInfo, board: Any = None, *, name: str = "model",
-         kernels: str | None = None) -> RuntimePlan:
-    """Generate the C program (refusing an op aot lacks, naming it) and state its arena and costs."""
-    program = generate(model, info, name=name)
+def plan(model: bytes, info: ModelInfo, board: Any = None, *, name: str = "model", kernels: str | None = None,
+         profile: bool = False) -> RuntimePlan:
+    """Generate the C program (refusing an op aot lacks, naming it) and state its arena and costs.
+    ``profile``: the program that reads the cycle counter after every op (the profile firmware main)."""
+    program = generate(model, info, name=name, profile=profile)
     arena = ArenaPlan(measured_bytes=None, planned_bytes=int(program.arena_bytes),
                       method="tinykeras aot static memory plan (computed at build time)",
                       margin_rule="none: the plan is exact, no interpreter structures live in the arena")

@@ -65,10 +65,12 @@ def tflm_sources(model: bytes, info: ModelInfo, library: Library, arena: ArenaPl
 
 
 def plan(model: bytes, info: ModelInfo, board: Any, *, name: str = "model", kernels: str | None = None,
-         arena: ArenaPlan | None = None) -> RuntimePlan:
+         arena: ArenaPlan | None = None, profile: bool = False) -> RuntimePlan:
     """Check the model against the board's pinned library (every op, its known gaps), measure the arena on the
     host interpreter (unless ``arena``, the same model's plan, is given: it does not depend on the board) and
     state the costs. Kernels: ``kernels`` or the board's."""
+    if profile:
+        raise BoardError("the per-op profile build exists for --runtime aot only")
     library = board.tflm.lib
     kernels = kernels or board.tflm.kernels or library.default_kernels
     if kernels not in library.kernels:

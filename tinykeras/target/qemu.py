@@ -29,19 +29,22 @@ from tinykeras import mlperf_models
 from tinykeras.boards import Board
 from tinykeras.c_literals import c_float, c_string
 from tinykeras.cgen import banner
-from tinykeras.errors import BoardError, ModelError, SerialError, ToolchainError
+from tinykeras.device import collect
+from tinykeras.errors import BoardError, ModelError, SerialError, ToolchainError, did_you_mean
+from tinykeras.native import tied_to_us
 from tinykeras.resources import templates_dir
+from tinykeras.runtime import tflm_tree
 from tinykeras.types import ModelInfo, index_limit
 
 CC = "arm-none-eabi-gcc"
 QEMU = "qemu-system-arm"
 TOOLCHAIN_PACKAGES = "gcc-arm-none-eabi libnewlib-arm-none-eabi"
-PATTERN_SEED = 0x2545F491  # TK_BENCH_PATTERN_SEED in firmware_templates/runtime/bench/tk_bench.h
 BENCH_FILES = ("tk_bench.c", "tk_bench.h", "tk_model_api.h", "tk_port.h")
 PORT_FILES = ("port_qemu.c", "startup.c", "tk_qemu.h")
 LINKER_SCRIPT = "sections.ld"   # the sections (port_dir); it INCLUDEs the machine's memory.ld
 MACHINE_FILES = ("tk_machine.h", "memory.ld")   # firmware_templates/baremetal/<machine>/: one port per machine
-QEMU_KEYS = ("machine", "cpu", "icount_shift", "timer_hz", "cflags", "estimate_clock_hz", "estimate_label")
+QEMU_KEYS = ("machine", "cpu", "icount_shift", "timer_hz", "cflags", "library_cflags", "estimate_clock_hz",
+             "estimate_label")
 _WAITING = "waiting for connection"  # what QEMU prints on stderr once its server socket listens
 
 
@@ -50,13 +53,10 @@ _WAITING = "waiting for connection"  # what QEMU prints on stderr once its serve
 
 def qemu_settings(board: Board) -> dict[str, Any]:
     """The board's ``[qemu]`` table, checked: known keys only, with the defaults filled in."""
-    import difflib
-
     table = dict(board.qemu)
     for key in sorted(table):
         if key not in QEMU_KEYS:
-            close = difflib.get_close_matches(key, QEMU_KEYS, n=1, cutoff=0.5)
-            hint = f"; did you mean 'qemu.{close[0]}'?" if close else f"; known keys: {', '.join(QEMU_KEYS)}"
+            hint = did_you_mean(key, QEMU_KEYS, "qemu.") or f"; known keys: {', '.join(QEMU_KEYS)}"
             raise BoardError(f"{board.path}: unknown key 'qemu.{key}'{hint}")
     settings: dict[str, Any] = {
         "machine": "mps2-an386", "cpu": "cortex-m4", "icount_shift": 0, "timer_hz": 25_000_000,
@@ -97,32 +97,6 @@ def qemu_args(board: Board) -> list[str]:
             "-icount", f"shift={int(s['icount_shift'])}", "-semihosting-config", "enable=on,target=native"]
 
 
-# ------------------------------------------------------------------------------ host-side mirrors
-
-
-def bench_input(nbytes: int, id_limit: int | None = None) -> bytes:
-    """The deterministic input of the timed runs (``tk_bench_fill_pattern`` in tk_bench.c); ``id_limit``: an
-    int32 token-id input (``types.index_limit``), each little-endian word folded into 0..id_limit-1."""
-    x = PATTERN_SEED
-    out = bytearray(nbytes)
-    for k in range(nbytes):
-        x ^= (x << 13) & 0xFFFFFFFF
-        x ^= x >> 17
-        x ^= (x << 5) & 0xFFFFFFFF
-        out[k] = x >> 24
-    if id_limit:
-        words = len(out) // 4
-        folded = [int.from_bytes(out[4 * w:4 * w + 4], "little") % id_limit for w in range(words)]
-        out[:4 * words] = b"".join(v.to_bytes(4, "little") for v in folded)
-    return bytes(out)
-
-
-def mlperf_results(values: Any, scale: float, zero_point: int) -> str:
-    """What the firmware prints for ``results%`` of a model of no MLPerf benchmark (or a classifier): every
-    output dequantized in float32 and printed as ``%0.3f`` (tinykeras.mlperf_models.results_line)."""
-    return mlperf_models.results_line(mlperf_models.Conventions(None), values, scale, zero_point)
-
-
 # ------------------------------------------------------------------------------------------ render
 
 
@@ -140,7 +114,7 @@ def render_project(board: Board, model: bytes, info: ModelInfo, out_dir: Path, *
                    frontend_files: dict[str, str] | None = None, runtime: str = "aot",
                    library: Any = None, kernels: str | None = None,
                    library_files: dict[str, Path] | None = None, db_bytes: int | None = None,
-                   mlperf_model: str | None = None, mlperf: bool = True) -> None:
+                   main_source: str | None = None, mlperf_model: str | None = None, mlperf: bool = True) -> None:
     """Write the Makefile project for ``board`` into ``out_dir``: ``Makefile``, ``sections.ld`` and the
     machine's ``memory.ld``, and ``src/`` (the benchmark, the QEMU port with the machine's ``tk_machine.h``,
     a rendered ``main.c`` and the runtime's files, e.g.
@@ -150,7 +124,8 @@ def render_project(board: Board, model: bytes, info: ModelInfo, out_dir: Path, *
     into ``tflm/`` and compiled with the library's flags. ``mlperf_model`` is the MLPerf Tiny id the command
     loop announces (default: recognised by content, see tinykeras.mlperf_models; ``mlperf`` False: int8 bytes in,
     every output printed, whatever the model). ``db_bytes``: at least this many `db` bytes (raw float features of
-    an input normalised on the device). Same inputs -> byte-identical files."""
+    an input normalised on the device). ``main_source`` replaces the benchmark's ``main.c`` (the profile and
+    check firmware mains). Same inputs -> byte-identical files."""
     if board.kind != "qemu":
         raise BoardError(f"board '{board.name}' is a {board.kind} board; render_project needs a qemu board")
     if runs < 0 or warmup < 0:
@@ -197,7 +172,7 @@ def render_project(board: Board, model: bytes, info: ModelInfo, out_dir: Path, *
         "macs": info.macs, "output_scale": c_float(out_q.scale if out_q else 1.0),
         "output_zero_point": int(out_q.zero_point if out_q else 0),
     }
-    files["src/main.c"] = env.from_string((port_dir / "main.c.j2").read_text()).render(context)
+    files["src/main.c"] = main_source or env.from_string((port_dir / "main.c.j2").read_text()).render(context)
     sources = sorted(p for p in files if p.endswith(".c"))
     copied = {f"tflm/{rel}": src for rel, src in sorted((library_files or {}).items())}
     files["Makefile"] = env.from_string((port_dir / "Makefile.j2").read_text()).render(
@@ -221,9 +196,9 @@ def _library_make_vars(library: Any, kernels: str | None, settings: dict[str, An
     """Makefile variables of a TFLM library build (empty for the aot runtime)."""
     if library is None:
         return {"library": None}
-    from tinykeras.runtime import tflm_tree
 
-    arch = [f for f in settings["cflags"] if not f.startswith("-O")]
+    # the core's flags, plus the board's flags for the library alone (qemu.library_cflags: a toolchain workaround)
+    arch = [f for f in settings["cflags"] if not f.startswith("-O")] + list(settings.get("library_cflags", ()))
     return {
         "library": library, "kernels": kernels, "lib_arch": arch,
         "lib_defines": [f"-D{d}" for d in library.defines(kernels)],
@@ -361,8 +336,6 @@ def qemu_session(elf: Path, board: Board, *, start_timeout: float = 20.0) -> Ite
         cmd = [QEMU, *qemu_args(board), "-kernel", str(elf),
                "-serial", f"tcp:127.0.0.1:{port},server=on,wait=on"]
         with tempfile.TemporaryFile() as err:
-            from tinykeras.native import tied_to_us
-
             proc = subprocess.Popen(tied_to_us(cmd), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                     stderr=err, start_new_session=True)  # dies with tinykeras, even by SIGKILL
             try:
@@ -410,8 +383,6 @@ def run_benchmark(elf: Path, board: Board, *, runs: int, timeout: float = 60.0,
     ``timeout``: seconds without a record before giving up. Firmware that prints nothing raises
     SerialError; QEMU is always killed. An incomplete session is returned as such (``report.complete``).
     """
-    from tinykeras.device import collect
-
     with qemu_session(elf, board) as url:
         report = collect(url, baud=board.baud, runs=runs, timeout=timeout, raw_log=raw_log)
     if report.hello is None and report.error is None:
@@ -445,36 +416,3 @@ def summary(report: Any, board: Board, sizes: dict[str, int] | None = None,
         out["sizes"] = dict(sizes)
     return out
 
-
-def measure(model: bytes, info: ModelInfo, work_dir: Path, *, name: str = "model", runs: int = 3,
-            warmup: int = 1, timeout: float = 120.0, board: Board | None = None, runtime: str = "aot",
-            kernels: str | None = None, tflm_dir: Path | str | None = None) -> dict[str, Any]:
-    """Instructions per inference of a runtime on qemu_m4 (``aot``, or ``tflm`` with ``kernels`` from the TFLM
-    tree ``tflm_dir``): generate, render, build, run.
-
-    Returns :func:`summary` plus ``runs`` (the instruction counts of every run), ``macs`` and ``arena_used``
-    (what the firmware reports). Used by scripts/bench_runtime.py. Raises like the stages it runs.
-    """
-    from tinykeras import cgen
-    from tinykeras.boards import load_board
-    from tinykeras.runtime import runtime_module
-
-    board = board or load_board("qemu_m4")
-    module = runtime_module(runtime)
-    planned = module.plan(model, info, board, name=name, kernels=kernels)
-    sources = module.sources(planned, model, info, source_name=f"{name}.tflite", tflm_dir=tflm_dir,
-                             banner=lambda c: cgen.banner(f"{name}.tflite", info.sha256, c))
-    project = Path(work_dir)
-    render_project(board, model, info, project, runtime_files=sources.files, runs=runs, warmup=warmup, name=name,
-                   arena_bytes=sources.arena.planned_bytes, runtime=sources.name, library=sources.library,
-                   kernels=sources.kernels, library_files=sources.library_files)
-    elf = compile_project(project)
-    report = run_benchmark(elf, board, runs=runs, timeout=timeout, raw_log=project / "serial.log")
-    report.raise_if_incomplete(saved=str(project))
-    out = summary(report, board, elf_sizes(elf), sources.arena.planned_bytes)
-    out["macs"] = info.macs
-    out["runs"] = [r.instructions for r in report.runs]
-    out["arena_used"] = (report.hello or {}).get("arena_used")
-    out["weights_bytes"] = sources.code_bytes
-    out["runtime"] = sources.summary()
-    return out

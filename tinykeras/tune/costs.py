@@ -84,7 +84,7 @@ def model_costs(tflite: bytes, limits: SearchLimits, *, instructions: bool, work
     }
     if instructions:
         if qemu_available():
-            from tinykeras.target.qemu import measure
+            from tinykeras.pipeline import measure
 
             measured = measure(tflite, info, work, runs=1, warmup=0)
             costs["instructions"] = int(measured["instructions_per_inference"])

@@ -11,9 +11,9 @@ import numpy as np
 
 def macro_auc(probs: np.ndarray, y: np.ndarray) -> float:
     """Mean one-vs-rest ROC AUC over the classes present in ``y``."""
-    from tinykeras.recipes.base import roc_auc
+    from tinykeras.metrics import roc_auc
 
-    aucs = [roc_auc(probs[:, c], (y == c).astype(int))[0] for c in range(probs.shape[1])
+    aucs = [roc_auc(probs[:, c], (y == c).astype(int)) for c in range(probs.shape[1])
             if 0 < np.sum(y == c) < len(y)]
     aucs = [a for a in aucs if not math.isnan(a)]
     return float(np.mean(aucs)) if aucs else float("nan")

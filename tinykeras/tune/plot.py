@@ -22,26 +22,28 @@ def plot_pareto(report: dict[str, Any], path: Path) -> None:
              limits["latency_ms"] * limits["clock_hz"] / 1000.0 if limits["latency_ms"] else None),
             (axes[1], "ram_bytes", "front_ram",
              f"RAM: {limits.get('runtime', 'aot')} arena + runtime + benchmark buffers (KiB)", limits["ram_bytes"])):
+        scale = 1 / 1024 if cost == "ram_bytes" else 1  # RAM in KiB: round ticks
         for t in trained:
             m = t["metrics"]
             if cost not in m:
                 continue
-            ax.scatter(m[cost], m[objective], marker="o" if t["feasible"] else "x",
+            ax.scatter(m[cost] * scale, m[objective], marker="o" if t["feasible"] else "x",
                        color="tab:blue" if t["feasible"] else "tab:gray", zorder=2)
-            ax.annotate(t["trial_id"], (m[cost], m[objective]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+            ax.annotate(t["trial_id"], (m[cost] * scale, m[objective]), fontsize=7, xytext=(3, 3),
+                        textcoords="offset points")
         front = [next(t for t in trained if t["trial_id"] == i) for i in report[front_key]]
         if front:
-            ax.plot([t["metrics"][cost] for t in front], [t["metrics"][objective] for t in front], "-",
+            ax.plot([t["metrics"][cost] * scale for t in front], [t["metrics"][objective] for t in front], "-",
                     color="tab:orange", label="Pareto front", zorder=1)
         best = next((t for t in trained if t["trial_id"] == report["best"]), None)
         if best is not None:
-            ax.scatter(best["metrics"][cost], best["metrics"][objective], marker="*", s=180, color="tab:red",
+            ax.scatter(best["metrics"][cost] * scale, best["metrics"][objective], marker="*", s=180, color="tab:red",
                        label=f"best (trial {best['trial_id']})", zorder=3)
         if limit is not None:
-            ax.axvline(limit, color="tab:red", linestyle="--", linewidth=0.8, label=f"{report['board']} limit")
+            ax.axvline(limit * scale, color="tab:red", linestyle="--", linewidth=0.8, label=f"{report['board']} limit")
         ax.xaxis.set_major_locator(MaxNLocator(nbins=5))  # a few ticks, never overlapping
         if cost == "ram_bytes":
-            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v / 1024:,.0f}"))
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:,.0f}"))
         else:
             ax.ticklabel_format(axis="x", style="sci", scilimits=(0, 0))
         ax.tick_params(labelsize=7)

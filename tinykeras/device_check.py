@@ -1,21 +1,22 @@
 """Bit-exactness of the aot runtime on the emulated board: the generated C compiled for qemu_m4 (Cortex-M4
-DSP kernels) runs ``samples`` inputs made on the device from a hash of (sample, byte); the same inputs go
-through the TFLM host interpreter here, and every output byte is compared.
+DSP kernels) with the ``check`` firmware main (through the driver, :func:`tinykeras.pipeline.assemble`) runs
+``samples`` inputs made on the device from a hash of (sample, byte); the same inputs go through the TFLM host
+interpreter here, and every output byte is compared.
 """
 
 from __future__ import annotations
 
 import re
-import socket
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from tinykeras import pipeline
+from tinykeras.boards import load_board
+from tinykeras.device import read_until
 from tinykeras.errors import SerialError
-from tinykeras.resources import templates_dir
 from tinykeras.types import ModelInfo
 
 
@@ -29,22 +30,6 @@ def check_inputs(k: int, nbytes: int) -> np.ndarray:
     x = (x * 0x297A2D39) & 0xFFFFFFFF
     x ^= x >> 15
     return (x >> 24).astype(np.uint8)
-
-
-def _read_all(url: str, timeout: float) -> str:
-    host, _, port = url[len("socket://"):].rpartition(":")
-    buf, end = b"", time.monotonic() + timeout
-    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
-        sock.settimeout(0.5)
-        while time.monotonic() < end and b"@tkcheck end" not in buf and b"@tkcheck error" not in buf:
-            try:
-                chunk = sock.recv(1 << 16)
-            except TimeoutError:
-                continue
-            if not chunk:
-                break
-            buf += chunk
-    return buf.decode("ascii", "replace")
 
 
 def _inputs_header(inputs: list[bytes], nbytes: int) -> str:
@@ -64,28 +49,20 @@ def check_on_qemu(model: bytes, info: ModelInfo, samples: int = 200, timeout: fl
     fuzzing corpus) replace the hashed ones. Raises ToolchainError/SerialError when it cannot build or run."""
     from tflite_micro import runtime
 
-    from tinykeras import aot
-    from tinykeras.boards import load_board
-    from tinykeras.target import qemu
-
     target = load_board(board)
     nbytes = sum(t.nbytes for t in info.input_tensors())
     if inputs is not None:
         samples = len(inputs)
-    program = aot.generate(model, info, name=name)
+        main_defines, extra = "#define TK_CHECK_FIXED_INPUTS 1\n", {"tk_check_inputs.h": _inputs_header(inputs, nbytes)}
+    else:
+        main_defines, extra = f"#define TK_CHECK_SAMPLES {int(samples)}u\n", {}
+    planned = pipeline.plan_build(target, model, runtime="aot", info=info, name=name)
     with tempfile.TemporaryDirectory(prefix="tk-check-") as tmp:
-        project = Path(tmp)
-        qemu.render_project(target, model, info, project, runtime_files=program.files, runs=1, warmup=0, name=name,
-                            arena_bytes=program.arena_bytes)
-        main = (templates_dir() / "runtime" / "check" / "tk_check_main.c").read_text()
-        if inputs is not None:
-            (project / "src" / "tk_check_inputs.h").write_text(_inputs_header(inputs, nbytes))
-            (project / "src" / "main.c").write_text("#define TK_CHECK_FIXED_INPUTS 1\n" + main)
-        else:
-            (project / "src" / "main.c").write_text(f"#define TK_CHECK_SAMPLES {int(samples)}u\n" + main)
-        elf = qemu.compile_project(project)
-        with qemu.qemu_session(elf, target) as url:
-            text = _read_all(url, timeout)
+        firmware = pipeline.assemble(planned, model, Path(tmp), name=name, main="check", main_defines=main_defines,
+                                     extra_files=extra, runs=1, warmup=0)
+        with pipeline.running(firmware) as url:
+            text = read_until(url, lambda buf: b"@tkcheck end" in buf or b"@tkcheck error" in buf,
+                              timeout=timeout).decode("ascii", "replace")
     lines = dict(re.findall(r"^@tkcheck (\d+) ([0-9a-f]*)\r?$", text, flags=re.M))
     if len(lines) != samples:
         raise SerialError(f"the check firmware reported {len(lines)} of {samples} samples: {text[-300:]!r}")
