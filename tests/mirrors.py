@@ -1,5 +1,6 @@
 """Host-side mirrors of firmware arithmetic that only the tests use: the benchmark's input pattern and its
-``results%`` line (tk_bench.c), and a float64 NumPy reference of the feature front end (tk_frontend.c)."""
+``results%`` line (tk_bench.c), a float64 NumPy reference of the feature front end (tk_frontend.c), and the
+aot memory plan's overlap check."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from tinykeras import mlperf_models
+from tinykeras.aot.planner import Buffer, _forbidden
 from tinykeras.recipes.frontend import AudioFeatures, dct_matrix, hann_window, mel_weight_matrix
 
 PATTERN_SEED = 0x2545F491  # TK_BENCH_PATTERN_SEED in firmware_templates/runtime/bench/tk_bench.h
@@ -47,3 +49,18 @@ def numpy_features(audio: np.ndarray, p: AudioFeatures) -> np.ndarray:
     if p.kind == "log_mel":
         return log_mel
     return log_mel @ dct_matrix(p).astype(np.float64)
+
+
+def check_plan(buffers: list[Buffer], offsets: dict[str, int],
+               streams: dict[tuple[str, str], int] | None = None) -> None:
+    """Raise AssertionError if two live-at-once buffers overlap , streams allowed."""
+    streams = streams or {}
+    for i, a in enumerate(buffers):
+        for b in buffers[i + 1:]:
+            live_together = not (a.last < b.first or b.last < a.first)
+            if not live_together or not a.size or not b.size:
+                continue
+            lo, hi = _forbidden(b, a, offsets[a.key], streams)
+            if lo < offsets[b.key] < hi:
+                raise AssertionError(f"buffers {a.key} and {b.key} overlap while both are live")
+

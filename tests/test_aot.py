@@ -11,11 +11,11 @@ import pytest
 from aot_support import convert_int8, dscnn_tflite
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from mirrors import bench_input, mlperf_results
+from mirrors import bench_input, check_plan, mlperf_results
 
 from tinykeras.aot import SUPPORTED_OPS, generate
 from tinykeras.aot.fixedpoint import quantize_multiplier, sigmoid_params, softmax_params
-from tinykeras.aot.planner import Buffer, check_plan, pack
+from tinykeras.aot.planner import Buffer, pack
 from tinykeras.errors import ToolchainError, UnsupportedOpError
 from tinykeras.inspect import inspect_bytes, load_model_info
 from tinykeras.tflm_host import TflmRunner

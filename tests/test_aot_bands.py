@@ -12,11 +12,11 @@ import pytest
 from aot_support import convert_int8
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from mirrors import check_plan
 
 import tinykeras.aot.generator as generator
 from tinykeras.aot import generate
 from tinykeras.aot.bands import ChainOp, band_plan
-from tinykeras.aot.planner import check_plan
 from tinykeras.inspect import inspect_bytes
 from tinykeras.tflm_host import TflmRunner
 

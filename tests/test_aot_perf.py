@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from mirrors import check_plan
 
 from tinykeras.aot import generate
-from tinykeras.aot.planner import Buffer, check_plan, pack
+from tinykeras.aot.planner import Buffer, pack
 from tinykeras.inspect import inspect_bytes
 
 needs_qemu = pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,

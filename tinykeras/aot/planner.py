@@ -105,17 +105,3 @@ def pack(buffers: list[Buffer], alignment: int = 4,
                 best = (offsets, size)
     assert best is not None
     return best
-
-
-def check_plan(buffers: list[Buffer], offsets: dict[str, int],
-               streams: dict[tuple[str, str], int] | None = None) -> None:
-    """Raise AssertionError if two live-at-once buffers overlap (used by the tests), streams allowed."""
-    streams = streams or {}
-    for i, a in enumerate(buffers):
-        for b in buffers[i + 1:]:
-            live_together = not (a.last < b.first or b.last < a.first)
-            if not live_together or not a.size or not b.size:
-                continue
-            lo, hi = _forbidden(b, a, offsets[a.key], streams)
-            if lo < offsets[b.key] < hi:
-                raise AssertionError(f"buffers {a.key} and {b.key} overlap while both are live")

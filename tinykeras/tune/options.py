@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from tinykeras.errors import DataError, TuneError
+from tinykeras.errors import DataError, TuneError, did_you_mean
 from tinykeras.fsutil import check_output_location
 from tinykeras.recipes import RECIPES
-from tinykeras.tune.space import did_you_mean
 
 __all__ = ["TuneError", "TuneOptions"]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import importlib.util
 import os
@@ -11,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tinykeras.errors import DataError, TinyKerasError
+from tinykeras.errors import DataError, TinyKerasError, did_you_mean
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -23,11 +22,6 @@ SPACE_FIELDS = ("about", "values", "min", "max", "step", "default", "sampling")
 
 def space_path(recipe: str) -> Path:
     return Path(__file__).parents[1] / "recipes" / f"{recipe}_space.toml"
-
-
-def did_you_mean(word: str, known: list[str] | tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.5)
-    return f"; did you mean '{close[0]}'?" if close else ""
 
 
 def load_space(recipe: str, path: Path | None = None) -> dict[str, dict[str, Any]]:
