@@ -78,10 +78,10 @@ def build_or_stop(board: str, model: Path, out: Path, *extra: object) -> dict | 
     """``build --board B --model M``: the project's report, or None after the one line a user can act on."""
     tree = ["--tflm-dir", tflm_dir()] if board in TREE_BOARDS and tflm_dir() else []
     result = tk("build", "--board", board, "--model", model, "-o", out, *tree, *extra)
-    if board in TREE_BOARDS and not tree:
+    if board in TREE_BOARDS and not tree and result.exit_code != DoesNotFitError.exit_code:
         one_line(result, ToolchainError.exit_code, "--tflm-dir", "TINYKERAS_TFLM_DIR")
         return None
-    if result.exit_code == DoesNotFitError.exit_code:
+    if result.exit_code == DoesNotFitError.exit_code:  # checked before the tree is looked for
         one_line(result, DoesNotFitError.exit_code, board, "does not fit", "pick a larger board")
         return None
     assert result.exit_code == 0, f"build --board {board}:\n{result.output[-3000:]}"
