@@ -211,7 +211,7 @@ def build_library(lib: Library, kernels: str, emu: Emulator, project: Path, thir
                          .encode()).hexdigest()[:16]
     archive = CACHE / f"{lib.id}-{kernels}-{key}" / "liblib.a"
     if not archive.exists():
-        work = archive.parent / "obj"
+        work = archive.parent / f"obj-{os.getpid()}"   # private: two test runs may build the same key at once
         shutil.rmtree(work, ignore_errors=True)
         jobs, objects = [], []
         for k, rel in enumerate(files):
@@ -227,9 +227,9 @@ def build_library(lib: Library, kernels: str, emu: Emulator, project: Path, thir
                          *port_includes, "-c", str(root / rel), "-o", str(obj)])
         work.mkdir(parents=True, exist_ok=True)
         _compile_all(jobs)
-        tmp = archive.with_suffix(".tmp")
+        tmp = archive.with_name(f"liblib.a.tmp-{os.getpid()}")
         _run([_tool(emu, "ar"), "rcs", str(tmp), *objects])
-        tmp.rename(archive)
+        os.replace(tmp, archive)   # atomic; a concurrent build of the same key wrote the same archive
         shutil.rmtree(work, ignore_errors=True)
     return archive, includes, defines
 
