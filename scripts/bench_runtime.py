@@ -255,7 +255,8 @@ def bench_board(name: str, data: bytes, info: ModelInfo, aot_block: dict[str, An
                   "flash_bytes": (q.get("sizes") or {}).get("flash"), "arena_bytes": aot_block["arena_bytes"]}
     tflm: dict[str, Any] = {}
     for kernels, key in (("reference", "reference"), ("cmsis-nn", "cmsis_nn")):
-        measured = None if args.no_tflm else tflm_on_qemu(data, info, name, kernels, board)
+        wanted = not args.no_tflm and kernels in args.kernels
+        measured = tflm_on_qemu(data, info, name, kernels, board) if wanted else None
         if measured is None and key == "cmsis_nn" and board == "qemu_m4":
             measured = issue_figures(name)
         tflm[key] = measured
@@ -339,6 +340,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--boards", default="qemu_m4",
                         help="comma-separated emulated boards (qemu_m3,qemu_m4,qemu_m7,qemu_m33,qemu_m55)")
     parser.add_argument("--no-tflm", action="store_true", help="skip the TFLM builds on the boards")
+    parser.add_argument("--kernels", default="reference,cmsis-nn",
+                        help="comma-separated TFLM kernel sets to build on the boards (reference,cmsis-nn)")
     parser.add_argument("--samples", type=int, default=200, help="random inputs per bit-exactness check")
     parser.add_argument("--no-qemu", action="store_true", help="skip everything on the emulated boards")
     parser.add_argument("--no-check", action="store_true", help="skip the bit-exactness checks")
@@ -346,6 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--table", type=Path, help="print the README table of this JSON and exit")
     args = parser.parse_args(argv)
     args.boards = [b.strip() for b in args.boards.split(",") if b.strip()]
+    args.kernels = [k.strip() for k in args.kernels.split(",") if k.strip()]
     if args.table:
         print(markdown_table(json.loads(args.table.read_text())))
         return 0

@@ -135,6 +135,31 @@ def test_qemu_m4_runs_tflm_bit_exact(kernels: str, reference_models: dict[str, P
     run_and_compare(elf, model, inspect_bytes(model, str(path)), result.arena.planned_bytes)
 
 
+def test_fused_lstm_runs_on_tflm_cmsis_nn_within_its_planned_arena(third_party_dir: Path, tmp_path: Path) -> None:
+    """A tf_keras LSTM(128) over 128 steps (TFLM's fused UNIDIRECTIONAL_SEQUENCE_LSTM) on qemu_m4 with CMSIS-NN:
+    the arena plan adds what CMSIS-NN's LSTM keeps beyond the host's reference kernel (the library file's
+    [[kernel_arena]]); without it AllocateTensors failed on the board. Bit-exact, arena used <= planned."""
+    import numpy as np
+
+    import tinykeras
+    from tinykeras.keras_io import tf_keras
+    from tinykeras.target import qemu
+
+    k = tf_keras()
+    model = k.Sequential([k.Input((128, 8)), k.layers.LSTM(128), k.layers.Dense(4, activation="softmax")])
+    conv = tinykeras.quantize(model, np.random.default_rng(0).normal(size=(32, 128, 8)).astype(np.float32))
+    assert "UNIDIRECTIONAL_SEQUENCE_LSTM" in conv.info.op_names
+    path = tmp_path / "lstm.tflite"
+    path.write_bytes(conv.data)
+    result = build(BuildOptions(board="qemu_m4", model=path, runtime="tflm", kernels="cmsis-nn", runs=2, warmup=1,
+                                out=tmp_path / "project", tflm_dir=third_party_dir / "tflite-micro-90b983c"),
+                   log=lambda _m: None)
+    assert "+4,096 B for operator #0 UNIDIRECTIONAL_SEQUENCE_LSTM" in result.arena.margin_rule
+    elf = qemu.compile_project(result.project_dir)
+    figures = run_and_compare(elf, conv.data, conv.info, result.arena.planned_bytes)
+    assert figures["arena_used"] > result.arena.measured_bytes   # the target needs more than the host measured
+
+
 def test_missing_tflm_tree_names_the_variable(reference_models: dict[str, Path], tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     from tinykeras.errors import ToolchainError

@@ -240,6 +240,10 @@ def _macs(name: str, inputs: list[TensorInfo | None], outputs: list[TensorInfo],
         return inputs[2].num_elements * kh * kw * inputs[1].shape[0]
     if name == "BATCH_MATMUL" and len(inputs) > 1 and inputs[0] is not None:
         return out.num_elements * inputs[0].shape[-1]
+    if name == "UNIDIRECTIONAL_SEQUENCE_LSTM" and len(inputs) > 8 and inputs[0] is not None:
+        # input weights [cells, in] (inputs 1-4) and recurrent weights [cells, out] (5-8), once per time step
+        steps = inputs[0].shape[0 if options.get("timeMajor") else 1] if len(inputs[0].shape) == 3 else 1
+        return steps * sum(w.num_elements for w in inputs[1:9] if w is not None)
     return 0
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from tinykeras.errors import BoardError, ToolchainError, did_you_mean
 from tinykeras.resources import libraries_dir
+from tinykeras.types import ModelInfo
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -44,6 +45,17 @@ class Gap:
 
 
 @dataclass(frozen=True)
+class KernelArena:
+    """Arena an op's optimized kernel takes on the target beyond what the host's reference kernel measured:
+    ``bytes`` per unit of the op's state (its output's last dimension)."""
+
+    kernels: str
+    op: str
+    bytes_per_state: int
+    why: str
+
+
+@dataclass(frozen=True)
 class Library:
     id: str
     name: str
@@ -59,6 +71,7 @@ class Library:
     build: dict[str, Any]
     fingerprint_paths: tuple[str, ...]
     gaps: tuple[Gap, ...] = ()
+    kernel_arena: tuple[KernelArena, ...] = ()
     path: Path = field(default=Path(), compare=False)
 
     @property
@@ -85,6 +98,16 @@ class Library:
         if (kernels or self.default_kernels) == "cmsis-nn":
             out += list(self.build.get("cmsis_nn_defines", ()))
         return out
+
+    def kernel_arena_bytes(self, info: ModelInfo, kernels: str) -> tuple[int, list[str]]:
+        """Bytes ``kernels`` of this library add to the host-measured arena for ``info``, and why (per op)."""
+        total, why = 0, []
+        for extra in (k for k in self.kernel_arena if k.kernels == kernels):
+            for op in (o for o in info.ops if o.op == extra.op):
+                state = info.tensors[op.outputs[0]].shape[-1]
+                total += extra.bytes_per_state * state
+                why.append(f"+{extra.bytes_per_state * state:,} B for operator #{op.index} {op.op} ({extra.why})")
+        return total, why
 
     def summary(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "version": self.version, "origin": self.origin,
@@ -149,6 +172,8 @@ def _library(raw: dict[str, Any], lib_id: str, path: Path) -> Library:
         reason=raw["reason"], delivery=dict(delivery), api=dict(api), build=dict(raw.get("build", {})),
         fingerprint_paths=tuple(f["path"] for f in raw.get("fingerprint", ())),
         gaps=tuple(Gap(g["op"], g.get("quantization", "any"), g["detail"]) for g in raw.get("gaps", ())),
+        kernel_arena=tuple(KernelArena(k["kernels"], k["op"], int(k["bytes_per_state"]),
+                                       " ".join(k["why"].split())) for k in raw.get("kernel_arena", ())),
         path=path,
     )
 

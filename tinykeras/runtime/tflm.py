@@ -6,6 +6,7 @@ knows how the other is made. No TensorFlow.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,16 @@ def tflm_sources(model: bytes, info: ModelInfo, library: Library, arena: ArenaPl
                           kernels=kernels, library_files=library_files)
 
 
+def with_kernel_arena(arena: ArenaPlan, library: Library, info: ModelInfo, kernels: str) -> ArenaPlan:
+    """The host-measured plan plus what ``kernels`` take on the target beyond the host's reference kernels
+    (the library file's ``[[kernel_arena]]``), rounded up to 16 B."""
+    extra, why = library.kernel_arena_bytes(info, kernels)
+    if not extra:
+        return arena
+    planned = -(-(arena.planned_bytes + extra) // 16) * 16
+    return dataclasses.replace(arena, planned_bytes=planned, margin_rule=f"{arena.margin_rule}; {'; '.join(why)}")
+
+
 def plan(model: bytes, info: ModelInfo, board: Any, *, name: str = "model", kernels: str | None = None,
          arena: ArenaPlan | None = None, profile: bool = False) -> RuntimePlan:
     """Check the model against the board's pinned library (every op, its known gaps), measure the arena on the
@@ -77,7 +88,7 @@ def plan(model: bytes, info: ModelInfo, board: Any, *, name: str = "model", kern
         raise BoardError(f"{library.label} has {', '.join(library.kernels)} kernels, not '{kernels}'; "
                          f"choose --kernels {' or '.join(library.kernels)}")
     resolver_entries(info, library)   # the pinned library runs every op correctly, before the arena probes
-    arena = arena or plan_arena(model, info)
+    arena = with_kernel_arena(arena or plan_arena(model, info), library, info, kernels)
     return RuntimePlan(name="tflm", arena=arena, model_flash=info.model_bytes,
                        runtime_flash=CORE_FLASH + FLASH_PER_OP * len(info.op_names), runtime_ram=RAM_OVERHEAD,
                        library=library, kernels=kernels)
