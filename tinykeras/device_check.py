@@ -47,7 +47,7 @@ def check_on_qemu(model: bytes, info: ModelInfo, samples: int = 200, timeout: fl
     """Run ``samples`` inputs through the aot firmware on an emulated board and the TFLM host interpreter;
     count the output bytes that differ. ``inputs`` (each the concatenated bytes of every input tensor, e.g. a
     fuzzing corpus) replace the hashed ones. Raises ToolchainError/SerialError when it cannot build or run."""
-    from tflite_micro import runtime
+    from tinykeras.tflm_host import TflmRunner
 
     target = load_board(board)
     nbytes = sum(t.nbytes for t in info.input_tensors())
@@ -66,21 +66,19 @@ def check_on_qemu(model: bytes, info: ModelInfo, samples: int = 200, timeout: fl
     lines = dict(re.findall(r"^@tkcheck (\d+) ([0-9a-f]*)\r?$", text, flags=re.M))
     if len(lines) != samples:
         raise SerialError(f"the check firmware reported {len(lines)} of {samples} samples: {text[-300:]!r}")
-    ins, outs = info.input_tensors(), info.output_tensors()
-    interp = runtime.Interpreter.from_bytes(model, arena_size=max(1 << 22, 8 * info.activation_peak_bytes))
+    ins = info.input_tensors()
+    reference = TflmRunner(model, info)   # a load failure names the operator and tensor, in a child process
     mismatches = total = 0
     for k in range(samples):
-        pos = 0
+        pos, sample = 0, []
         for j, t in enumerate(ins):
             if inputs is not None:
                 raw = np.frombuffer((inputs[k] + bytes(nbytes))[pos:pos + t.nbytes], dtype=np.uint8)
                 pos += t.nbytes
             else:
                 raw = check_inputs(k * len(ins) + j, t.nbytes)
-            x = raw.view(np.dtype(t.dtype)).reshape(t.shape)
-            interp.set_input(np.ascontiguousarray(x), j)
-        interp.invoke()
-        expected = b"".join(np.ascontiguousarray(interp.get_output(j)).tobytes() for j in range(len(outs)))
+            sample.append(raw.view(np.dtype(t.dtype)).reshape(t.shape))
+        expected = b"".join(np.ascontiguousarray(o).tobytes() for o in reference.invoke(sample))
         got = bytes.fromhex(lines[str(k)])
         total += len(expected)
         mismatches += sum(a != b for a, b in zip(got, expected, strict=False)) + abs(len(got) - len(expected))
