@@ -274,3 +274,33 @@ def test_fused_lstm_gets_a_reason_and_tflm_is_stateless_per_sample() -> None:
     sample = np.random.default_rng(1).integers(-128, 128, (1, 6, 4)).astype(np.int8)
     first, second = runner.invoke(sample)[0], runner.invoke(sample)[0]
     assert np.array_equal(first, second)
+
+
+def test_unrolled_lstm_declares_its_shared_weights_once() -> None:
+    """An unrolled LSTM reuses one set of weights at every step: aot declares each constant array once (later
+    identical ones become #defines), keeps small ADDs off the 2 KB lookup tables, and stays bit-exact."""
+    from aot_support import convert_int8
+
+    from tinykeras.aot import generate
+    from tinykeras.aot.host import AotHostRunner
+    from tinykeras.keras_io import import_tf, tf_keras
+
+    import_tf().keras.utils.set_random_seed(3)
+    k = tf_keras()
+    x = k.Input((20, 2), batch_size=1)
+    data = convert_int8(k.Model(x, k.layers.LSTM(16, unroll=True)(x)),
+                        [np.random.default_rng(0).normal(size=(16, 20, 2)).astype(np.float32)])
+    info = inspect_bytes(data)
+    fcs = [op for op in info.ops if op.op == "FULLY_CONNECTED"]
+    assert len(fcs) >= 20, info.op_names
+    program = generate(data, info)
+    source = program.files["tk_model.c"]
+    weight_decls = source.count("static const int8_t tk_w_")
+    assert weight_decls < len(fcs) // 4, weight_decls
+    assert source.count("#define tk_w_") == len(fcs) - weight_decls
+    assert "tk_add_fast" not in source
+    assert program.weights_bytes < info.model_bytes, (program.weights_bytes, info.model_bytes)
+    xs = np.random.default_rng(1).integers(-128, 128, (SAMPLES, 20, 2)).astype(np.int8)
+    got = AotHostRunner(data, info).invoke_many(xs)
+    for mine, theirs in zip(got, tflm_outputs(data, [xs], 1), strict=True):
+        np.testing.assert_array_equal(mine[0], theirs[0])

@@ -194,6 +194,26 @@ class Generator:
             except Unsupported as exc:  # the reason, then what the op's declaration says aot runs
                 detail = f"{op.op} ({exc.reason}; aot's {op.op}: {OPS[op.op].constraints})"
                 raise UnsupportedOpError([(op.index, detail)], "aot", _HINT) from None
+        self.share_identical_arrays()
+
+    def share_identical_arrays(self) -> None:
+        """Declare each constant array once: a later array with the same type, size and values (an unrolled
+        RNN's weights and multipliers, repeated per time step) becomes a ``#define`` of the first."""
+        first: dict[str, str] = {}
+        decls = []
+        for decl in self.decls:
+            m = re.match(r"static const (\w+) (\w+)(\[\d+\])?( TK_WALIGN)? = (.*)", decl, flags=re.S)
+            if m is None:
+                decls.append(decl)
+                continue
+            key = f"{m[1]} {m[3]}{m[4]} {m[5]}"
+            if key in first:
+                decls.append(f"#define {m[2]} {first[key]}\n")
+                self.weights_bytes -= self.array_bytes.pop(m[2], 0)
+            else:
+                first[key] = m[2]
+                decls.append(decl)
+        self.decls = decls
 
     def emit(self, op: OpInfo) -> None:
         handler = OPS[op.op].handler
@@ -337,7 +357,8 @@ class Generator:
 
     def add_struct_array(self, ctype: str, name: str, rows: list[tuple[int, ...]]) -> str:
         self.decls.append(c_struct_array(ctype, name, rows))
-        self.weights_bytes += 4 * sum(len(row) for row in rows)
+        self.array_bytes[name] = 4 * sum(len(row) for row in rows)
+        self.weights_bytes += self.array_bytes[name]
         return name
 
     # ---- plan and files ------------------------------------------------------------------------------
