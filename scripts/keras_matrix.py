@@ -45,6 +45,23 @@ FLAVOURS = ("keras3", "tf_keras")
 HELD_OUT = ("lstm_long", "text", "tabular_classifier", "wide_deep")  # trained without the test split
 STAGES = ("quantize", "inspect", "emulate_tflm", "emulate_aot", "validate", "build_qemu_m4_run", "build_esp32")
 SEED = 0
+TF_SUBCLASS_MODULE = '''
+import tf_keras as K
+
+
+class WideDeep2(K.Model):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.norm = K.layers.Normalization()
+        self.h1 = K.layers.Dense(32, activation="relu")
+        self.h2 = K.layers.Dense(16, activation="relu")
+        self.head = K.layers.Dense(1)
+
+    def call(self, t):
+        z = self.norm(t)
+        return self.head(K.layers.concatenate([z, self.h2(self.h1(z))]))
+'''
+
 SUBCLASS_MODULE = '''
 import keras
 
@@ -194,18 +211,10 @@ def _build(family: str, flavour: str, inputs: dict[str, np.ndarray], work: Path)
 
             model = matrix_layers.WideDeep()
             model.norm.adapt(x)
-        else:
-            class WideDeep2(K.Model):
-                def __init__(self) -> None:
-                    super().__init__()
-                    self.norm = L.Normalization()
-                    self.h1 = L.Dense(32, activation="relu")
-                    self.h2 = L.Dense(16, activation="relu")
-                    self.head = L.Dense(1)
-
-                def call(self, t: Any) -> Any:
-                    z = self.norm(t)
-                    return self.head(L.concatenate([z, self.h2(self.h1(z))]))
+        else:   # a tf_keras SavedModel: its class is given back with --custom-objects below
+            sys.path.insert(0, str(work))
+            (work / "matrix_layers_tf.py").write_text(TF_SUBCLASS_MODULE)
+            from matrix_layers_tf import WideDeep2
 
             model = WideDeep2()
             model.norm.adapt(x)
@@ -332,6 +341,8 @@ def run_one(family: str, flavour: str, work: Path) -> dict[str, Any]:
     np.savez(work / "test.npz", **test)
     custom = ["--custom-objects", str(work / "matrix_layers.py")] if family in ("subclassed", "wide_deep") and \
         flavour == "keras3" else []
+    if family == "wide_deep" and flavour == "tf_keras":   # revived without its class, the Normalization stays
+        custom = ["--custom-objects", str(work / "matrix_layers_tf.py")]
     out = work / "q"
     cells: dict[str, Any] = {}
 

@@ -473,6 +473,11 @@ def quantize_model(model: LoadedModel, rep_data: Any, also: tuple[str, ...] = ()
     return conversions
 
 
+def _revived(model: Any) -> bool:
+    """A tf_keras model loaded from a SavedModel without its Python class (its call is the saved graph)."""
+    return any(c.__name__.startswith("Revived") for c in type(model).__mro__)
+
+
 def _input_scale_advice(model: LoadedModel, xs: list[np.ndarray], comparison: dict[str, Any]) -> list[str]:
     """When an output collapsed and the model normalises its inputs itself (an adapted Normalization layer),
     say why: input features on very different scales share the one int8 scale of the input tensor."""
@@ -490,10 +495,15 @@ def _input_scale_advice(model: LoadedModel, xs: list[np.ndarray], comparison: di
         if spread.size < 2 or spread.max() / spread.min() < 100:
             continue
         where = f"layer '{norm.name}' (Normalization) inside the model" if norm is not None else "the model"
+        fix = ("Normalise in your own code (on the device, in float) and convert the model without that step")
+        if norm is not None and _revived(target):
+            fix = (f"The model was revived from a SavedModel without its Python class '{type(target).__name__}', "
+                   "so tinykeras cannot convert it with that layer left out: pass --custom-objects FILE (the "
+                   "module defining the class) and tinykeras moves the normalisation out of the int8 model "
+                   "into the firmware's float input path itself")
         lines.append(f"WARNING: input '{spec.name}' holds features from {spread.min():.3g} to {spread.max():.3g} "
                      f"(x{spread.max() / spread.min():.0f}) and {where} rescales them only after the int8 input, "
-                     "whose one scale rounds the small features to zero. Normalise in your own code (on the "
-                     "device, in float) and convert the model without that step")
+                     f"whose one scale rounds the small features to zero. {fix}")
     return lines
 
 
