@@ -33,11 +33,14 @@ from tinykeras.pipeline import BuildOptions, build  # noqa: E402
 from tinykeras.resources import models_dir  # noqa: E402
 
 BOARDS = ("esp32", "esp32s3", "nano33ble", "nucleo_l4r5zi", "pico", "pico2", "teensy41", "portenta_h7", "uno_r4_minima",
-          "xiao_esp32c3", "esp32c6", "xiao_esp32s3")
+          "xiao_esp32c3", "esp32c6", "xiao_esp32s3", "nano_esp32")
 REFERENCE = REPO / "tests" / "data" / "reference_models"
 
 
-def models() -> dict[str, Path]:
+def models(extra: list[Path] | None = None) -> dict[str, Path]:
+    """The shipped and reference models, or only ``extra`` (.tflite files) when given."""
+    if extra:
+        return {p.stem: p for p in extra}
     out = {name: models_dir() / name / "model.tflite" for name in ("kws", "gesture", "sensor")}
     out.update({p.stem: p for p in sorted(REFERENCE.glob("*.tflite"))})
     return out
@@ -81,11 +84,13 @@ def main() -> int:
     parser.add_argument("-o", "--out", type=Path, default=Path("bench/boards.json"))
     parser.add_argument("--boards", default=",".join(BOARDS))
     parser.add_argument("--no-qemu", action="store_true", help="skip the qemu_m4 runtime comparison")
+    parser.add_argument("--models", nargs="*", type=Path,
+                        help="only these .tflite files (default: shipped + reference)")
     args = parser.parse_args()
     result: dict = {"boards": {}, "qemu_m4": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for board in args.boards.split(","):
-            for name, path in models().items():
+            for name, path in models(args.models).items():
                 cell = board_cell(board, path, args.third_party, Path(tmp) / board / name)
                 result["boards"].setdefault(board, {})[name] = cell
                 print(board, name, cell.get("status"), cell.get("planned_over_used", ""), flush=True)

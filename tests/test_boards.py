@@ -14,7 +14,7 @@ from tinykeras.errors import BoardError
 from tinykeras.resources import boards_dir
 
 PLATFORMIO_BOARDS = ("esp32", "esp32s3", "nano33ble", "nucleo_l4r5zi", "pico", "pico2", "teensy41", "portenta_h7",
-                     "uno_r4_minima", "xiao_esp32c3", "esp32c6", "xiao_esp32s3")
+                     "uno_r4_minima", "xiao_esp32c3", "esp32c6", "xiao_esp32s3", "nano_esp32")
 
 
 def test_every_issue_board_is_shipped_and_valid() -> None:

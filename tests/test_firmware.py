@@ -30,7 +30,7 @@ HERE = Path(__file__).resolve().parent
 GOLDEN = HERE / "golden"
 STUBS = HERE / "stubs"
 BOARDS = ("esp32", "esp32s3", "nano33ble", "nucleo_l4r5zi", "pico", "pico2", "teensy41", "portenta_h7", "uno_r4_minima",
-          "xiao_esp32c3", "esp32c6", "xiao_esp32s3")
+          "xiao_esp32c3", "esp32c6", "xiao_esp32s3", "nano_esp32")
 UPDATE = os.environ.get("TINYKERAS_UPDATE_GOLDEN") == "1"
 # Stored in the golden tree by hash only: the model array is large and is cgen's output (tests/test_cgen.py);
 # the benchmark sources are copies of firmware_templates/runtime/bench (checked by test_bench_sources_copied).

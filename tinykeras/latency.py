@@ -1,9 +1,11 @@
 """Latency before flashing: instructions per inference x cycles per instruction (CPI) / the board's clock.
 
-Instructions are those this project measured on its emulated Cortex-M4 (qemu_m4) for the model, matched by its
-SHA-256, or, for any other model, its MACs times the median instructions-per-MAC of the measured models. The CPI
-is calibrated per core on public measured figures (``tinykeras/data/latency.toml``, with sources), and the error
-printed beside the estimate is measured leave-one-out against those figures. Where a core has fewer than two
+Instructions are those this project measured on the emulator of the board's own core (qemu_m3/m4/m7/m33/m55,
+RV32IMC on riscv32 virt; the Xtensa ESP32s on their Cortex-M4 stand-in, said so) for the model, matched by its
+SHA-256, or, for any other model, its MACs times the median instructions-per-MAC of the models measured on that
+core. The CPI is calibrated per core on public measured figures against counts on the same emulated core
+(``tinykeras/data/latency.toml``, with sources), and the error printed beside the estimate is measured
+leave-one-out against those figures. Where a core has fewer than two
 public figures no error can be measured, and where it has none no estimate is given: both are said, not guessed.
 No TensorFlow, no compiler: fast enough for ``inspect`` and ``boards --model``.
 """
@@ -29,11 +31,15 @@ else:  # pragma: no cover - Python 3.10
 DATA = Path(__file__).resolve().parent / "data" / "latency.toml"
 
 
+STAND_IN = "cortex-m4"   # whose counts stand in for a core this machine cannot emulate (Xtensa)
+
+
 @dataclass(frozen=True)
 class Calibration:
-    """Cycles per (emulated Cortex-M4) instruction for one core, from public figures."""
+    """Cycles per instruction (counted on ``counts_core``'s emulator) for one core, from public figures."""
 
     core: str
+    counts_core: str
     board: str
     cpi: float
     figures: int
@@ -77,6 +83,11 @@ def core_class(board: Board) -> str:
     return "riscv32" if board.mcu.arch == "riscv32" else board.mcu.core
 
 
+def counted_core(core: str) -> str:
+    """The emulated core whose instruction counts a core class uses: its own, or the Cortex-M4 stand-in."""
+    return core if any(core in c for c in _data()["counts"].values()) else STAND_IN
+
+
 def _gmean(values: list[float]) -> float:
     return math.exp(sum(math.log(v) for v in values) / len(values))
 
@@ -87,13 +98,14 @@ def calibrations() -> dict[str, Calibration]:
     data = _data()
     out = {}
     for fig in data["figure"]:
-        counts = {m: data["counts"][m][fig["kernels"]] for m in fig["ms"]}
+        where = counted_core(fig["core"])
+        counts = {m: data["counts"][m][where][fig["kernels"]] for m in fig["ms"]}
         cpi = {m: ms / 1000 * fig["clock_hz"] / counts[m] for m, ms in fig["ms"].items()}
         loo = None
         if len(cpi) >= 2:
             loo = max(abs(_gmean([c for k, c in cpi.items() if k != m]) / cpi[m] - 1) for m in cpi)
-        out[fig["core"]] = Calibration(fig["core"], fig["board"], _gmean(list(cpi.values())), len(cpi), loo,
-                                       fig["source"])
+        out[fig["core"]] = Calibration(fig["core"], where, fig["board"], _gmean(list(cpi.values())), len(cpi),
+                                       loo, fig["source"])
     return out
 
 
@@ -105,26 +117,31 @@ def _column(board: Board, runtime: str) -> str:
 
 
 @cache
-def _per_mac(column: str) -> tuple[float, float]:
-    """Median instructions per MAC of the measured models, and its leave-one-out error."""
-    ratios = {m: c[column] / c["macs"] for m, c in _data()["counts"].items() if c.get("macs")}
+def _per_mac(column: str, core: str = STAND_IN) -> tuple[float, float]:
+    """Median instructions per MAC of the models measured on ``core``, and its leave-one-out error."""
+    ratios = {m: c[core][column] / c["macs"] for m, c in _data()["counts"].items()
+              if c.get("macs") and column in c.get(core, {})}
     loo = max(abs(statistics.median([r for k, r in ratios.items() if k != m]) / ratios[m] - 1) for m in ratios)
     return statistics.median(ratios.values()), loo
 
 
-def instructions(info: ModelInfo, column: str) -> tuple[int, bool, float]:
-    """(instructions per inference on the emulated Cortex-M4, measured?, relative error of the count)."""
+def instructions(info: ModelInfo, column: str, core: str = STAND_IN) -> tuple[int, bool, float]:
+    """(instructions per inference on ``core``'s emulator, measured?, relative error of the count)."""
     for counts in _data()["counts"].values():
-        if counts.get("sha256") == info.sha256:
-            return int(counts[column]), True, 0.0
-    per_mac, loo = _per_mac(column)
+        if counts.get("sha256") == info.sha256 and column in counts.get(core, {}):
+            return int(counts[core][column]), True, 0.0
+    per_mac, loo = _per_mac(column, core)
     return round(info.macs * per_mac), False, loo
 
 
 def estimate(info: ModelInfo, board: Board, runtime: str) -> Estimate:
     """The latency estimate of ``info`` on ``board`` with ``runtime`` (tflm or aot)."""
     column = _column(board, runtime)
-    count, measured, count_error = instructions(info, column)
+    core = counted_core(core_class(board))
+    if not any(column in c.get(core, {}) for c in _data()["counts"].values()):
+        return Estimate(board.name, runtime, None, None, None, False,
+                        f"{runtime} instruction counts not measured on {core}")
+    count, measured, count_error = instructions(info, column, core)
     cal = calibrations().get(core_class(board))
     if cal is None:
         return Estimate(board.name, runtime, None, None, count, measured,
@@ -134,8 +151,9 @@ def estimate(info: ModelInfo, board: Board, runtime: str) -> Estimate:
     how = "measured" if measured else "from MACs"
     figures = f"{cal.figures} public figure{'s' if cal.figures > 1 else ''}"
     note = " + aot assumed at TFLM's CPI" if runtime == "aot" else ""
+    where = core if core == core_class(board) else f"{core} stand-in"
     return Estimate(board.name, runtime, ms, error, count, measured,
-                    f"M4 instructions {how} x CPI {cal.cpi:.2f} from {figures}: {cal.board}{note}")
+                    f"{where} instructions {how} x CPI {cal.cpi:.2f} from {figures}: {cal.board}{note}")
 
 
 def estimates(info: ModelInfo, boards: list[Board]) -> list[Estimate]:
