@@ -43,7 +43,8 @@ NEW_BOARDS = {"pico2": "kws", "teensy41": "kws", "uno_r4_minima": "sensor", "xia
 # Where each board's build runs (the aot gesture model fits the microbit).
 EMULATORS = {"pico": "microbit", "pico2": "mps2-an505", "teensy41": "mps2-an500", "portenta_h7": "mps2-an500",
              "xiao_esp32c3": "virt", "esp32c6": "virt", "uno_r4_minima": "mps2-an386", "esp32": "mps2-an386",
-             "esp32s3": "mps2-an386", "xiao_esp32s3": "mps2-an386", "nano_esp32": "mps2-an386", "nano33ble": "mps2-an386",
+             "esp32s3": "mps2-an386", "xiao_esp32s3": "mps2-an386", "nano_esp32": "mps2-an386",
+             "nano33ble": "mps2-an386",
              "nucleo_l4r5zi": "mps2-an386"}
 
 

@@ -30,9 +30,10 @@ def test_calibration_reproduces_its_public_figures_within_the_printed_error() ->
             continue
         for model, ms in fig["ms"].items():
             others = [m for m in fig["ms"] if m != model]
-            cpi = math.exp(sum(math.log(fig["ms"][m] / 1000 * fig["clock_hz"] / data["counts"][m][fig["kernels"]])
+            counts = {m: data["counts"][m][cal.counts_core][fig["kernels"]] for m in fig["ms"]}
+            cpi = math.exp(sum(math.log(fig["ms"][m] / 1000 * fig["clock_hz"] / counts[m])
                                for m in others) / len(others))
-            predicted = data["counts"][model][fig["kernels"]] * cpi / fig["clock_hz"] * 1000
+            predicted = counts[model] * cpi / fig["clock_hz"] * 1000
             assert abs(predicted / ms - 1) <= cal.loo_error + 1e-9, (fig["core"], model)
 
 
@@ -40,7 +41,8 @@ def test_measured_models_are_matched_by_hash_and_others_estimated_from_macs(refe
                                                                             ) -> None:
     resnet = _info(reference_models["pretrainedResnet_quant"])
     count, measured, err = latency.instructions(resnet, "cmsis-nn")
-    assert measured and err == 0 and count == latency._data()["counts"]["pretrainedResnet_quant"]["cmsis-nn"]
+    assert measured and err == 0
+    assert count == latency._data()["counts"]["pretrainedResnet_quant"]["cortex-m4"]["cmsis-nn"]
     fake = resnet.__class__(**{**resnet.__dict__, "sha256": "0" * 64})
     count, measured, err = latency.instructions(fake, "cmsis-nn")
     assert not measured and err > 0 and count == round(resnet.macs * latency._per_mac("cmsis-nn")[0])
@@ -86,3 +88,27 @@ def test_inspect_board_prints_the_latency() -> None:
 def test_boards_model_names_a_missing_file() -> None:
     result = CliRunner().invoke(cli, ["boards", "--model", "no/such.tflite"])
     assert result.exit_code != 0 and "no/such.tflite" in result.output
+
+
+def test_counts_are_the_benchmark_jsons() -> None:
+    """latency.toml's [counts.*] are what scripts/latency_counts.py reads from the benchmark JSONs in docs/."""
+    import sys
+
+    import tomllib
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    import latency_counts
+
+    expected = tomllib.loads(latency_counts.toml_text(latency_counts.counts()))["counts"]
+    assert latency._data()["counts"] == expected
+
+
+def test_each_board_is_counted_on_its_own_core(reference_models: dict[str, Path]) -> None:
+    """RISC-V boards use RV32IMC counts; Xtensa boards the Cortex-M4 stand-in's, and say so."""
+    info = _info(reference_models["pretrainedResnet_quant"])
+    counts = latency._data()["counts"]["pretrainedResnet_quant"]
+    c3 = latency.estimate(info, load_board("xiao_esp32c3"), "tflm")
+    assert c3.instructions == counts["riscv32"]["cmsis-nn"] and c3.basis.startswith("riscv32 instructions measured")
+    s3 = latency.estimate(info, load_board("nano_esp32"), "tflm")
+    assert s3.instructions == counts["cortex-m4"]["cmsis-nn"] and "cortex-m4 stand-in" in s3.basis
+    assert latency.calibrations()["riscv32"].counts_core == "riscv32"
