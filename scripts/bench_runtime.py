@@ -102,7 +102,7 @@ def tflm_on_qemu(data: bytes, info: ModelInfo, name: str, kernels: str,
     import os
 
     from tinykeras.boards import load_board
-    from tinykeras.errors import ToolchainError
+    from tinykeras.errors import SerialError, ToolchainError
     from tinykeras.pipeline import measure
 
     tree = os.environ.get("TINYKERAS_TFLM_DIR") or str(REPO.parent / "shared" / "third_party" / "tflite-micro-90b983c")
@@ -112,9 +112,9 @@ def tflm_on_qemu(data: bytes, info: ModelInfo, name: str, kernels: str,
         try:
             out = measure(data, info, Path(tmp), name=name, runs=2, warmup=1, runtime="tflm", kernels=kernels,
                           tflm_dir=tree, timeout=900, board=load_board(board))
-        except ToolchainError as exc:
+        except (ToolchainError, SerialError) as exc:   # a failed build or run is a result, said in the JSON
             print(f"TFLM on {board} ({kernels}) unavailable: {exc}", file=sys.stderr)
-            return None
+            return {"instructions": None, "failed": str(exc).splitlines()[0][:300]}
     return {"instructions": out["instructions_per_inference"], "arena_bytes": out["arena_used"],
             "flash_bytes": out["sizes"]["flash"], "source": f"measured in this run (TFLM tree {tree})"}
 
@@ -368,6 +368,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, data in models.items():
         print(f"[bench_runtime] {name} ...", file=sys.stderr, flush=True)
         report["models"][name] = bench_model(name, data, args)
+        args.out.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")   # what is measured so far
     args.out.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     print(f"[bench_runtime] wrote {args.out}", file=sys.stderr)
     print(markdown_table(report))

@@ -158,13 +158,14 @@ def test_profile_shows_the_banded_plan(first_layers: bytes) -> None:
     """profile.json's buffers and live bytes come from the banded plan, with a note saying so (the counts here
     are placeholders: the counter itself is tested on qemu in test_aot_perf.py)."""
     from tinykeras.profile import assemble_profile, timeline_png
+    from tinykeras.runtime import aot as aot_runtime
 
     info = inspect_bytes(first_layers)
     program = generate(first_layers, info, profile=True)
     assert program.bands is not None
     n = len(info.ops)
     raw = {"unit": "instructions", "mark_cost_x65": 0, "ops": [1000] * n, "total": 1000 * n}
-    prof = assemble_profile(raw, program, info, "qemu_m4", "first_layers")
+    prof = assemble_profile(raw, aot_runtime.plan(first_layers, info, profile=True), info, "qemu_m4", "first_layers")
     band = next(b for b in prof.buffers if b["key"] == f"b{program.bands.first}")
     assert band["first"] == program.bands.first and band["last"] == program.bands.last
     assert band["size"] >= sum(program.bands.region_bytes)

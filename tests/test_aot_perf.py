@@ -131,8 +131,8 @@ def test_profile_cli_rejects_boards_and_runtimes_it_cannot_measure(tmp_path: Pat
 
     model = str(reference_models["ad01_int8"])
     runner = CliRunner()
-    for args, words in ((["--board", "esp32"], "emulated board"), (["--runtime", "tflm"], "not available yet"),
-                        (["--board", "esp23"], "unknown board")):
+    for args, words in ((["--board", "esp32"], "emulated board"), (["--board", "esp23"], "unknown board"),
+                        (["--runtime", "tflm", "--tflm-dir", str(tmp_path / "none")], "not a directory")):
         result = runner.invoke(cli, ["profile", model, "-o", str(tmp_path / "p"), *args])
         assert result.exit_code != 0
         assert words in result.output and "Traceback" not in result.output
@@ -184,6 +184,7 @@ def test_profile_firmware_without_cycle_counter_reports_microseconds(reference_m
     """The profile firmware on a port with no counter (built for the host here): unit us, and said so."""
     from tinykeras.profile import assemble_profile, profile_summary
     from tinykeras.resources import templates_dir
+    from tinykeras.runtime import aot as aot_runtime
 
     data = reference_models["ad01_int8"].read_bytes()
     info = inspect_bytes(data)
@@ -194,6 +195,7 @@ def test_profile_firmware_without_cycle_counter_reports_microseconds(reference_m
     (tmp_path / "main.c").write_text((templates_dir() / "runtime" / "profile" / "tk_profile_main.c").read_text())
     bench = templates_dir() / "runtime" / "bench"
     (tmp_path / "tk_port.h").write_text((bench / "tk_port.h").read_text())
+    (tmp_path / "tk_model_api.h").write_text((bench / "tk_model_api.h").read_text())
     sources = sorted(n for n in program.files if n.endswith(".c")) + ["port.c", "main.c"]
     subprocess.run(["gcc", "-std=c99", "-D_POSIX_C_SOURCE=199309L", "-O2", "-Wall", "-Wextra", "-Werror", "-o",
                     "prof", *sources, "-lm"], cwd=tmp_path, check=True, capture_output=True)
@@ -201,6 +203,6 @@ def test_profile_firmware_without_cycle_counter_reports_microseconds(reference_m
     line = next(ln for ln in out.splitlines() if ln.startswith("@tkprofile "))
     raw = json.loads(line[len("@tkprofile "):])
     assert raw["unit"] == "us" and len(raw["ops"]) == len(info.ops)
-    prof = assemble_profile(raw, program, info, "host-without-counter", "ad01")
+    prof = assemble_profile(raw, aot_runtime.plan(data, info, profile=True), info, "host-without-counter", "ad01")
     assert prof.unit == "us" and "microseconds" in prof.unit_note
     assert any("no cycle counter" in line for line in profile_summary(prof))

@@ -136,6 +136,33 @@ def test_qemu_m4_runs_tflm_bit_exact(kernels: str, reference_models: dict[str, P
     run_and_compare(elf, model, inspect_bytes(model, str(path)), result.arena.planned_bytes)
 
 
+def test_profile_tflm_and_aot_per_layer_on_the_same_counter(reference_models: dict[str, Path],
+                                                           third_party_dir: Path, tmp_path: Path) -> None:
+    """`tinykeras profile --runtime tflm`: TFLM's MicroProfiler events read the same counter as aot's per-op
+    reads, so the two runtimes compare layer by layer; the ops add up to most of the benchmark build's count."""
+    from click.testing import CliRunner
+
+    from tinykeras.cli import cli
+
+    path = reference_models["ad01_int8"]
+    rows = {}
+    for runtime in ("tflm", "aot"):
+        extra = ["--kernels", "cmsis-nn", "--tflm-dir", str(third_party_dir / "tflite-micro-90b983c")] \
+            if runtime == "tflm" else []
+        res = CliRunner().invoke(cli, ["profile", str(path), "--board", "qemu_m4", "--runtime", runtime, "--json",
+                                       "-o", str(tmp_path / runtime), *extra])
+        assert res.exit_code == 0, res.output
+        prof = json.loads(res.stdout[res.stdout.index("{"):])
+        assert prof["runtime"] == runtime and len(prof["ops"]) == 10
+        total = sum(o["count"] for o in prof["ops"])
+        assert all(o["count"] > 0 for o in prof["ops"])
+        assert 0.8 * prof["benchmark_total"] <= total <= prof["profile_total"], (runtime, total, prof)
+        rows[runtime] = [o["count"] for o in prof["ops"]]
+    assert sum(rows["aot"]) < sum(rows["tflm"])   # the side-by-side the profile is for
+    res = CliRunner().invoke(cli, ["profile", str(path), "--kernels", "cmsis-nn"])
+    assert res.exit_code != 0 and "apply to --runtime tflm" in res.output
+
+
 def test_fused_lstm_runs_on_tflm_cmsis_nn_within_its_planned_arena(third_party_dir: Path, tmp_path: Path) -> None:
     """A tf_keras LSTM(128) over 128 steps (TFLM's fused UNIDIRECTIONAL_SEQUENCE_LSTM) on qemu_m4 with CMSIS-NN:
     the arena plan adds what CMSIS-NN's LSTM keeps beyond the host's reference kernel (the library file's

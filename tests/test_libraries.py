@@ -225,3 +225,21 @@ def test_optimize_per_tensor_dense(dense_models: dict[str, Path], tmp_path: Path
     assert result.exit_code == 0, result.output
     assert _scales(tmp_path / "out" / "model.tflite") == {"CONV_2D": [4], "FULLY_CONNECTED": [1, 1]}
     assert json.loads(result.stdout)["options"]["per_tensor_dense"] is True
+
+
+def test_kernel_arena_is_added_per_kernels_and_core(reference_models: dict[str, Path]) -> None:
+    """The library file's [[kernel_arena]]: CMSIS-NN's Helium FULLY_CONNECTED keeps one int32 kernel sum per
+    unit in the arena on the Cortex-M55 only (without it AllocateTensors failed there); reference kernels and
+    the DSP cores plan what the host measured."""
+    from tinykeras.arena import plan_arena
+    from tinykeras.runtime import tflm
+
+    data = reference_models["ad01_int8"].read_bytes()
+    info = inspect_bytes(data)
+    host = plan_arena(data, info)
+    units = sum(info.tensors[op.outputs[0]].shape[-1] for op in info.ops if op.op == "FULLY_CONNECTED")
+    m55 = tflm.plan(data, info, load_board("qemu_m55"), kernels="cmsis-nn", arena=host).arena
+    assert m55.planned_bytes == -(-(host.planned_bytes + 4 * units) // 16) * 16
+    assert "Helium (MVE) FULLY_CONNECTED" in m55.margin_rule
+    for board, kernels in (("qemu_m4", "cmsis-nn"), ("qemu_m55", "reference")):
+        assert tflm.plan(data, info, load_board(board), kernels=kernels, arena=host).arena == host

@@ -47,12 +47,14 @@ class Gap:
 @dataclass(frozen=True)
 class KernelArena:
     """Arena an op's optimized kernel takes on the target beyond what the host's reference kernel measured:
-    ``bytes`` per unit of the op's state (its output's last dimension)."""
+    ``bytes_per_channel`` per channel of the op's output (its last dimension: an LSTM's state size, a
+    FULLY_CONNECTED's units), on ``cores`` only where given (a core-specific code path, e.g. MVE)."""
 
     kernels: str
     op: str
-    bytes_per_state: int
+    bytes_per_channel: int
     why: str
+    cores: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -99,14 +101,16 @@ class Library:
             out += list(self.build.get("cmsis_nn_defines", ()))
         return out
 
-    def kernel_arena_bytes(self, info: ModelInfo, kernels: str) -> tuple[int, list[str]]:
-        """Bytes ``kernels`` of this library add to the host-measured arena for ``info``, and why (per op)."""
+    def kernel_arena_bytes(self, info: ModelInfo, kernels: str, core: str) -> tuple[int, list[str]]:
+        """Bytes ``kernels`` of this library add on ``core`` to the host-measured arena for ``info``, and why."""
         total, why = 0, []
-        for extra in (k for k in self.kernel_arena if k.kernels == kernels):
-            for op in (o for o in info.ops if o.op == extra.op):
-                state = info.tensors[op.outputs[0]].shape[-1]
-                total += extra.bytes_per_state * state
-                why.append(f"+{extra.bytes_per_state * state:,} B for operator #{op.index} {op.op} ({extra.why})")
+        for extra in (k for k in self.kernel_arena if k.kernels == kernels and (not k.cores or core in k.cores)):
+            ops = [o for o in info.ops if o.op == extra.op]
+            added = sum(extra.bytes_per_channel * info.tensors[o.outputs[0]].shape[-1] for o in ops)
+            if added:
+                total += added
+                where = f"operator #{ops[0].index}" if len(ops) == 1 else f"{len(ops)} operators"
+                why.append(f"+{added:,} B for {where} {extra.op} ({extra.why})")
         return total, why
 
     def summary(self) -> dict[str, Any]:
@@ -172,8 +176,8 @@ def _library(raw: dict[str, Any], lib_id: str, path: Path) -> Library:
         reason=raw["reason"], delivery=dict(delivery), api=dict(api), build=dict(raw.get("build", {})),
         fingerprint_paths=tuple(f["path"] for f in raw.get("fingerprint", ())),
         gaps=tuple(Gap(g["op"], g.get("quantization", "any"), g["detail"]) for g in raw.get("gaps", ())),
-        kernel_arena=tuple(KernelArena(k["kernels"], k["op"], int(k["bytes_per_state"]),
-                                       " ".join(k["why"].split())) for k in raw.get("kernel_arena", ())),
+        kernel_arena=tuple(KernelArena(k["kernels"], k["op"], int(k["bytes_per_channel"]), " ".join(k["why"].split()),
+                                       tuple(k.get("cores", ()))) for k in raw.get("kernel_arena", ())),
         path=path,
     )
 

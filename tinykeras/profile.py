@@ -7,16 +7,15 @@ cost instructions, so the whole-model count of the profile build differs from th
 report therefore carries the benchmark build's own count (measured separately, undisturbed), the profile
 build's total and the measured cost of one counter read, which is subtracted from every op.
 
-Runtimes: ``aot``. ``tflm`` plugs in through :data:`RUNTIME_PROFILERS` (TFLM's MicroProfiler gives the
-same per-op rows). Boards: the emulated cores (qemu_m3 ... qemu_m55); on a port without a counter the unit is
-microseconds and the report says so.
+Runtimes: ``aot`` and ``tflm`` (TFLM's MicroProfiler interface, one event per operator, the same counter).
+Boards: the emulated cores (qemu_m3 ... qemu_m55); on a port without a counter the unit is microseconds and
+the report says so.
 """
 
 from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,19 +106,21 @@ def _profile_record(text: bytes, timeout: float) -> dict[str, Any]:
     raise SerialError(f"the profile firmware printed no @tkprofile line within {timeout:g} s: {text[-300:]!r}")
 
 
-def run_aot_profile(model: bytes, info: ModelInfo, board_name: str, name: str, timeout: float = 300.0,
-                    benchmark: bool = True) -> ModelProfile:
-    """Build and run the aot profile firmware (and, with ``benchmark``, the benchmark build) on ``board_name``,
-    both through the driver (:func:`tinykeras.pipeline.assemble`)."""
+def _run_profile(runtime: str, model: bytes, info: ModelInfo, board_name: str, name: str, timeout: float,
+                 benchmark: bool, kernels: str | None = None, tflm_dir: Path | str | None = None) -> ModelProfile:
+    """Build and run the profile firmware (and, with ``benchmark``, the benchmark build) on ``board_name``, both
+    through the driver (:func:`tinykeras.pipeline.assemble`). aot counts each op in its generated code; the tflm
+    adapter hands TFLite-Micro a MicroProfiler whose events (one per operator's Invoke) read the same counter, so
+    the two runtimes compare per layer."""
     board = load_board(board_name)
     if board.kind != "qemu":
         raise BoardError(f"profile runs on the emulated board for now; '{board_name}' is a {board.kind} board "
                          "(use --board qemu_m4)")
-    planned = pipeline.plan_build(board, model, runtime="aot", info=info, name=name, profile=True)
-    program = planned.runtime.program
+    planned = pipeline.plan_build(board, model, runtime=runtime, info=info, name=name, profile=True,
+                                  kernels=kernels)
     with tempfile.TemporaryDirectory(prefix="tk-profile-") as tmp:
         firmware = pipeline.assemble(planned, model, Path(tmp) / "profile", name=name, main="profile", runs=1,
-                                     warmup=0)
+                                     warmup=0, tflm_dir=tflm_dir)
         with pipeline.running(firmware) as url:
             raw = _profile_record(read_until(url, lambda buf: b"}\n" in buf, timeout=timeout), timeout)
         bench_total = None
@@ -127,16 +128,22 @@ def run_aot_profile(model: bytes, info: ModelInfo, board_name: str, name: str, t
         if benchmark:
             try:
                 measured = pipeline.measure(model, info, Path(tmp) / "bench", name=name, runs=1, warmup=0,
-                                            timeout=timeout, board=planned.board)
+                                            timeout=timeout, board=planned.board, runtime=runtime,
+                                            kernels=planned.runtime.kernels, tflm_dir=tflm_dir)
                 bench_total = measured.get("instructions_per_inference")
             except TinyKerasError as exc:
                 notes.append(f"benchmark build not measured: {exc}")
-    return assemble_profile(raw, program, info, board_name, name, bench_total, notes)
+    if runtime == "tflm":
+        notes.append(f"TFLite-Micro {planned.runtime.library.label}, {planned.runtime.kernels} kernels: one "
+                     "MicroProfiler event per operator; no per-op arena figures (TFLM plans its arena itself)")
+    return assemble_profile(raw, planned.runtime, info, board_name, name, bench_total, notes)
 
 
-def assemble_profile(raw: dict[str, Any], program: Any, info: ModelInfo, board_name: str, name: str,
+def assemble_profile(raw: dict[str, Any], planned: Any, info: ModelInfo, board_name: str, name: str,
                      bench_total: int | None = None, notes: list[str] | None = None) -> ModelProfile:
-    """A :class:`ModelProfile` from the firmware's ``@tkprofile`` record and the generated program's plan."""
+    """A :class:`ModelProfile` from the firmware's ``@tkprofile`` record and the runtime's plan (aot: its
+    program's kernels and buffers; tflm: the library's kernels, no buffer plan of its own)."""
+    program = planned.program
     notes = list(notes or [])
     if "error" in raw:
         raise ToolchainError(f"the profile firmware failed: {raw['error']}")
@@ -147,15 +154,19 @@ def assemble_profile(raw: dict[str, Any], program: Any, info: ModelInfo, board_n
     mark = float(raw["mark_cost_x65"]) / 65.0
     counts = [max(int(round(c - mark)), 0) for c in raw["ops"]]
     total = sum(counts) or 1
-    live = live_bytes_per_op(program.buffers, program.buffer_offsets, len(info.ops))
-    plans = {p.index: p for p in program.ops}
+    if program is not None:
+        live = live_bytes_per_op(program.buffers, program.buffer_offsets, len(info.ops))
+        kernels = {p.index: (p.kernel, p.fast_path) for p in program.ops}
+    else:
+        live = [0] * len(info.ops)
+        kernels = {op.index: (f"{planned.kernels} {op.op.lower()}", True) for op in info.ops}
     rows = []
     for op in info.ops:
-        plan = plans[op.index]
+        kernel, fast = kernels[op.index]
         out_shape = tuple(info.tensors[op.outputs[0]].shape) if op.outputs else ()
         c = counts[op.index]
         rows.append(OpProfile(
-            index=op.index, op=op.op, kernel=plan.kernel, fast_path=plan.fast_path, macs=op.macs, count=c,
+            index=op.index, op=op.op, kernel=kernel, fast_path=fast, macs=op.macs, count=c,
             share=round(c / total, 4), per_mac=round(c / op.macs, 3) if op.macs else None,
             live_bytes=live[op.index], output_shape=out_shape))
     notes.insert(0, "profile build: the counter is read after every op, a separate firmware from the benchmark "
@@ -163,30 +174,30 @@ def assemble_profile(raw: dict[str, Any], program: Any, info: ModelInfo, board_n
     if unit == "us":
         notes.insert(0, "this board has no cycle counter: the profile is in microseconds")
     bands = getattr(program, "bands", None)
-    if bands is not None:
+    if bands is not None and program is not None:
         notes.append(f"row bands (timeline: green, buffer b{bands.first}): {bands.describe()}; arena "
                      f"{program.arena_bytes:,} B, per-tensor plan {program.per_tensor_arena_bytes:,} B")
     peak = max(range(len(live)), key=lambda k: live[k]) if live else 0
     buffers = [{"key": b.key, "size": b.size, "first": b.first, "last": b.last,
-                "offset": program.buffer_offsets[b.key]} for b in program.buffers]
-    return ModelProfile(model=name, board=board_name, runtime="aot", unit=unit, unit_note=UNIT_NOTE.get(unit, unit),
-                        ops=tuple(rows), profile_total=int(raw["total"]), mark_cost=round(mark, 1),
-                        benchmark_total=bench_total, arena_bytes=program.arena_bytes, peak_op=peak, macs=info.macs,
-                        notes=notes, buffers=buffers)
+                "offset": program.buffer_offsets[b.key]} for b in program.buffers] if program is not None else []
+    return ModelProfile(model=name, board=board_name, runtime=planned.name, unit=unit,
+                        unit_note=UNIT_NOTE.get(unit, unit), ops=tuple(rows), profile_total=int(raw["total"]),
+                        mark_cost=round(mark, 1), benchmark_total=bench_total, arena_bytes=planned.arena.planned_bytes,
+                        peak_op=peak, macs=info.macs, notes=notes, buffers=buffers)
 
 
-# runtime name -> profiler(model, info, board, name) -> ModelProfile. TFLM plugs in here (MicroProfiler).
-RUNTIME_PROFILERS: dict[str, Callable[..., ModelProfile]] = {"aot": run_aot_profile}
+PROFILED_RUNTIMES = ("aot", "tflm")
 
 
 def profile(model: bytes, info: ModelInfo, board: str = "qemu_m4", runtime: str = "aot", name: str = "model",
-            benchmark: bool = True) -> ModelProfile:
-    """Profile ``model`` per op on ``board`` with ``runtime``."""
-    profiler = RUNTIME_PROFILERS.get(runtime)
-    if profiler is None:
-        raise ToolchainError(f"profile with runtime '{runtime}' is not available yet (available: "
-                             f"{', '.join(RUNTIME_PROFILERS)})")
-    return profiler(model, info, board, name, benchmark=benchmark)
+            benchmark: bool = True, kernels: str | None = None, tflm_dir: Path | str | None = None,
+            timeout: float = 300.0) -> ModelProfile:
+    """Profile ``model`` per op on ``board`` with ``runtime`` (tflm: ``kernels`` or the board's, from the TFLM
+    tree ``tflm_dir`` or ``$TINYKERAS_TFLM_DIR``)."""
+    if runtime not in PROFILED_RUNTIMES:
+        raise ToolchainError(f"profile with runtime '{runtime}' is not available (available: "
+                             f"{', '.join(PROFILED_RUNTIMES)})")
+    return _run_profile(runtime, model, info, board, name, timeout, benchmark, kernels, tflm_dir)
 
 
 def profile_table(p: ModelProfile) -> Any:
@@ -202,7 +213,8 @@ def profile_table(p: ModelProfile) -> Any:
     for o in p.ops:
         table.add_row(str(o.index), o.op, o.kernel + ("" if o.fast_path else " *"), fmt(o.count),
                       f"{100 * o.share:.1f}%", fmt(o.per_mac) if o.per_mac is not None else "",
-                      fmt(o.macs), fmt(o.live_bytes) + (" (peak)" if o.index == p.peak_op else ""))
+                      fmt(o.macs), "" if not p.buffers else fmt(o.live_bytes) + (" (peak)" if o.index == p.peak_op
+                                                                                 else ""))
     return table
 
 
@@ -213,7 +225,7 @@ def profile_summary(p: ModelProfile) -> list[str]:
         lines.append(f"benchmark build: {fmt(p.benchmark_total)} {p.unit} per inference{per_mac}")
     lines.append(f"profile build: {fmt(p.profile_total)} {p.unit} per inference, of which counter reads "
                  f"~{p.mark_cost:g} per op; sum over ops after subtracting them: {fmt(sum(o.count for o in p.ops))}")
-    lines.append(f"arena: {fmt(p.arena_bytes)} B; most live at op #{p.peak_op}")
+    lines.append(f"arena: {fmt(p.arena_bytes)} B" + (f"; most live at op #{p.peak_op}" if p.buffers else " planned"))
     slow = [o.index for o in p.ops if not o.fast_path]
     if slow:
         lines.append(f"* ops on the general kernels (off the specialised fast paths): {slow}")

@@ -16,7 +16,11 @@ from tinykeras.types import RUNTIME_NAMES
 @click.option("--board", default="qemu_m4", show_default=True,
               help="Board to measure on (an emulated core: qemu_m3, qemu_m4, qemu_m7, qemu_m33, qemu_m55).")
 @click.option("--runtime", type=click.Choice(RUNTIME_NAMES), default="aot", show_default=True,
-              help="Runtime to profile (tflm: not available yet; it plugs in through TFLM's MicroProfiler).")
+              help="Runtime to profile (tflm: TFLite-Micro through its MicroProfiler interface, from a TFLM "
+                   "tree: --tflm-dir or $TINYKERAS_TFLM_DIR).")
+@click.option("--kernels", type=click.Choice(["reference", "cmsis-nn"]),
+              help="TFLM kernels for --runtime tflm (default: the board's).")
+@click.option("--tflm-dir", type=click.Path(path_type=Path), help="The TFLM tree for --runtime tflm.")
 @click.option("-o", "--out", "out_dir", type=click.Path(path_type=Path),
               help="Write profile.json, timeline.png (memory timeline) and layers.png (per-layer bars) here "
                    "(default: profile-<model> beside the model).")
@@ -24,8 +28,8 @@ from tinykeras.types import RUNTIME_NAMES
 @click.option("--no-benchmark", is_flag=True,
               help="Skip the separate benchmark build that gives the undisturbed whole-model count.")
 @html_option("the model and this profile (per-layer bars, arena timeline)")
-def profile(model: Path, board: str, runtime: str, out_dir: Path | None, as_json: bool, no_benchmark: bool,
-            html_page: Path | None) -> None:
+def profile(model: Path, board: str, runtime: str, kernels: str | None, tflm_dir: Path | None,
+            out_dir: Path | None, as_json: bool, no_benchmark: bool, html_page: Path | None) -> None:
     """Profile MODEL.tflite per layer on the emulated board: instructions, share of the total, instructions
     per MAC and arena bytes live for every op, layers off the specialised fast paths marked with '*'.
 
@@ -38,6 +42,7 @@ def profile(model: Path, board: str, runtime: str, out_dir: Path | None, as_json
     Example:
       tinykeras profile models/kws/model.tflite
       tinykeras profile model.tflite --board qemu_m4 --runtime aot -o prof/ --json
+      tinykeras profile model.tflite --board qemu_m33 --runtime tflm --kernels cmsis-nn
     """
     from tinykeras.cgen import c_identifier
     from tinykeras.fsutil import check_output_dir
@@ -56,7 +61,10 @@ def profile(model: Path, board: str, runtime: str, out_dir: Path | None, as_json
     data = read_model_bytes(model)
     settings = settings_beside(model)
     name = c_identifier(str((settings or {}).get("name") or "") or model_name(model))  # out/kws/int8/model -> kws
-    result = run_profile(data, info, board=board, runtime=runtime, name=name, benchmark=not no_benchmark)
+    if runtime != "tflm" and (kernels or tflm_dir):
+        raise click.UsageError("--kernels and --tflm-dir apply to --runtime tflm")
+    result = run_profile(data, info, board=board, runtime=runtime, name=name, benchmark=not no_benchmark,
+                         kernels=kernels, tflm_dir=tflm_dir)
     paths = write_profile(result, target)
     if html_page is not None:
         write_html(model, html_page, [paths["json"]])

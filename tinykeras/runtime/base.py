@@ -34,6 +34,7 @@ class RuntimePlan:
     library: Library | None = None  # tflm: the board's pinned library
     kernels: str | None = None      # tflm: "reference" | "cmsis-nn" | "esp-nn"
     program: Any = None             # aot: the AotProgram
+    profile: bool = False           # tflm: the adapter counts every op (the per-op profile firmware)
 
 
 @dataclass(frozen=True)

@@ -45,15 +45,19 @@ def _render(template: str, **context: Any) -> str:
 
 
 def tflm_sources(model: bytes, info: ModelInfo, library: Library, arena: ArenaPlan, banner: Banner, *,
-                 source_name: str, kernels: str | None = None, tflm_dir: Path | str | None = None) -> RuntimeSources:
-    """The adapter, the model array and (delivery "tree") the TFLM sources selected from a TFLM tree."""
+                 source_name: str, kernels: str | None = None, tflm_dir: Path | str | None = None,
+                 profile: bool = False) -> RuntimeSources:
+    """The adapter, the model array and (delivery "tree") the TFLM sources selected from a TFLM tree.
+    ``profile``: the adapter hands TFLM a MicroProfiler that adds each op's counter delta to
+    ``tk_profile_counts`` (the profile firmware's ``tk_profile_now``)."""
     kernels = kernels or library.default_kernels
     if kernels not in library.kernels:
         raise BoardError(f"{library.label} has {', '.join(library.kernels)} kernels, not '{kernels}'; "
                          f"choose --kernels {' or '.join(library.kernels)}")
     resolver = resolver_entries(info, library)
     context = {"banner": banner, "library": library, "kernels": kernels, "arena": arena, "resolver": resolver,
-               "resolver_headers": sorted({op["header"] for op in resolver})}
+               "resolver_headers": sorted({op["header"] for op in resolver}), "profile": profile,
+               "num_ops": len(info.ops)}
     files = {"tk_model_tflm.cpp": _render("tk_model_tflm.cpp.j2", **context)}
     if library.api["debug_log_provider"] == "project":
         files["tk_tflm_platform.cc"] = _render("tk_tflm_platform.cc.j2", **context)
@@ -65,10 +69,10 @@ def tflm_sources(model: bytes, info: ModelInfo, library: Library, arena: ArenaPl
                           kernels=kernels, library_files=library_files)
 
 
-def with_kernel_arena(arena: ArenaPlan, library: Library, info: ModelInfo, kernels: str) -> ArenaPlan:
-    """The host-measured plan plus what ``kernels`` take on the target beyond the host's reference kernels
-    (the library file's ``[[kernel_arena]]``), rounded up to 16 B."""
-    extra, why = library.kernel_arena_bytes(info, kernels)
+def with_kernel_arena(arena: ArenaPlan, library: Library, info: ModelInfo, kernels: str, core: str) -> ArenaPlan:
+    """The host-measured plan plus what ``kernels`` take on ``core`` beyond the host's reference kernels (the
+    library file's ``[[kernel_arena]]``), rounded up to 16 B."""
+    extra, why = library.kernel_arena_bytes(info, kernels, core)
     if not extra:
         return arena
     planned = -(-(arena.planned_bytes + extra) // 16) * 16
@@ -80,18 +84,19 @@ def plan(model: bytes, info: ModelInfo, board: Any, *, name: str = "model", kern
     """Check the model against the board's pinned library (every op, its known gaps), measure the arena on the
     host interpreter (unless ``arena``, the same model's plan, is given: it does not depend on the board) and
     state the costs. Kernels: ``kernels`` or the board's."""
-    if profile:
-        raise BoardError("the per-op profile build exists for --runtime aot only")
     library = board.tflm.lib
+    if profile and library.api["interpreter"] != "arena":
+        raise BoardError(f"the per-op profile needs a MicroInterpreter that takes a profiler; {library.label} "
+                         "has the older ErrorReporter API")
     kernels = kernels or board.tflm.kernels or library.default_kernels
     if kernels not in library.kernels:
         raise BoardError(f"{library.label} has {', '.join(library.kernels)} kernels, not '{kernels}'; "
                          f"choose --kernels {' or '.join(library.kernels)}")
     resolver_entries(info, library)   # the pinned library runs every op correctly, before the arena probes
-    arena = with_kernel_arena(arena or plan_arena(model, info), library, info, kernels)
+    arena = with_kernel_arena(arena or plan_arena(model, info), library, info, kernels, board.mcu.core)
     return RuntimePlan(name="tflm", arena=arena, model_flash=info.model_bytes,
                        runtime_flash=CORE_FLASH + FLASH_PER_OP * len(info.op_names), runtime_ram=RAM_OVERHEAD,
-                       library=library, kernels=kernels)
+                       library=library, kernels=kernels, profile=profile)
 
 
 def sources(p: RuntimePlan, model: bytes, info: ModelInfo, *, source_name: str, banner: Banner,
@@ -99,4 +104,4 @@ def sources(p: RuntimePlan, model: bytes, info: ModelInfo, *, source_name: str, 
     """The planned model's adapter, model array and (delivery "tree") library sources."""
     assert p.library is not None
     return tflm_sources(model, info, p.library, p.arena, banner, source_name=source_name, kernels=p.kernels,
-                        tflm_dir=tflm_dir)
+                        tflm_dir=tflm_dir, profile=p.profile)

@@ -1,5 +1,6 @@
 /* tinykeras profile firmware: one inference of the aot model built with per-op counter reads
- * (tinykeras.aot.generate(..., profile=True)), printed as one `@tkprofile {json}` line.
+ * (tinykeras.aot.generate(..., profile=True)), or of TFLM with the adapter's MicroProfiler, printed as one
+ * `@tkprofile {json}` line.
  *
  * The counter is the board port's (tk_port.h): instructions on the emulated board, cycles where the core
  * has a cycle counter, else microseconds. The input is the benchmark's deterministic pattern. The cost of
@@ -7,7 +8,7 @@
  */
 #include <stdint.h>
 
-#include "tk_model.h"
+#include "tk_model_api.h"
 #include "tk_port.h"
 
 extern uint64_t tk_profile_counts[];
