@@ -319,7 +319,9 @@ def markdown_table(report: dict[str, Any]) -> str:
             continue
         host = _mark((m.get("correctness") or {}).get("host_asan_ubsan"))
         host_arena = (m.get("tflm_host_arena") or m.get("tflm", {}).get("host_arena") or {}).get("bytes")
-        for board, b in _per_board(m).items():
+        boards = _per_board(m)
+        order = [k for k in report.get("boards", ()) if k in boards] or list(boards)   # the run's --boards order
+        for board, b in ((k, boards[k]) for k in order):
             aot, r = b["aot"], b["ratios"]
             cmsis = b["tflm"].get("cmsis_nn") or {}
             per = f" ({aot['instructions_per_mac']:.2f})" if aot.get("instructions_per_mac") else ""

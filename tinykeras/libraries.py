@@ -46,14 +46,16 @@ class Gap:
 
 @dataclass(frozen=True)
 class KernelArena:
-    """Arena an op's optimized kernel takes on the target beyond what the host's reference kernel measured:
-    ``bytes_per_channel`` per channel of the op's output (its last dimension: an LSTM's state size, a
-    FULLY_CONNECTED's units), on ``cores`` only where given (a core-specific code path, e.g. MVE)."""
+    """Arena an op's optimized kernel takes on the target beyond what the host's reference kernel measured, on
+    ``cores`` only where given (a core-specific code path, e.g. MVE): ``bytes_per_channel`` per channel of each
+    such op's output (persistent, summed: an LSTM's state size, a FULLY_CONNECTED's units), or
+    ``bytes_per_tap`` per filter tap (kh x kw) of the largest such op (a transient scratch buffer)."""
 
     kernels: str
     op: str
-    bytes_per_channel: int
     why: str
+    bytes_per_channel: int = 0
+    bytes_per_tap: int = 0
     cores: tuple[str, ...] = ()
 
 
@@ -107,9 +109,13 @@ class Library:
         for extra in (k for k in self.kernel_arena if k.kernels == kernels and (not k.cores or core in k.cores)):
             ops = [o for o in info.ops if o.op == extra.op]
             added = sum(extra.bytes_per_channel * info.tensors[o.outputs[0]].shape[-1] for o in ops)
+            taps = [info.tensors[o.inputs[1]].shape[1] * info.tensors[o.inputs[1]].shape[2] for o in ops
+                    if len(info.tensors[o.inputs[1]].shape) == 4]
+            added += extra.bytes_per_tap * max(taps, default=0)
             if added:
                 total += added
-                where = f"operator #{ops[0].index}" if len(ops) == 1 else f"{len(ops)} operators"
+                where = f"operator #{ops[0].index}" if len(ops) == 1 else \
+                    f"the largest of {len(ops)} operators" if extra.bytes_per_tap else f"{len(ops)} operators"
                 why.append(f"+{added:,} B for {where} {extra.op} ({extra.why})")
         return total, why
 
@@ -176,7 +182,8 @@ def _library(raw: dict[str, Any], lib_id: str, path: Path) -> Library:
         reason=raw["reason"], delivery=dict(delivery), api=dict(api), build=dict(raw.get("build", {})),
         fingerprint_paths=tuple(f["path"] for f in raw.get("fingerprint", ())),
         gaps=tuple(Gap(g["op"], g.get("quantization", "any"), g["detail"]) for g in raw.get("gaps", ())),
-        kernel_arena=tuple(KernelArena(k["kernels"], k["op"], int(k["bytes_per_channel"]), " ".join(k["why"].split()),
+        kernel_arena=tuple(KernelArena(k["kernels"], k["op"], " ".join(k["why"].split()),
+                                       int(k.get("bytes_per_channel", 0)), int(k.get("bytes_per_tap", 0)),
                                        tuple(k.get("cores", ()))) for k in raw.get("kernel_arena", ())),
         path=path,
     )

@@ -82,6 +82,10 @@ class TflmRunner:
             return self._child.call(request, self.timeout)
         except ChildFailed as exc:
             self._child.close()
+            if retry_larger and exc.reason == "crashed":
+                # TFLM writes past an arena too small for the records of thousands of tensors (an unrolled
+                # RNN) instead of failing: a crash while loading with the default arena retries a larger one
+                raise _ArenaTooSmall() from None
             raise ModelError(native_failure_message(self.info, doing, exc)) from None
         except Exception as exc:  # the child's exception, re-raised here (TFLM raises RuntimeError)
             missing = _ops_without_kernel(self.info) if request[0] == "load" else []

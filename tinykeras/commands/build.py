@@ -69,14 +69,15 @@ def _latency_table(model: Path, all_boards: list, as_json: bool) -> None:
     widths = [max(len(r[k]) for r in table) for k in range(len(table[0]))]
     for row in table:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-    click.echo(f"{info.path}: {info.macs:,} MACs. Instructions per inference on the emulated Cortex-M4 (measured for "
-               "this model, or MACs x the median per-MAC count of measured models) x cycles per instruction "
-               "calibrated on public figures:")
+    click.echo(f"{info.path}: {info.macs:,} MACs. Instructions per inference on the emulator of each board's core "
+               "(measured for this model, or MACs x the median per-MAC count of the models measured there; Xtensa: "
+               "the Cortex-M4 stand-in) x cycles per instruction calibrated on public figures counted on that core:")
     used = {core_class(b) for b in all_boards}
     for core, cal in sorted(calibrations().items()):
         if core in used:
             err = f"±{cal.loo_error * 100:.0f}% leave-one-out" if cal.loo_error is not None else "no error measurable"
-            click.echo(f"  {core}: CPI {cal.cpi:.2f} from {cal.figures} figure(s), {err}: {cal.board} ({cal.source})")
+            click.echo(f"  {core}: CPI {cal.cpi:.2f} per {cal.counts_core} instruction from {cal.figures} figure(s), "
+                       f"{err}: {cal.board} ({cal.source})")
     click.echo("  cortex-m0plus, cortex-m7: no public TFLM figure found to calibrate on, so no estimate "
                "(tinykeras/data/latency.toml).")
 
