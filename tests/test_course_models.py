@@ -347,6 +347,36 @@ def test_long_keras3_lstm_reaches_tflm_and_aot_bit_exact(tmp_path: Path) -> None
         TflmRunner(tflite.read_bytes(), info, arena_size=20_000)
 
 
+def test_128_step_gru_with_thousands_of_tensors_converts_and_emulates_bit_exact(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Keras 3 GRU over 128 steps unrolls into ~2,200 ops and ~2,600 tensors: TFLM's memory planner then says
+    "Too many buffers" (its capacity grows with the arena) or crashes in too small an arena; the host
+    interpreter and the arena measurement retry with a larger arena, and aot matches TFLM bit for bit."""
+    k = _keras("keras3")
+    x = np.random.default_rng(0).normal(size=(48, 128, 2)).astype(np.float32)
+    model = k.Sequential([k.Input((128, 2)), k.layers.GRU(8), k.layers.Dense(3, activation="softmax")])
+    model.save(tmp_path / "gru.keras")
+    np.savez(tmp_path / "rep.npz", x=x[:32])
+    res = CliRunner().invoke(cli, ["quantize", str(tmp_path / "gru.keras"), "--rep-data", str(tmp_path / "rep.npz"),
+                                   "-o", str(tmp_path / "q")])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(cli, ["emulate", str(tmp_path / "q" / "model.tflite"), "--runtime", "aot", "--json",
+                                   "--no-tflite", "--samples", "3"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout[res.stdout.index("{"):])
+    assert out["bit_exact"] and out["arena"]["aot_bytes"] < out["arena"]["tflm_measured_bytes"], out
+
+    # the retry itself, from a recording arena too small for TFLM's records (what a 128-unit GRU meets)
+    from tinykeras import arena
+    from tinykeras.inspect import load_model_info
+
+    tflite = tmp_path / "q" / "model.tflite"
+    info = load_model_info(tflite)
+    monkeypatch.setitem(arena._RECORD_SIZES, info.sha256, 128 * 1024)
+    assert arena.recorded_arena_bytes(tflite.read_bytes(), info) > 128 * 1024
+    assert arena._RECORD_SIZES[info.sha256] >= 512 * 1024
+
+
 def test_fused_lstm_builds_with_tflm_when_aot_lacks_the_op(tmp_path: Path) -> None:
     """tf_keras LSTM -> UNIDIRECTIONAL_SEQUENCE_LSTM: with no --runtime, qemu_m4 takes TFLM and says so."""
     import tinykeras

@@ -25,7 +25,7 @@ import numpy as np
 
 from tinykeras.errors import ModelError
 from tinykeras.native import Child, ChildFailed
-from tinykeras.tflm_host import native_failure_message
+from tinykeras.tflm_host import MAX_HOST_ARENA, arena_exhausted, describe_failure, native_failure_message
 from tinykeras.types import ModelInfo
 
 # Measured on the real libraries (tests/test_firmware_libraries.py, scripts/bench_boards.py): a 32-bit target
@@ -79,13 +79,19 @@ def recorded_arena_bytes(model: bytes, info: ModelInfo, child: Child | None = No
     """
     size = _record_size(model, info)
     with _own(child) as worker:
-        try:
-            text = worker.call(("record", model, size, _inputs(info))).encode()
-        except ChildFailed as exc:
-            raise ModelError(native_failure_message(info, "measure its arena", exc)) from None
-        except Exception as exc:  # the child's exception (TFLM raises RuntimeError)
-            raise ModelError(f"{info.path or 'model'}: TFLite-Micro cannot run it to measure the arena "
-                             f"({str(exc).strip()[:300]})") from None
+        while True:
+            try:
+                text = worker.call(("record", model, size, _inputs(info))).encode()
+                break
+            except ChildFailed as exc:
+                raise ModelError(native_failure_message(info, "measure its arena", exc)) from None
+            except Exception as exc:  # the child's exception (TFLM raises RuntimeError)
+                if arena_exhausted(str(exc)) and size * 4 <= MAX_HOST_ARENA:
+                    size *= 4   # thousands of tensors (an unrolled RNN): TFLM's per-tensor records need more
+                    _RECORD_SIZES[info.sha256] = size
+                    continue
+                raise ModelError(f"{info.path or 'model'}: TFLite-Micro cannot run it to measure the arena: "
+                                 f"{describe_failure(info, str(exc), size)}") from None
     match = _TOTAL.search(text)
     if match is None:
         raise ModelError("TFLite-Micro printed no 'Arena allocation total' line; cannot measure the arena "
@@ -122,9 +128,12 @@ def measure_arena_bytes(model: bytes, info: ModelInfo, recorded: int | None = No
 _TOO_SMALL_SIGNALS = ("SIGSEGV", "SIGABRT", "SIGBUS")
 
 
+_RECORD_SIZES: dict[str, int] = {}   # by model SHA-256: a recording arena that had to grow
+
+
 def _record_size(model: bytes, info: ModelInfo) -> int:
     """The generous arena the recording run uses; the bisection knows the model works with it."""
-    return max(64 * 1024, 4 * info.activation_peak_bytes + len(model) + 64 * 1024)
+    return _RECORD_SIZES.get(info.sha256) or max(64 * 1024, 4 * info.activation_peak_bytes + len(model) + 64 * 1024)
 
 
 def _works(worker: Child, model: bytes, info: ModelInfo, size: int) -> bool:

@@ -93,7 +93,7 @@ class TflmRunner:
                 raise UnsupportedOpError(missing, "TFLite-Micro", "Replace the layer that produces it, or check "
                                          "`tinykeras inspect` for the model's ops") from None
             text = str(exc)
-            if retry_larger and ARENA_EXHAUSTED in text:
+            if retry_larger and arena_exhausted(text):
                 raise _ArenaTooSmall() from None
             size = request[2] if request[0] == "load" else None
             raise ModelError(f"{self.info.path or 'model'}: TFLite-Micro cannot {doing}: "
@@ -123,7 +123,14 @@ class TflmRunner:
 
 
 MAX_HOST_ARENA = 1 << 28      # the host interpreter's arena grows (x4) up to this when TFLM runs out
-ARENA_EXHAUSTED = "Failed to allocate"
+# TFLM's words when the arena is too small: for a tensor, or for its memory planner's records of thousands of
+# buffers (an unrolled RNN; the planner's capacity grows with the arena)
+ARENA_EXHAUSTED = ("Failed to allocate", "Too many buffers")
+
+
+def arena_exhausted(text: str) -> bool:
+    """Whether TFLM's error text says the arena was too small."""
+    return any(mark in text for mark in ARENA_EXHAUSTED)
 
 
 class _ArenaTooSmall(Exception):
@@ -232,7 +239,11 @@ class _Server:
             from tinykeras.stdio import capture_native_stderr
 
             _, model, size, inputs = request
-            interp = _fresh(runtime, model, int(size), inputs)
+            try:
+                with capture_native_stderr() as load_log:
+                    interp = _fresh(runtime, model, int(size), inputs)
+            except RuntimeError as exc:   # TFLM's error reporter text travels with the error
+                raise RuntimeError(f"{str(exc).strip()}\n{load_log.text}") from None
             with capture_native_stderr() as log:
                 interp.print_allocations()
             return log.text
