@@ -112,3 +112,6 @@ def test_each_board_is_counted_on_its_own_core(reference_models: dict[str, Path]
     s3 = latency.estimate(info, load_board("nano_esp32"), "tflm")
     assert s3.instructions == counts["cortex-m4"]["cmsis-nn"] and "cortex-m4 stand-in" in s3.basis
     assert latency.calibrations()["riscv32"].counts_core == "riscv32"
+    pico2 = latency.estimate(info, load_board("pico2"), "tflm")
+    assert pico2.instructions == counts["cortex-m33"]["cmsis-nn"] and pico2.basis.startswith("cortex-m33 instructions")
+    assert latency.calibrations()["cortex-m33"].counts_core == "cortex-m33"
