@@ -83,7 +83,11 @@ def recorded_arena_bytes(model: bytes, info: ModelInfo, child: Child | None = No
             try:
                 text = worker.call(("record", model, size, _inputs(info))).encode()
                 break
-            except ChildFailed as exc:
+            except ChildFailed as exc:   # with too small an arena for thousands of tensors TFLM may crash
+                if exc.reason == "crashed" and size * 4 <= MAX_HOST_ARENA:
+                    size *= 4
+                    _RECORD_SIZES[info.sha256] = size
+                    continue
                 raise ModelError(native_failure_message(info, "measure its arena", exc)) from None
             except Exception as exc:  # the child's exception (TFLM raises RuntimeError)
                 if arena_exhausted(str(exc)) and size * 4 <= MAX_HOST_ARENA:
