@@ -21,20 +21,26 @@ def _info(path: Path):
 
 
 def test_calibration_reproduces_its_public_figures_within_the_printed_error() -> None:
+    """Every public figure, predicted from the others of its core (leave-one-out), is within the printed error."""
     data = latency._data()
     cals = latency.calibrations()
+    points: dict[str, dict[tuple[str, str], float]] = {}
     for fig in data["figure"]:
-        cal = cals[fig["core"]]
-        if cal.loo_error is None:
-            assert len(fig["ms"]) == 1
-            continue
+        where = cals[fig["core"]].counts_core
         for model, ms in fig["ms"].items():
-            others = [m for m in fig["ms"] if m != model]
-            counts = {m: data["counts"][m][cal.counts_core][fig["kernels"]] for m in fig["ms"]}
-            cpi = math.exp(sum(math.log(fig["ms"][m] / 1000 * fig["clock_hz"] / counts[m])
-                               for m in others) / len(others))
-            predicted = counts[model] * cpi / fig["clock_hz"] * 1000
-            assert abs(predicted / ms - 1) <= cal.loo_error + 1e-9, (fig["core"], model)
+            count = data["counts"][model][where][fig["kernels"]]
+            points.setdefault(fig["core"], {})[(fig["board"], model)] = ms / 1000 * fig["clock_hz"] / count
+    for core, cpi in points.items():
+        cal = cals[core]
+        assert cal.figures == len(cpi)
+        if cal.loo_error is None:
+            assert len(cpi) == 1
+            continue
+        for key in cpi:
+            others = [c for k, c in cpi.items() if k != key]
+            predicted = math.exp(sum(math.log(c) for c in others) / len(others))
+            assert abs(predicted / cpi[key] - 1) <= cal.loo_error + 1e-9, (core, key)
+    assert cals["cortex-m4"].figures == 5 and "NUCLEO-F413ZH" in cals["cortex-m4"].board
 
 
 def test_measured_models_are_matched_by_hash_and_others_estimated_from_macs(reference_models: dict[str, Path]

@@ -94,18 +94,26 @@ def _gmean(values: list[float]) -> float:
 
 @cache
 def calibrations() -> dict[str, Calibration]:
-    """CPI per core class: the geometric mean over its public figures, with the leave-one-out error."""
+    """CPI per core class: the geometric mean over all its public figures (every board measured with that core),
+    with the leave-one-out error over them."""
     data = _data()
-    out = {}
+    cpi: dict[str, dict[tuple[str, str], float]] = {}
+    figs: dict[str, list[dict[str, Any]]] = {}
     for fig in data["figure"]:
         where = counted_core(fig["core"])
-        counts = {m: data["counts"][m][where][fig["kernels"]] for m in fig["ms"]}
-        cpi = {m: ms / 1000 * fig["clock_hz"] / counts[m] for m, ms in fig["ms"].items()}
+        for m, ms in fig["ms"].items():
+            count = data["counts"][m][where][fig["kernels"]]
+            cpi.setdefault(fig["core"], {})[(fig["board"], m)] = ms / 1000 * fig["clock_hz"] / count
+        figs.setdefault(fig["core"], []).append(fig)
+    out = {}
+    for core, points in cpi.items():
         loo = None
-        if len(cpi) >= 2:
-            loo = max(abs(_gmean([c for k, c in cpi.items() if k != m]) / cpi[m] - 1) for m in cpi)
-        out[fig["core"]] = Calibration(fig["core"], where, fig["board"], _gmean(list(cpi.values())), len(cpi),
-                                       loo, fig["source"])
+        if len(points) >= 2:
+            loo = max(abs(_gmean([c for k, c in points.items() if k != p]) / points[p] - 1) for p in points)
+        boards = "; ".join(f["board"] for f in figs[core])
+        sources = "; ".join(f["source"] for f in figs[core])
+        out[core] = Calibration(core, counted_core(core), boards, _gmean(list(points.values())), len(points), loo,
+                                sources)
     return out
 
 
