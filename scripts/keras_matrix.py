@@ -12,7 +12,8 @@ regressor), both with an adapted Normalization over features on scales 0.001..50
 constant int8 output (now normalised outside the int8 graph). These four are trained without the test split.
 
 Stages run through the command line, as a user would: quantize (with held-out data), inspect --check,
-emulate --runtime tflm, emulate --runtime aot (bit-exact with TFLM), validate, build qemu_m4 --run (aot),
+emulate --runtime tflm, emulate --runtime aot (bit-exact with TFLM), validate, build qemu_m4 --run (aot, or
+TFLM chosen by build itself for a model aot cannot run: recorded as qemu_runtime),
 build esp32 (PlatformIO + TFLM; rendered, not compiled: no network here).
 
 Each cell: ``works`` / ``reason`` (a clear one-line refusal, exit code 1..9) / ``defect`` (internal error,
@@ -393,12 +394,14 @@ def run_one(family: str, flavour: str, work: Path) -> dict[str, Any]:
         data = json.loads(res.stdout[res.stdout.index("{"):])
         row["validate_metrics"] = [{k: o.get(k) for k in ("name", "task", "accuracy", "agreement", "r2", "rmse",
                                                             "labels_r2", "collapsed")} for o in data["outputs"]]
-    res, sec = invoke(["build", "--board", "qemu_m4", "--runtime", "aot", "--model", tflite, "--run", "--runs", "2",
+    # no --runtime: build takes aot, or TFLite-Micro by itself (saying so) for a model aot cannot run
+    res, sec = invoke(["build", "--board", "qemu_m4", "--model", tflite, "--run", "--runs", "2",
                        "-o", str(work / "qemu"), "--json"])
     cells["build_qemu_m4_run"] = _cell(res, sec)
     if res.exit_code == 0:
         data = json.loads(res.stdout[res.stdout.index("{"):])
         row["qemu_instructions"] = (data.get("qemu") or {}).get("instructions_per_inference")
+        row["qemu_runtime"] = json.loads((work / "qemu" / "tinykeras_build.json").read_text()).get("runtime")
     res, sec = invoke(["build", "--board", "esp32", "--model", tflite, "-o", str(work / "esp32"), "--json"])
     cells["build_esp32"] = _cell(res, sec)
     row["cells"] = cells

@@ -178,3 +178,32 @@ def test_profile_shows_the_banded_plan(first_layers: bytes) -> None:
 
 if __name__ == "__main__":  # regenerate the stored model
     FIRST_LAYERS.write_bytes(_first_layers_model())
+
+
+@needs_gcc
+def test_banded_1x1_convolutions_compile_warning_free_and_match_tflm() -> None:
+    """A MobileNetV2-style stem (3x3/2, depthwise, 1x1 project, 1x1 expand, depthwise/2, 1x1) in row bands: the
+    1x1 convolutions get a literal 0 top padding (no band-table lookup), so -O2 -Werror=array-bounds sees their
+    direct path and no im2col into the null scratch they are given; outputs equal TFLM's."""
+    from tinykeras.aot.host import AotHostRunner
+    from tinykeras.keras_io import import_tf, tf_keras
+
+    import_tf().keras.utils.set_random_seed(5)
+    k = tf_keras()
+    L = k.layers
+    x = k.Input((48, 48, 3), batch_size=1)
+    t = L.ReLU(6.0)(L.Conv2D(16, 3, strides=2, padding="same")(x))
+    t = L.ReLU(6.0)(L.DepthwiseConv2D(3, padding="same")(t))
+    t = L.Conv2D(8, 1)(t)
+    t = L.ReLU(6.0)(L.Conv2D(48, 1)(t))
+    t = L.ReLU(6.0)(L.DepthwiseConv2D(3, strides=2, padding="same")(t))
+    t = L.Conv2D(8, 1)(t)
+    out = L.Dense(3)(L.GlobalAveragePooling2D()(t))
+    data = convert_int8(k.Model(x, out), [np.random.default_rng(0).random((16, 48, 48, 3), dtype=np.float32)])
+    info = inspect_bytes(data)
+    program = generate(data, info)
+    assert program.bands is not None, "the stem should be banded"
+    calls = [ln for ln in program.files["tk_model.c"].splitlines() if "tk_conv_fast(" in ln and "tk_r[" in ln]
+    assert calls and all("(int8_t *)0" not in ln or ", 0, " in ln for ln in calls)
+    xs = np.random.default_rng(1).integers(-128, 128, size=(4, 48, 48, 3), dtype=np.int8)
+    assert np.array_equal(AotHostRunner(data, info).run_all(xs), TflmRunner(data, info).run_all(xs))

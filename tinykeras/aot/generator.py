@@ -298,7 +298,10 @@ class Generator:
                else band(j - 1))
         dst = (f"((int8_t *)(tk_arena + TK_OFF_T{out_t} + tk_r[1] * {ops[-1].out_row_bytes}))"
                if j == len(ops) - 1 else band(j))
-        return src, dst, f"tk_r[{2 + 3 * j}]", f"tk_r[{3 + 3 * j}]", f"tk_r[{4 + 3 * j}]"
+        # a band's top padding is the op's for the first band, 0 for the others: a literal 0 where the op has none
+        # (so the compiler sees a 1x1 convolution take its direct path: no im2col into a null scratch)
+        top = f"tk_r[{4 + 3 * j}]" if pad_h else "0"
+        return src, dst, f"tk_r[{2 + 3 * j}]", f"tk_r[{3 + 3 * j}]", top
 
     def act(self, op: OpInfo, out: TensorInfo) -> tuple[int, int]:
         scale, zp = self.q(out)
