@@ -71,9 +71,10 @@ def _binary(g: Any, op: OpInfo, ins: list[int], out_i: int, kind: str) -> OpResu
     return kernel, 0, in_place
 
 
-# The fast ADD reads two 256-entry int32 tables (2 KB of flash per ADD): worth it only where the tensor is at
-# least this large (a ResNet block's ADD), not for the hundreds of small ADDs of an unrolled RNN.
-FAST_ADD_MIN_ELEMENTS = 512
+# The fast ADD reads two 256-entry int32 tables (2 KB of flash per ADD): used where the tensor has at least as
+# many values as a table has entries (every ADD of a ResNet or MobileNetV2), not for the hundreds of small ADDs
+# of an unrolled RNN (32-128 values each).
+FAST_ADD_MIN_ELEMENTS = 256
 
 
 def _fast_add(g: Any, op: OpInfo, f: dict[str, Any]) -> tuple[str, str, str] | None:
