@@ -79,7 +79,6 @@ def _cases() -> dict[str, tuple[str, Callable[[Any], Any]]]:
         "maxpool_same": ("MAX_POOL_2D", lambda k: _seq((7, 9, 3), k.layers.MaxPooling2D(3, strides=2, padding="same"))),
         "add": ("ADD", lambda k: _two((8, 8, 8), (8, 8, 8), "add")),
         "add_relu": ("ADD", lambda k: _two((8, 8, 8), (8, 8, 8), "add", k.layers.ReLU())),
-        "add_small": ("ADD", lambda k: _two((4, 5, 6), (4, 5, 6), "add")),   # < 256 values: no 2 KB tables
         "add_broadcast": ("ADD", lambda k: _two((4, 5, 6), (1, 1, 6), "add")),
         "mul": ("MUL", lambda k: _two((3, 4, 5), (3, 4, 5), "mul")),
         "mul_broadcast": ("MUL", lambda k: _two((3, 4, 5), (3, 1, 5), "mul")),
@@ -107,7 +106,7 @@ def _cases() -> dict[str, tuple[str, Callable[[Any], Any]]]:
 # Cases that must run on the general kernels (off the fast paths), and marked as such.
 GENERAL = {"conv_dilated_same": "CONV_2D", "dw_valid_stride2_mult2": "DEPTHWISE_CONV_2D",
            "dw_dilated_relu6": "DEPTHWISE_CONV_2D", "dw_5x5_same": "DEPTHWISE_CONV_2D", "add_broadcast": "ADD",
-           "add_small": "ADD", "maxpool_same": "MAX_POOL_2D"}
+           "maxpool_same": "MAX_POOL_2D"}
 FAST_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "MAX_POOL_2D")
 
 

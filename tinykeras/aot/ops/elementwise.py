@@ -57,7 +57,7 @@ def _binary(g: Any, op: OpInfo, ins: list[int], out_i: int, kind: str) -> OpResu
     fields.update({"act_min": lo, "act_max": hi})
     g.decls.append(c_struct("tk_binary_params", f"tk_p_{op.index}", fields))
     in_place = g.try_in_place(op, [i for i in ins if g.tensor(i).num_elements == out.num_elements], out_i)
-    if kind == "add" and not broadcast and out.num_elements >= FAST_ADD_MIN_ELEMENTS:
+    if kind == "add" and not broadcast:
         fast = _fast_add(g, op, fields)
         if fast:
             g.drop_decls(f"tk_p_{op.index}")
@@ -69,12 +69,6 @@ def _binary(g: Any, op: OpInfo, ins: list[int], out_i: int, kind: str) -> OpResu
     kernel = f"tk_{kind}_s8"
     g.calls.append(f"  {kernel}(&tk_p_{op.index}, {g.ref(ins[0])}, {g.ref(ins[1])}, {g.ref(out_i)});")
     return kernel, 0, in_place
-
-
-# The fast ADD reads two 256-entry int32 tables (2 KB of flash per ADD): used where the tensor has at least as
-# many values as a table has entries (every ADD of a ResNet or MobileNetV2), not for the hundreds of small ADDs
-# of an unrolled RNN (32-128 values each).
-FAST_ADD_MIN_ELEMENTS = 256
 
 
 def _fast_add(g: Any, op: OpInfo, f: dict[str, Any]) -> tuple[str, str, str] | None:
