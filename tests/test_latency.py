@@ -117,6 +117,7 @@ def test_each_board_is_counted_on_its_own_core(reference_models: dict[str, Path]
     assert c3.instructions == counts["riscv32"]["cmsis-nn"] and c3.basis.startswith("riscv32 instructions measured")
     s3 = latency.estimate(info, load_board("nano_esp32"), "tflm")
     assert s3.instructions == counts["cortex-m4"]["cmsis-nn"] and "cortex-m4 stand-in" in s3.basis
+    assert "Cortex-M4 stand-in" in s3.text() and "stand-in" not in c3.text()
     assert latency.calibrations()["riscv32"].counts_core == "riscv32"
     pico2 = latency.estimate(info, load_board("pico2"), "tflm")
     assert pico2.instructions == counts["cortex-m33"]["cmsis-nn"] and pico2.basis.startswith("cortex-m33 instructions")
