@@ -186,6 +186,7 @@ def _wait_for(path: Path, text: str, timeout: float) -> None:
 
 def _start(args: list[str], log: Path, tuner_id: str | None = None) -> subprocess.Popen:
     env = {"KERASTUNER_TUNER_ID": tuner_id} if tuner_id else {}
+    env["PYTHONUNBUFFERED"] = "1"   # progress lines reach the log as they happen (the tests signal on them)
     return tinykeras(*args, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
 
 
