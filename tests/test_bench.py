@@ -559,3 +559,20 @@ def test_real_qemu_recordings_replay(tmp_path: Path) -> None:
     assert_stats(mreport.latency_us(), [(laps[2 * k + 1] - laps[2 * k]) / n for k, n in enumerate(batch)])
     # the same firmware timed both ways: per-inference time agrees within the 1 us timer resolution
     assert abs(mreport.latency_us()["p50"] - report.latency_us()["p50"]) <= 1.0
+
+
+def test_ctrl_c_during_an_emulated_benchmark_stops_the_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    """collect keeps a Ctrl-C's partial report (bench on a device that never ends); run_benchmark, used by build,
+    tune and validate, turns it back into KeyboardInterrupt, so tune stops (exit 130) instead of recording a
+    failed trial and going on."""
+    import contextlib
+    import types
+
+    from tinykeras.boards import load_board
+    from tinykeras.target import qemu
+
+    monkeypatch.setattr(qemu, "qemu_session", lambda *_a, **_k: contextlib.nullcontext("socket://x"))
+    monkeypatch.setattr(qemu, "collect", lambda *_a, **_k: types.SimpleNamespace(status="interrupted", hello=None,
+                                                                                   error=None))
+    with pytest.raises(KeyboardInterrupt):
+        qemu.run_benchmark(Path("fw.elf"), load_board("qemu_m4"), runs=2)

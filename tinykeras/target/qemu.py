@@ -385,6 +385,8 @@ def run_benchmark(elf: Path, board: Board, *, runs: int, timeout: float = 60.0,
     """
     with qemu_session(elf, board) as url:
         report = collect(url, baud=board.baud, runs=runs, timeout=timeout, raw_log=raw_log)
+    if report.status == "interrupted":   # collect keeps a Ctrl-C's partial report; here the command stops
+        raise KeyboardInterrupt
     if report.hello is None and report.error is None:
         where = f"; raw log: {raw_log}" if raw_log else ""
         raise SerialError(f"the firmware {elf} printed no benchmark record in QEMU within {timeout:g} s "
