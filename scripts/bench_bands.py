@@ -56,8 +56,7 @@ def measure(name: str, data: bytes, with_qemu: bool) -> dict[str, Any]:
             program = aot.generate(data, info)
             bands = program.bands
             out[plan] = {"arena_bytes": program.arena_bytes,
-                         "bands": bands.describe() if bands else None,
-                         "extra_macs": bands.extra_macs if bands else 0}
+                         "bands": bands.describe() if bands else None}
             if with_qemu:
                 out[plan]["qemu_m4"] = _qemu(data, info, name)
         finally:

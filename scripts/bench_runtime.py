@@ -252,7 +252,8 @@ def bench_board(name: str, data: bytes, info: ModelInfo, aot_block: dict[str, An
     q = measure_qemu(data, info, name, board)
     out["aot"] = {"qemu": q, "instructions": q.get("instructions_per_inference"),
                   "instructions_per_mac": q.get("instructions_per_mac"),
-                  "flash_bytes": (q.get("sizes") or {}).get("flash"), "arena_bytes": aot_block["arena_bytes"]}
+                  "flash_bytes": (q.get("sizes") or {}).get("flash"),
+                  "arena_bytes": q.get("arena_bytes") or aot_block["arena_bytes"]}  # the board's plan (its core's)
     tflm: dict[str, Any] = {}
     for kernels, key in (("reference", "reference"), ("cmsis-nn", "cmsis_nn")):
         wanted = not args.no_tflm and kernels in args.kernels
@@ -267,7 +268,7 @@ def bench_board(name: str, data: bytes, info: ModelInfo, aot_block: dict[str, An
         "instructions_aot_over_tflm_cmsis_nn": _ratio(out["aot"]["instructions"], cmsis.get("instructions")),
         "instructions_aot_over_tflm_reference": _ratio(out["aot"]["instructions"],
                                                        (tflm.get("reference") or {}).get("instructions")),
-        "arena_aot_over_tflm": _ratio(aot_block["arena_bytes"], tflm_arena),
+        "arena_aot_over_tflm": _ratio(out["aot"]["arena_bytes"], tflm_arena),
         "arena_tflm_source": f"TFLM + CMSIS-NN on {board}" if cmsis.get("arena_bytes") else "TFLM host interpreter",
         "flash_aot_over_tflm_cmsis_nn": _ratio(out["aot"]["flash_bytes"], cmsis.get("flash_bytes")),
     }
@@ -335,6 +336,20 @@ def markdown_table(report: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
+def merge_base(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """The report a ``--merge`` run starts from: ``old``'s models, boards in their order plus the new ones, and
+    its commands (``command`` and ``runs``) followed by this run's, in ``runs``.
+
+    >>> merge_base({"command": "a", "boards": ["qemu_m4"], "models": {"x": {}}},
+    ...            {"command": "b", "boards": ["qemu_m55", "qemu_m4"], "models": {}, "notes": []})["runs"]
+    ['a', 'b']
+    """
+    runs = list(old.get("runs") or [old.get("command", "")])
+    boards = list(old.get("boards", [])) + [b for b in new["boards"] if b not in old.get("boards", [])]
+    return {**new, "command": new["command"], "runs": [*runs, new["command"]], "boards": boards,
+            "models": dict(old.get("models", {}))}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-o", "--out", type=Path, default=Path("bench_runtime.json"))
@@ -349,6 +364,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-check", action="store_true", help="skip the bit-exactness checks")
     parser.add_argument("--host-us", action="store_true", help="also time aot and TFLM on the host")
     parser.add_argument("--table", type=Path, help="print the README table of this JSON and exit")
+    parser.add_argument("--merge", action="store_true",
+                        help="update --out in place: this run's models x boards replace theirs, the rest is kept, "
+                             "and the command joins the file's list of runs")
     args = parser.parse_args(argv)
     args.boards = [b.strip() for b in args.boards.split(",") if b.strip()]
     args.kernels = [k.strip() for k in args.kernels.split(",") if k.strip()]
@@ -367,9 +385,14 @@ def main(argv: list[str] | None = None) -> int:
         "boards": args.boards,
         "models": {},
     }
+    if args.merge and args.out.exists():
+        report = merge_base(json.loads(args.out.read_text()), report)
     for name, data in models.items():
         print(f"[bench_runtime] {name} ...", file=sys.stderr, flush=True)
-        report["models"][name] = bench_model(name, data, args)
+        result = bench_model(name, data, args)
+        if name in report["models"]:  # --merge: this run's boards replace theirs, the other boards stay
+            result["boards"] = {**report["models"][name].get("boards", {}), **result["boards"]}
+        report["models"][name] = result
         args.out.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")   # what is measured so far
     args.out.write_text(json.dumps(report, indent=2, sort_keys=True) + "\n")
     print(f"[bench_runtime] wrote {args.out}", file=sys.stderr)

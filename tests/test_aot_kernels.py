@@ -189,6 +189,29 @@ def test_fast_path_selection_is_reported(name: str, converted: dict[str, bytes])
             assert ("fast" in plan.kernel) is plan.fast_path
 
 
+@pytest.mark.parametrize("name", ["conv_3x3_c8_same", "conv_pw_stride2", "conv_pw_16_to_11_relu6"])
+def test_wide_columns_are_planned_for_dsp_cores_only(name: str, converted: dict[str, bytes]) -> None:
+    """On Cortex-M4/M7/M33 (the DSP extension without Helium) each fast convolution gets 4 bytes of scratch per
+    column depth value for its int16 columns (tk_gemm_wide) and is passed it; on other cores, and with no core
+    given, the call passes a null pointer and the arena is the smaller one (the qemu test runs the wide path)."""
+    from tinykeras.aot import generate
+
+    data = _model(converted, name)
+    info = inspect_bytes(data)
+    plain = generate(data, info)
+    conv_calls = [ln for ln in plain.files["tk_model.c"].splitlines() if "tk_conv_fast(" in ln]
+    assert conv_calls and all(ln.rstrip().endswith("(int32_t *)0);") for ln in conv_calls)
+    for core in ("cortex-m4", "cortex-m7", "cortex-m33"):
+        wide = generate(data, info, core=core)
+        calls = [ln for ln in wide.files["tk_model.c"].splitlines() if "tk_conv_fast(" in ln]
+        assert calls and all("(int32_t *)(tk_arena + TK_SCRATCH_" in ln for ln in calls)
+        conv = next(p for p in wide.ops if p.op == "CONV_2D")
+        base = next(p for p in plain.ops if p.op == "CONV_2D")
+        assert conv.scratch_bytes - base.scratch_bytes >= 4 * 8 and wide.arena_bytes >= plain.arena_bytes
+    for core in ("cortex-m3", "cortex-m55", "cortex-m0plus", "xtensa-lx7"):
+        assert generate(data, info, core=core).files == plain.files
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
                     reason="needs arm-none-eabi-gcc and qemu-system-arm (scripts/setup.sh)")

@@ -1,12 +1,13 @@
-"""Row-band (patch-based, MCUNetV2-style) execution of a chain of convolutions.
+"""Row-band (patch-based, MCUNetV2-style) execution of a chain of convolutions, without recomputation.
 
 A *chain* is a run of consecutive CONV_2D / DEPTHWISE_CONV_2D ops on the fast paths, each feeding only the
-next. Run in bands, the chain computes its last op's output a few rows at a time: for each band the rows
-every earlier op must produce (with the halo rows the next op's kernel needs, recomputed where bands
-overlap) are worked out backwards, and each op runs its usual kernel on those rows only (a row range with
-an adjusted top padding, so the arithmetic is the kernel's own and stays bit-exact). The intermediate
-activations then exist only as one band at a time, in two ping-pong regions; the chain's input and output
-stay whole, and the output may stream over the input rows no later band reads (``gap``).
+next. Run in bands, the chain computes its last op's output a few rows at a time. Every intermediate activation
+lives in a sliding window of rows (its *region*): for each band, working backwards from the last op's rows,
+each op computes only the rows of its output not computed before (each row exactly once), after moving the rows
+the next op still needs (the halo of its kernel) to the top of its region. Each op runs its usual kernel on
+those rows (a row range with an adjusted top padding, so the arithmetic is the kernel's own and stays
+bit-exact). The chain's input and output stay whole, and the output may stream over the input rows no later
+band reads (``gap``).
 
 The generator plans the model both ways (``candidates``) and keeps banding only where it makes the arena
 smaller (``AotProgram.bands``).
@@ -21,8 +22,8 @@ from tinykeras.aot.ops.layout import same_padding
 from tinykeras.aot.planner import align_up
 
 CHAIN_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D")
-_MAX_CHAIN = 12  # ops in one chain (longer ones only add recomputation)
-_BAND_ROWS = (1, 2, 3, 4)  # output rows of the chain's last op per band, tried in turn
+_MAX_CHAIN = 12  # ops in one chain
+_BAND_ROWS = (1,)  # output rows of the chain's last op per band (more only lets earlier ops run further ahead)
 _INT16_MAX = 32767  # the band table is int16
 
 
@@ -48,12 +49,16 @@ class BandPlan:
 
     ops: tuple[ChainOp, ...]
     band_rows: int
-    # per band: (first input row of the first op, first output row of the last op, then per op:
-    # input rows, output rows, top padding)
+    # per band: (first input row of the first op, first output row of the last op, then per op ``FIELDS``)
     table: tuple[tuple[int, ...], ...]
-    region_bytes: tuple[int, int]  # the two ping-pong regions of the intermediate bands
+    region_bytes: tuple[int, ...]  # the sliding window of each intermediate activation (ops but the last)
     gap: int  # the chain's output may start this many bytes below its (dying) input
-    extra_macs: int  # recomputed halo rows
+
+    # per op and band: input rows given to the kernel, output rows it computes, its top padding, the byte
+    # offset of its first input row in the previous op's region, and for its own region (ops but the last)
+    # the byte offset and length of the rows kept from the previous band (moved to the region's top; the new
+    # rows follow them)
+    FIELDS = ("in_rows", "out_rows", "top", "in_off", "keep_from", "keep_bytes")
 
     @property
     def first(self) -> int:
@@ -67,60 +72,75 @@ class BandPlan:
     def bands(self) -> int:
         return len(self.table)
 
+    def field(self, j: int, name: str) -> int:
+        """Index in a table row of op ``j``'s ``name`` (one of ``FIELDS``)."""
+        return 2 + len(self.FIELDS) * j + self.FIELDS.index(name)
+
     def describe(self) -> str:
-        return (f"ops #{self.first}-#{self.last} in {self.bands} bands of {self.band_rows} output row(s), "
-                f"{self.extra_macs:,} MACs recomputed")
-
-
-def _input_rows(op: ChainOp, r0: int, r1: int) -> tuple[int, int, int]:
-    """Input rows [a, e) that output rows [r0, r1) read (clipped to the tensor) and the band's top padding."""
-    lo = r0 * op.stride_h - op.pad_h
-    hi = (r1 - 1) * op.stride_h - op.pad_h + op.k_h
-    a, e = max(lo, 0), min(hi, op.in_h)
-    return a, e, a - lo
+        return f"ops #{self.first}-#{self.last} row by row in {self.bands} steps (every row computed once)"
 
 
 def band_plan(ops: tuple[ChainOp, ...], band_rows: int) -> BandPlan | None:
-    """The bands of ``ops`` with ``band_rows`` output rows of the last op each (None if the table would not
-    fit int16).
+    """The steps of ``ops`` towards ``band_rows`` output rows of the last op at a time (None if the table would
+    not fit int16). Each step runs every op once, in order, computing one new output row where the op's
+    consumer needs it and its input rows are there (else none): row by row, so each region holds no more than
+    its consumer's kernel window.
 
-    >>> op = ChainOp(0, in_h=8, out_h=8, out_w=8, k_h=3, stride_h=1, pad_h=1, in_row_bytes=8,
-    ...              out_row_bytes=8, macs=8 * 8 * 9)
-    >>> p = band_plan((op, ChainOp(1, 8, 8, 8, 3, 1, 1, 8, 8, 8 * 8 * 9)), 4)
-    >>> p.table[0], p.table[1]
-    ((0, 0, 6, 5, 1, 5, 4, 1), (2, 4, 6, 5, 0, 5, 4, 0))
-    >>> p.region_bytes, p.gap, p.extra_macs
-    ((40, 0), 16, 144)
+    >>> op = ChainOp(0, in_h=4, out_h=4, out_w=8, k_h=3, stride_h=1, pad_h=1, in_row_bytes=8,
+    ...              out_row_bytes=8, macs=4 * 8 * 9)
+    >>> p = band_plan((op, ChainOp(1, 4, 4, 8, 3, 1, 1, 8, 8, 4 * 8 * 9)), 4)
+    >>> [(r[2:4], r[8:10]) for r in p.table]  # (in_rows, out_rows) of op 0 and of op 1 in each step
+    [((2, 1), (0, 0)), ((3, 1), (2, 1)), ((3, 1), (3, 1)), ((2, 1), (3, 1)), ((0, 0), (2, 1))]
+    >>> p.region_bytes, p.gap
+    ((24,), 0)
     """
-    last = ops[-1]
+    n, last = len(ops), ops[-1]
+    done = [0] * n   # output rows of each op computed so far
+    base = [0] * n   # the output row at the top of each op's region
+    region = [0] * (n - 1)
     table: list[tuple[int, ...]] = []
-    rows_done = [0] * len(ops)
-    region = [0, 0]
-    first_rows: list[int] = []
+    first_reads: list[int] = []
+
+    def first_read(j: int) -> int:  # the first input row of op j's next output row
+        return max(done[j] * ops[j].stride_h - ops[j].pad_h, 0)
+
+    def read_end(j: int) -> int:  # one past the last input row of op j's next output row
+        return min(done[j] * ops[j].stride_h - ops[j].pad_h + ops[j].k_h, ops[j].in_h)
+
     for out0 in range(0, last.out_h, band_rows):
-        r0, r1 = out0, min(out0 + band_rows, last.out_h)
-        per_op: list[tuple[int, int, int]] = []
-        for j in range(len(ops) - 1, -1, -1):
-            a, e, pad = _input_rows(ops[j], r0, r1)
-            per_op.append((e - a, r1 - r0, pad))
-            rows_done[j] += r1 - r0
-            if j:
-                region[(j - 1) % 2] = max(region[(j - 1) % 2], (e - a) * ops[j - 1].out_row_bytes)
-            r0, r1 = a, e
-        first_rows.append(r0)
-        per_op.reverse()
-        row = (r0, out0, *[v for t in per_op for v in t])
-        if max(row) > _INT16_MAX:
-            return None
-        table.append(row)
+        need = [0] * n  # output rows of each op computed once this band is done
+        need[-1] = min(out0 + band_rows, last.out_h)
+        for j in range(n - 1, 0, -1):
+            op = ops[j]
+            need[j - 1] = max(done[j - 1], min((need[j] - 1) * op.stride_h - op.pad_h + op.k_h, op.in_h))
+        while done != need:
+            row = [first_read(0), done[-1]]
+            for j, op in enumerate(ops):
+                runs = done[j] < need[j] and (j == 0 or read_end(j) <= done[j - 1])
+                if not runs:
+                    row += [0] * len(BandPlan.FIELDS)
+                    continue
+                keep_from = keep_bytes = 0
+                if j < n - 1:  # this op's region: keep the rows the next op still reads, then add the new one
+                    top_row = min(first_read(j + 1), done[j])
+                    keep_from = (top_row - base[j]) * op.out_row_bytes
+                    keep_bytes = (done[j] - top_row) * op.out_row_bytes
+                    base[j] = top_row
+                    region[j] = max(region[j], (done[j] + 1 - top_row) * op.out_row_bytes)
+                in_off = (first_read(j) - base[j - 1]) * ops[j - 1].out_row_bytes if j else 0
+                top = first_read(j) - (done[j] * op.stride_h - op.pad_h)
+                row += [read_end(j) - first_read(j), 1, top, in_off, keep_from, keep_bytes]
+                done[j] += 1
+            if max(row) > _INT16_MAX:
+                return None
+            table.append(tuple(row))
+            first_reads.append(row[0])
     gap = 0
-    for b in range(len(table) - 1):  # band b's output must not reach input rows a later band still reads
-        written = min((b + 1) * band_rows, last.out_h) * last.out_row_bytes
-        gap = max(gap, written - first_rows[b + 1] * ops[0].in_row_bytes)
-    extra = sum(op.macs // op.out_h * (done - op.out_h) for op, done in zip(ops, rows_done, strict=True))
+    for e in range(len(table) - 1):  # step e's output must not reach input rows a later step still reads
+        written = table[e + 1][1] * last.out_row_bytes
+        gap = max(gap, written - first_reads[e + 1] * ops[0].in_row_bytes)
     return BandPlan(ops=ops, band_rows=band_rows, table=tuple(table),
-                    region_bytes=(align_up(region[0], 4), align_up(region[1], 4)), gap=align_up(gap, 4),
-                    extra_macs=extra)
+                    region_bytes=tuple(align_up(r, 4) for r in region), gap=align_up(gap, 4))
 
 
 def chain_op(info: Any, op: Any) -> ChainOp | None:

@@ -30,6 +30,8 @@ from tinykeras.types import ModelInfo, OpInfo, TensorInfo
 __all__ = ["KERNEL_FILES", "SUPPORTED_OPS", "AotProgram", "Generator", "OpPlan", "generate"]
 
 _HINT = "use --runtime tflm"
+# Cores whose conv kernels run on int16 columns (tk_fast.h TK_FAST_WIDE: the DSP extension without Helium).
+WIDE_COLUMN_CORES = frozenset({"cortex-m4", "cortex-m7", "cortex-m33"})
 MIN_BAND_SAVING = 0.10  # row bands are kept only where they shrink the arena by at least this share
 _MAX_TENSOR_BYTES = 16 * 1024 * 1024  # one activation in the static arena (a microcontroller has far less)
 
@@ -71,11 +73,13 @@ class AotProgram:
 class Generator:
     """One model's generation: the state the op handlers write into (``decls``, ``calls``, plan inputs)."""
 
-    def __init__(self, info: ModelInfo, name: str, profile: bool = False, bands: BandPlan | None = None):
+    def __init__(self, info: ModelInfo, name: str, profile: bool = False, bands: BandPlan | None = None,
+                 wide_columns: bool = False):
         self.info = info
         self.name = name
         self.profile = profile
         self.bands = bands
+        self.wide_columns = wide_columns  # scratch for int16 conv columns (DSP cores without Helium)
         self.decls: list[str] = []
         self.calls: list[str] = []
         self.weights_bytes = 0
@@ -284,24 +288,30 @@ class Generator:
 
     def band_args(self, index: int, in_t: int, out_t: int, h: int, oh: int, pad_h: int) -> tuple[str, ...]:
         """(input, output, in_h, out_h, pad_h) of a convolution's kernel call: the whole tensors and literal
-        shapes, or inside a banded chain the band's rows (``tk_r``: this band's row of the band table)."""
+        shapes, or inside a banded chain the band's rows (``tk_r``: this band's row of the band table); there it
+        first emits the move of the rows this op's region keeps from the previous band."""
         if not self.in_bands(index):
             return self.ref(in_t), self.ref(out_t), str(h), str(oh), str(pad_h)
         assert self.bands is not None
-        j, ops = index - self.bands.first, self.bands.ops
-        region = (0, self.bands.region_bytes[0])
+        bands = self.bands
+        j, ops = index - bands.first, bands.ops
 
-        def band(k: int) -> str:  # the band region holding the output rows of chain op k
-            return f"((int8_t *)(tk_arena + TK_BAND_{self.bands.first} + {region[k % 2]}))"
+        def region(k: int) -> str:  # the sliding window of chain op k's output rows
+            return f"((int8_t *)(tk_arena + TK_BAND_{bands.first} + {sum(bands.region_bytes[:k])}))"
 
+        def at(name: str) -> str:
+            return f"tk_r[{bands.field(j, name)}]"
+
+        if j < len(ops) - 1:  # first the rows the next op still reads move to the top of this op's region
+            self.calls.append(f"  tk_fast_copy({region(j)}, {region(j)} + {at('keep_from')}, {at('keep_bytes')});")
         src = (f"((int8_t *)(tk_arena + TK_OFF_T{in_t} + tk_r[0] * {ops[0].in_row_bytes}))" if j == 0
-               else band(j - 1))
+               else f"({region(j - 1)} + {at('in_off')})")
         dst = (f"((int8_t *)(tk_arena + TK_OFF_T{out_t} + tk_r[1] * {ops[-1].out_row_bytes}))"
-               if j == len(ops) - 1 else band(j))
+               if j == len(ops) - 1 else f"({region(j)} + {at('keep_bytes')})")
         # a band's top padding is the op's for the first band, 0 for the others: a literal 0 where the op has none
         # (so the compiler sees a 1x1 convolution take its direct path: no im2col into a null scratch)
-        top = f"tk_r[{4 + 3 * j}]" if pad_h else "0"
-        return src, dst, f"tk_r[{2 + 3 * j}]", f"tk_r[{3 + 3 * j}]", top
+        top = at("top") if pad_h else "0"
+        return src, dst, at("in_rows"), at("out_rows"), top
 
     def act(self, op: OpInfo, out: TensorInfo) -> tuple[int, int]:
         scale, zp = self.q(out)
@@ -462,9 +472,9 @@ class Generator:
 
 
 def choose_bands(gen: Generator, per_tensor_arena: int) -> BandPlan | None:
-    """The band plan (aot/bands.py) with the smallest arena, fewest recomputed MACs on a tie, if it needs at
-    least ``MIN_BAND_SAVING`` less than the per-tensor plan of ``gen`` (a generation without bands); else
-    None (bands recompute halo rows: a few percent of arena is not worth that)."""
+    """The band plan (aot/bands.py) with the smallest arena, fewest bands on a tie, if it needs at least
+    ``MIN_BAND_SAVING`` less than the per-tensor plan of ``gen`` (a generation without bands); else None (each
+    band costs its kernel calls and the moves of the kept rows: a few percent of arena is not worth that)."""
     info = gen.info
     uses: dict[int, int] = {}
     for op in info.ops:
@@ -479,13 +489,17 @@ def choose_bands(gen: Generator, per_tensor_arena: int) -> BandPlan | None:
     best: tuple[int, int, BandPlan] | None = None
     for plan in candidates(info, fast, single_use):
         arena = gen.plan(plan)[1]
-        if arena <= per_tensor_arena * (1 - MIN_BAND_SAVING) and (best is None or (arena, plan.extra_macs) < best[:2]):
-            best = (arena, plan.extra_macs, plan)
+        if arena <= per_tensor_arena * (1 - MIN_BAND_SAVING) and (best is None or (arena, plan.bands) < best[:2]):
+            best = (arena, plan.bands, plan)
     return best[2] if best is not None else None
 
 
-def generate(model: bytes, info: ModelInfo, name: str = "model", profile: bool = False) -> AotProgram:
+def generate(model: bytes, info: ModelInfo, name: str = "model", profile: bool = False,
+             core: str | None = None) -> AotProgram:
     """Generate the aot C sources for ``info`` (the ModelInfo of ``model``).
+
+    ``core`` (the board's, e.g. ``cortex-m4``; None: any): on cores whose kernels take wide (int16) convolution
+    columns (``WIDE_COLUMN_CORES``) the plan gives them their scratch; the C is right for every core either way.
 
     ``profile=True`` adds a counter read after every op (``tk_profile_counts``, ``tk_profile_now()`` to be
     provided by the profile firmware, see tinykeras/profile.py); the benchmark build never has it.
@@ -495,12 +509,13 @@ def generate(model: bytes, info: ModelInfo, name: str = "model", profile: bool =
     """
     if not info.ops:
         raise ModelError(f"{info.path or 'model'}: the model has no operators")
-    gen = Generator(info, name, profile)
+    wide = core in WIDE_COLUMN_CORES
+    gen = Generator(info, name, profile, wide_columns=wide)
     gen.run()
     per_tensor = gen.plan()[1]
     best = choose_bands(gen, per_tensor)
     if best is not None:
-        gen = Generator(info, name, profile, bands=best)
+        gen = Generator(info, name, profile, bands=best, wide_columns=wide)
         gen.run()
     files, arena, offsets = gen.files()
     ins, outs = info.input_tensors(), info.output_tensors()

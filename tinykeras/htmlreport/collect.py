@@ -65,13 +65,21 @@ def board_fits(model: bytes, info: ModelInfo, boards: list[Board], name: str) ->
     from tinykeras.runtime import tflm as tflm_runtime
     from tinykeras.runtime.support import check_model
 
-    aot: dict[str, Any] = {}
-    try:
-        planned = aot_runtime.plan(model, info, name=name)
-        aot = {"arena": planned.arena.to_json(), "code_bytes": planned.model_flash, "plan": aot_plan(planned.program),
-               "runtime_plan": planned}
-    except TinyKerasError as exc:
-        aot = {"error": str(exc)}
+    aot_by_core: dict[str | None, dict[str, Any]] = {}
+
+    def aot_for(board: Any = None) -> dict[str, Any]:
+        """The aot plan for ``board``'s core (its kernels' scratch differs per core), once per core."""
+        core = board.mcu.core if board is not None else None
+        if core not in aot_by_core:
+            try:
+                planned = aot_runtime.plan(model, info, board, name=name)
+                aot_by_core[core] = {"arena": planned.arena.to_json(), "code_bytes": planned.model_flash,
+                                     "plan": aot_plan(planned.program), "runtime_plan": planned}
+            except TinyKerasError as exc:
+                aot_by_core[core] = {"error": str(exc)}
+        return aot_by_core[core]
+
+    aot = aot_for()
     tflm_arena: dict[str, Any] | None = None
     entries = []
     for board in boards:
@@ -103,12 +111,13 @@ def board_fits(model: bytes, info: ModelInfo, boards: list[Board], name: str) ->
                                                                  "margin_rule", "recorded_bytes")})
                 fit, over = fit_figures(board, tflm_runtime.plan(model, info, board, name=name, arena=arena), info)
             else:
-                if "error" in aot:
-                    entry.update(status="cannot run", error=aot["error"])
+                board_aot = aot_for(board)
+                if "error" in board_aot:
+                    entry.update(status="cannot run", error=board_aot["error"])
                     entries.append(entry)
                     continue
-                entry["arena"] = aot["arena"]
-                fit, over = fit_figures(board, aot["runtime_plan"], info)
+                entry["arena"] = board_aot["arena"]
+                fit, over = fit_figures(board, board_aot["runtime_plan"], info)
             entry.update(fit=fit, over=over, status="fits" if not over else "does not fit")
             entries.append(entry)
     for entry, board in ((e, b) for b in boards for e in entries if e["board"] == b.name and b.kind != "qemu"):

@@ -22,7 +22,8 @@ def plan(model: bytes, info: ModelInfo, board: Any = None, *, name: str = "model
          profile: bool = False) -> RuntimePlan:
     """Generate the C program (refusing an op aot lacks, naming it) and state its arena and costs.
     ``profile``: the program that reads the cycle counter after every op (the profile firmware main)."""
-    program = generate(model, info, name=name, profile=profile)
+    core = board.mcu.core if board is not None and getattr(board, "mcu", None) is not None else None
+    program = generate(model, info, name=name, profile=profile, core=core)
     arena = ArenaPlan(measured_bytes=None, planned_bytes=int(program.arena_bytes),
                       method="tinykeras aot static memory plan (computed at build time)",
                       margin_rule="none: the plan is exact, no interpreter structures live in the arena")

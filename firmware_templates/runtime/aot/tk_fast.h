@@ -19,6 +19,8 @@
  *   the SXTB16 lane order, 4 channels x 9 taps per block; interior pixels add bias_adj = bias - in_zp *
  *   sum(w) to plain products, border pixels subtract in_zp from the valid taps only (TFLM's skipping).
  *
+ * On DSP cores without Helium (Cortex-M4/M7/M33) convolutions given `wide` scratch extend each pair of columns
+ * to int16 once (tk_widen2) and run 15 instructions per 2 rows x 2 columns x 4 depth values (tk_gemm_wide).
  * On cores with Helium (MVE: Cortex-M55) the dot products of conv and fully connected layers run 16 depth
  * values per VMLADAVA, the weight rows gathered out of the pair-interleaved layout (VLDRB gather); the DSP
  * paths finish what is left. On cores without the DSP extension (Cortex-M0+/M3, hosts) the same functions run
@@ -382,6 +384,85 @@ TK_FAST_INLINE void tk_gemm_cols(const int8_t *w, const int rows, const int dept
   }
 }
 
+#if TK_FAST_DSP && !TK_FAST_MVE && defined(__OPTIMIZE__)
+#define TK_FAST_WIDE 1
+/* Wide columns (DSP cores without Helium): two int8 columns of `depth` values (depth % 8 == 0) sign-extended
+ * once into int16 lanes, per 4 depth values the words SXTB16(c0), SXTB16(c0 ROR 8), SXTB16(c1), SXTB16(c1 ROR
+ * 8): the inner loop then loads them whole instead of extending them again for every pair of weight rows. */
+TK_FAST_INLINE void tk_widen2(const int8_t *c0, const int8_t *c1, const int depth, int32_t *q) {
+  const int8_t *const end = c0 + depth;
+  while (c0 != end) {
+    const uint32_t v0 = tk_ld32(c0), v1 = tk_ld32(c1);
+    q[0] = __sxtb16(v0);
+    q[1] = tk_sxtb16r8(v0);
+    q[2] = __sxtb16(v1);
+    q[3] = tk_sxtb16r8(v1);
+    c0 += 4;
+    c1 += 4;
+    q += 4;
+  }
+}
+
+/* rows x depth weights (pair-interleaved) times two wide columns q (tk_widen2 of c0, c1) -> int8 outputs:
+ * 15 instructions per 2 rows x 2 columns x 4 depth values (the int8 columns take 19). c0, c1: the int8 columns,
+ * for an odd last row. The same integers as tk_gemm_cols. */
+TK_FAST_INLINE void tk_gemm_wide(const int8_t *w, const int rows, const int depth, const int32_t *q,
+                                 const int8_t *c0, const int8_t *c1, const int32_t *bias, const tk_rq_param *rq,
+                                 const int32_t lo, const int32_t hi, int8_t *o0, int8_t *o1) {
+  const int32_t *const qend = q + depth;
+  int r;
+  for (r = 0; r + 2 <= rows; r += 2) {
+    int32_t a00 = bias[r], a10 = bias[r + 1], a01 = a00, a11 = a10;
+    int32_t xa0, xb0, xa1, xb1, w0, w1, t;
+    const int32_t *x = q;
+    const int8_t *wr = w + r * depth;
+#define TK_W22                                          \
+  "ldrd   %[xa0], %[xb0], [%[x]], #16\n\t"              \
+  "ldrd   %[xa1], %[xb1], [%[x], #-8]\n\t"              \
+  "ldrd   %[w0], %[w1], [%[w]], #8\n\t"                 \
+  "sxtb16 %[t], %[w0]\n\t"                              \
+  "smlad  %[a00], %[xa0], %[t], %[a00]\n\t"             \
+  "smlad  %[a01], %[xa1], %[t], %[a01]\n\t"             \
+  "sxtb16 %[t], %[w0], ror #8\n\t"                      \
+  "smlad  %[a00], %[xb0], %[t], %[a00]\n\t"             \
+  "smlad  %[a01], %[xb1], %[t], %[a01]\n\t"             \
+  "sxtb16 %[t], %[w1]\n\t"                              \
+  "smlad  %[a10], %[xa0], %[t], %[a10]\n\t"             \
+  "smlad  %[a11], %[xa1], %[t], %[a11]\n\t"             \
+  "sxtb16 %[t], %[w1], ror #8\n\t"                      \
+  "smlad  %[a10], %[xb0], %[t], %[a10]\n\t"             \
+  "smlad  %[a11], %[xb1], %[t], %[a11]\n\t"
+    __asm__ volatile(
+        "1:\n\t" TK_W22 TK_W22
+        "cmp    %[x], %[end]\n\t"
+        "bne    1b\n\t"
+        : [a00] "+r"(a00), [a10] "+r"(a10), [a01] "+r"(a01), [a11] "+r"(a11), [x] "+r"(x), [w] "+r"(wr),
+          [xa0] "=&r"(xa0), [xb0] "=&r"(xb0), [xa1] "=&r"(xa1), [xb1] "=&r"(xb1), [w0] "=&r"(w0), [w1] "=&r"(w1),
+          [t] "=&r"(t)
+        : [end] "r"(qend)
+        : "cc", "memory");
+#undef TK_W22
+    o0[r] = tk_rq(a00, rq + r, lo, hi);
+    o0[r + 1] = tk_rq(a10, rq + r + 1, lo, hi);
+    o1[r] = tk_rq(a01, rq + r, lo, hi);
+    o1[r + 1] = tk_rq(a11, rq + r + 1, lo, hi);
+  }
+  if (r < rows) { /* odd last row, natural layout */
+    const int8_t *wr = w + r * depth;
+    int32_t s0 = bias[r], s1 = bias[r];
+    int k;
+    for (k = 0; k < depth; ++k) {
+      s0 += c0[k] * wr[k];
+      s1 += c1[k] * wr[k];
+    }
+    o0[r] = tk_rq(s0, rq + r, lo, hi);
+    o1[r] = tk_rq(s1, rq + r, lo, hi);
+  }
+}
+#else
+#define TK_FAST_WIDE 0
+#endif
+
 /* Word-at-a-time copy and fill (newlib-nano's memcpy/memset go byte by byte). */
 TK_FAST_INLINE void tk_fast_copy(int8_t *dst, const int8_t *src, const int n) {
   int j = 0;
@@ -435,9 +516,12 @@ TK_FAST_INLINE void tk_conv_fast(const int8_t *in, int8_t *out, int8_t *scratch,
                                  const int in_c, const int out_h, const int out_w, const int out_c, const int k_h,
                                  const int k_w, const int s_h, const int s_w, const int pad_h, const int pad_w,
                                  const int8_t in_zp, const int col_depth, const int8_t *w, const int32_t *bias,
-                                 const tk_rq_param *rq, const int32_t lo, const int32_t hi) {
+                                 const tk_rq_param *rq, const int32_t lo, const int32_t hi, int32_t *wide) {
   /* col_depth: im2col column length, k_h * k_w * in_c rounded up to a multiple of 8 (the weights of the
-   * padding are 0, so whatever the column holds there adds nothing); in_c for 1x1 without padding. */
+   * padding are 0, so whatever the column holds there adds nothing); in_c for 1x1 without padding.
+   * wide: 4 * col_depth bytes for the wide columns (col_depth % 8 == 0), or 0; used on DSP cores without
+   * Helium (TK_FAST_WIDE), ignored elsewhere. */
+  (void)wide;
   const int depth = col_depth;
   const int direct = k_h == 1 && k_w == 1 && pad_h == 0 && pad_w == 0;
   const int npix = out_h * out_w;
@@ -460,6 +544,12 @@ TK_FAST_INLINE void tk_conv_fast(const int8_t *in, int8_t *out, int8_t *scratch,
         c1 = scratch + depth;
       }
     }
+#if TK_FAST_WIDE
+    if (wide && c1) {
+      tk_widen2(c0, c1, depth, wide);
+      tk_gemm_wide(w, out_c, depth, wide, c0, c1, bias, rq, lo, hi, out + pix * out_c, out + (pix + 1) * out_c);
+    } else
+#endif
     tk_gemm_cols(w, out_c, depth, c0, c1, bias, rq, lo, hi, out + pix * out_c, c1 ? out + (pix + 1) * out_c : 0);
     ox = ox1 + 1;
     oy = oy1;

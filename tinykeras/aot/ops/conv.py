@@ -58,13 +58,17 @@ def conv_2d(g: Any, op: OpInfo, ins: list[int], out_i: int) -> OpResult:
             padded[:, :kh * kw * c] = wd.reshape(oc, -1)
             wname = g.add_array("int8_t", f"tk_w_{op.index}", pair_interleave(padded))
             scratch = 2 * col_depth
+        wide = "(int32_t *)0"
+        if g.wide_columns and col_depth % 8 == 0:  # int16 columns for the DSP kernels (tk_fast.h tk_gemm_wide)
+            wide = f"(int32_t *)(tk_arena + TK_SCRATCH_{op.index} + {scratch})"
+            scratch += 4 * col_depth
+            scratch_ref = f"(int8_t *)(tk_arena + TK_SCRATCH_{op.index})"
         g.add_struct_array("tk_rq_param", f"tk_rq_{op.index}", rq)
         src, dst, in_h, out_h, top = g.band_args(op.index, ins[0], out_i, h, oh, pad_h)
         g.calls.append(
             f"  tk_conv_fast({src}, {dst}, {scratch_ref}, {in_h}, {wi}, {c}, {out_h}, {ow}, "
             f"{oc}, {kh}, {kw}, {sh}, {sw}, {top}, {pad_w}, {in_zp}, {col_depth}, {wname}, {bname}, "
-            f"tk_rq_{op.index}, "
-            f"{lo}, {hi});")
+            f"tk_rq_{op.index}, {lo}, {hi}, {wide});")
         return ("tk_conv_fast 1x1" if direct else "tk_conv_fast"), scratch, False
     assert not g.in_bands(op.index), "banded chains hold fast-path ops only"
     g.general.add(op.index)
