@@ -101,13 +101,17 @@ def _cases() -> dict[str, tuple[str, Callable[[Any], Any]]]:
         "fc_depth32_odd_units": ("FULLY_CONNECTED", lambda k: _seq((32,), k.layers.Dense(13, activation="relu"))),
         "maxpool_same_c8": ("MAX_POOL_2D", lambda k: _seq(
             (7, 9, 8), k.layers.MaxPooling2D(3, strides=2, padding="same"))),
+        "avgpool_same_c12": ("AVERAGE_POOL_2D", lambda k: _seq(  # border windows of 4, 6 and 9 taps; 8 + 4 lanes
+            (7, 9, 12), k.layers.AveragePooling2D(3, strides=2, padding="same"))),
+        "avgpool_global_c16_relu6": ("AVERAGE_POOL_2D", lambda k: _seq(  # DS-CNN's: one 5x7 window
+            (5, 7, 16), k.layers.AveragePooling2D((5, 7)), k.layers.ReLU(6.0))),
     }
 
 # Cases that must run on the general kernels (off the fast paths), and marked as such.
 GENERAL = {"conv_dilated_same": "CONV_2D", "dw_valid_stride2_mult2": "DEPTHWISE_CONV_2D",
            "dw_dilated_relu6": "DEPTHWISE_CONV_2D", "dw_5x5_same": "DEPTHWISE_CONV_2D", "add_broadcast": "ADD",
-           "maxpool_same": "MAX_POOL_2D"}
-FAST_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "MAX_POOL_2D")
+           "maxpool_same": "MAX_POOL_2D", "avgpool_same_stride2": "AVERAGE_POOL_2D"}
+FAST_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "ADD", "MAX_POOL_2D", "AVERAGE_POOL_2D")
 
 
 CASES = _cases()

@@ -230,10 +230,17 @@ class Generator:
             self.calls.append(f"  {{ int tk_b; for (tk_b = 0; tk_b < {bands.bands}; ++tk_b) {{\n"
                               f"  const int16_t *tk_r = tk_band_{bands.first} + tk_b * {len(bands.table[0])};")
         self.calls.append(f"  /* #{op.index} {op.op} */")
+        start = len(self.calls)
         try:
             kernel, scratch, in_place = handler(self, op, ins, op.outputs[0])
         except (IndexError, KeyError, ValueError, TypeError, ZeroDivisionError, OverflowError) as exc:
             raise Unsupported(f"malformed parameters ({type(exc).__name__}: {exc})") from None
+        if op.index not in self.general and not self.in_bands(op.index) and len(self.calls) > start:
+            # a fast kernel in a function of its own: the compiler allocates its registers apart from the rest
+            body = "\n".join(self.calls[start:])
+            del self.calls[start:]
+            self.decls.append(f"static TK_NOINLINE void tk_op_{op.index}(void) {{\n{body}\n}}\n")
+            self.calls.append(f"  tk_op_{op.index}();")
         if self.profile:
             self.calls.append(f"  TK_PROFILE_MARK({op.index});")
         if bands is not None and op.index == bands.last:

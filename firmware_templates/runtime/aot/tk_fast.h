@@ -150,6 +150,19 @@ TK_FAST_INLINE void tk_dot2x2(const int8_t *w, const int8_t *c0, const int8_t *c
       c1 += 16;
       w += 32;
     }
+    if (c0 != end) { /* the whole 4-groups left: one predicated step (lanes past them neither load nor add) */
+      const int left = (int)(end - c0);
+      const mve_pred16_t p = vctp8q((uint32_t)left);
+      const int8x16_t r0 = vldrbq_gather_offset_z_s8(w, off0, p), r1 = vldrbq_gather_offset_z_s8(w, off1, p);
+      const int8x16_t x0 = vld1q_z_s8(c0, p), x1 = vld1q_z_s8(c1, p);
+      a00 = vmladavaq_s8(a00, r0, x0);
+      a10 = vmladavaq_s8(a10, r1, x0);
+      a01 = vmladavaq_s8(a01, r0, x1);
+      a11 = vmladavaq_s8(a11, r1, x1);
+      c0 += left;
+      c1 += left;
+      w += 2 * left;
+    }
   }
 #elif defined(__OPTIMIZE__) /* the asm takes `depth` as an immediate: a constant once inlined */
   if ((depth & 7) == 0 && k4 > 0 && depth <= 4095 && c1 == c0 + depth) {
@@ -254,6 +267,18 @@ TK_FAST_INLINE void tk_dot4x1(const int8_t *wa, const int8_t *wb, const int8_t *
       wa += 32;
       wb += 32;
     }
+    if (c0 != end) { /* the whole 4-groups left: one predicated step */
+      const int left = (int)(end - c0);
+      const mve_pred16_t p = vctp8q((uint32_t)left);
+      const int8x16_t x = vld1q_z_s8(c0, p);
+      a0 = vmladavaq_s8(a0, vldrbq_gather_offset_z_s8(wa, off0, p), x);
+      a1 = vmladavaq_s8(a1, vldrbq_gather_offset_z_s8(wa, off1, p), x);
+      a2 = vmladavaq_s8(a2, vldrbq_gather_offset_z_s8(wb, off0, p), x);
+      a3 = vmladavaq_s8(a3, vldrbq_gather_offset_z_s8(wb, off1, p), x);
+      c0 += left;
+      wa += 2 * left;
+      wb += 2 * left;
+    }
   }
 #elif defined(__OPTIMIZE__) /* 13 register operands: needs the frame pointer free */
   if ((depth & 7) == 0 && k4 > 0) { /* hand-scheduled: two blocks of 4 per iteration, no spills */
@@ -336,12 +361,58 @@ TK_FAST_INLINE void tk_dot4x1(const int8_t *wa, const int8_t *wb, const int8_t *
   a[3] = a3;
 }
 
+#if TK_FAST_MVE
+/* The rows of tk_gemm_cols in blocks of 4 with Helium: the dot products of two row pairs (tk_dot2x2) or of
+ * four rows (tk_dot4x1, one column), then the four outputs of a column requantized as one vector and stored
+ * whole. Returns the rows done (a multiple of 4). */
+TK_FAST_INLINE int tk_gemm4_mve(const int8_t *w, const int rows, const int depth, const int8_t *c0,
+                                const int8_t *c1, const int32_t *bias, const tk_rq_param *rq, const int32_t lo,
+                                const int32_t hi, int8_t *o0, int8_t *o1) {
+  const uint32x4_t lanes = vidupq_n_u32(0, 1);
+  const uint32x4_t qoff = vmulq_n_u32(lanes, (uint32_t)sizeof(tk_rq_param));
+  int r = 0;
+  for (; r + 4 <= rows; r += 4) {
+    int32_t p[4], q[4], col0[4], col1[4];
+    const int8_t *wr = w + r * depth;
+    if (c1) {
+      p[0] = p[2] = bias[r];
+      p[1] = p[3] = bias[r + 1];
+      q[0] = q[2] = bias[r + 2];
+      q[1] = q[3] = bias[r + 3];
+      tk_dot2x2(wr, c0, c1, depth, p);
+      tk_dot2x2(wr + 2 * depth, c0, c1, depth, q);
+      col0[0] = p[0];
+      col0[1] = p[1];
+      col0[2] = q[0];
+      col0[3] = q[1];
+      col1[0] = p[2];
+      col1[1] = p[3];
+      col1[2] = q[2];
+      col1[3] = q[3];
+      tk_rq_mve(vld1q_s32(col0), rq + r, qoff, lo, hi, o0 + r, lanes);
+      tk_rq_mve(vld1q_s32(col1), rq + r, qoff, lo, hi, o1 + r, lanes);
+    } else {
+      col0[0] = bias[r];
+      col0[1] = bias[r + 1];
+      col0[2] = bias[r + 2];
+      col0[3] = bias[r + 3];
+      tk_dot4x1(wr, wr + 2 * depth, c0, depth, col0);
+      tk_rq_mve(vld1q_s32(col0), rq + r, qoff, lo, hi, o0 + r, lanes);
+    }
+  }
+  return r;
+}
+#endif
+
 /* rows x depth weights (pair-interleaved) times one or two columns -> rows int8 outputs per column. */
 TK_FAST_INLINE void tk_gemm_cols(const int8_t *w, const int rows, const int depth, const int8_t *c0,
                                  const int8_t *c1, const int32_t *bias, const tk_rq_param *rq, const int32_t lo,
                                  const int32_t hi, int8_t *o0, int8_t *o1) {
   int r = 0;
   int32_t a[4];
+#if TK_FAST_MVE
+  r = tk_gemm4_mve(w, rows, depth, c0, c1, bias, rq, lo, hi, o0, o1);
+#endif
   if (c1 == 0) {
     for (; r + 4 <= rows; r += 4) {
       const int8_t *wr = w + r * depth;
@@ -785,6 +856,79 @@ TK_FAST_INLINE void tk_maxpool_fast(const int8_t *in, int8_t *out, const int in_
         if (hi < 127) m = tk_min4(m, hi4);
         memcpy(o + c, &m, 4);
       }
+    }
+  }
+}
+
+/* AVERAGE_POOL_2D, batch 1, C % 4 == 0, at most 255 taps per window (the generator checks both): the window
+ * sums of each channel in int16 lanes (|sum| <= 255 * 128 fits), padded taps skipped; then TFLM's division,
+ * rounding half away from zero, and the activation range. With the DSP extension 4 channels per SXTAB16
+ * pair, with Helium 8 per VLDRB.S16 + VADD; plain C elsewhere. */
+TK_FAST_INLINE int8_t tk_avg_one(const int32_t sum, const int count, const int32_t lo, const int32_t hi) {
+  int32_t v = sum > 0 ? (sum + count / 2) / count : (sum - count / 2) / count;
+  v = v < lo ? lo : v;
+  return (int8_t)(v > hi ? hi : v);
+}
+
+TK_FAST_INLINE void tk_avgpool_fast(const int8_t *in, int8_t *out, const int in_h, const int in_w, const int C,
+                                    const int out_h, const int out_w, const int f_h, const int f_w, const int s_h,
+                                    const int s_w, const int pad_h, const int pad_w, const int32_t lo,
+                                    const int32_t hi) {
+  int oy, ox, c, fy, fx;
+  for (oy = 0; oy < out_h; ++oy) {
+    const int iy0 = oy * s_h - pad_h;
+    const int fy0 = iy0 < 0 ? -iy0 : 0, fy1 = in_h - iy0 < f_h ? in_h - iy0 : f_h;
+    for (ox = 0; ox < out_w; ++ox) {
+      const int ix0 = ox * s_w - pad_w;
+      const int fx0 = ix0 < 0 ? -ix0 : 0, fx1 = in_w - ix0 < f_w ? in_w - ix0 : f_w;
+      const int count = (fy1 - fy0) * (fx1 - fx0);
+      int8_t *o = out + (oy * out_w + ox) * C;
+      c = 0;
+      if (count <= 0) { /* no valid tap (TFLM leaves the sum 0 and does not divide) */
+        for (; c < C; ++c) o[c] = (int8_t)(0 < lo ? lo : (0 > hi ? hi : 0));
+        continue;
+      }
+#if TK_FAST_MVE
+      for (; c + 8 <= C; c += 8) {
+        int16x8_t acc = vdupq_n_s16(0);
+        for (fy = fy0; fy < fy1; ++fy) {
+          const int8_t *row = in + ((iy0 + fy) * in_w + ix0) * C + c;
+          for (fx = fx0; fx < fx1; ++fx) acc = vaddq_s16(acc, vldrbq_s16(row + fx * C));
+        }
+        {
+          int16_t sums[8];
+          int j;
+          vst1q_s16(sums, acc);
+          for (j = 0; j < 8; ++j) o[c + j] = tk_avg_one(sums[j], count, lo, hi);
+        }
+      }
+#endif
+#if TK_FAST_DSP
+      for (; c < C; c += 4) {
+        int32_t a02 = 0, a13 = 0;
+        for (fy = fy0; fy < fy1; ++fy) {
+          const int8_t *row = in + ((iy0 + fy) * in_w + ix0) * C + c;
+          for (fx = fx0; fx < fx1; ++fx) {
+            const uint32_t v = tk_ld32(row + fx * C);
+            a02 = __sxtab16(a02, v);
+            __asm__("sxtab16 %0, %0, %1, ror #8" : "+r"(a13) : "r"(v));
+          }
+        }
+        o[c] = tk_avg_one((int16_t)a02, count, lo, hi);
+        o[c + 1] = tk_avg_one((int16_t)a13, count, lo, hi);
+        o[c + 2] = tk_avg_one(a02 >> 16, count, lo, hi);
+        o[c + 3] = tk_avg_one(a13 >> 16, count, lo, hi);
+      }
+#else
+      for (; c < C; ++c) {
+        int32_t sum = 0;
+        for (fy = fy0; fy < fy1; ++fy) {
+          const int8_t *row = in + ((iy0 + fy) * in_w + ix0) * C + c;
+          for (fx = fx0; fx < fx1; ++fx) sum += row[fx * C];
+        }
+        o[c] = tk_avg_one(sum, count, lo, hi);
+      }
+#endif
     }
   }
 }

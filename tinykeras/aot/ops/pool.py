@@ -1,4 +1,4 @@
-"""Pooling: AVERAGE_POOL_2D, MAX_POOL_2D (kernels in tk_ops.c, the max-pool fast path in tk_fast.h)."""
+"""Pooling: AVERAGE_POOL_2D, MAX_POOL_2D (kernels in tk_ops.c, their fast paths in tk_fast.h)."""
 
 from __future__ import annotations
 
@@ -34,13 +34,18 @@ def _pool(g: Any, op: OpInfo, ins: list[int], out_i: int, kernel: str) -> OpResu
         g.calls.append(f"  tk_maxpool_fast({g.ref(ins[0])}, {g.ref(out_i)}, {h}, {wi}, {c}, {oh}, {ow}, "
                        f"{fh}, {fw}, {sh}, {sw}, {pads[0]}, {pads[1]}, {lo}, {hi});")
         return "tk_maxpool_fast", 0, False
-    if kernel == "tk_maxpool_s8":
-        g.general.add(op.index)
+    if kernel == "tk_avgpool_s8" and n == 1 and c % 4 == 0 and fh * fw <= 255:  # int16 window sums
+        pads = (same_padding(sh, 1, h, fh, oh), same_padding(sw, 1, wi, fw, ow))
+        g.drop_decls(f"tk_p_{op.index}")
+        g.calls.append(f"  tk_avgpool_fast({g.ref(ins[0])}, {g.ref(out_i)}, {h}, {wi}, {c}, {oh}, {ow}, "
+                       f"{fh}, {fw}, {sh}, {sw}, {pads[0]}, {pads[1]}, {lo}, {hi});")
+        return "tk_avgpool_fast", 0, False
+    g.general.add(op.index)
     g.calls.append(f"  {kernel}(&tk_p_{op.index}, {g.ref(ins[0])}, {g.ref(out_i)});")
     return kernel, 0, False
 
 
-@aot_op("AVERAGE_POOL_2D", kernels=("tk_avgpool_s8",), c_files=("tk_ops.c",))
+@aot_op("AVERAGE_POOL_2D", kernels=("tk_avgpool_fast", "tk_avgpool_s8"), c_files=("tk_fast.h", "tk_ops.c"))
 def average_pool_2d(g: Any, op: OpInfo, ins: list[int], out_i: int) -> OpResult:
     """int8, any window and stride, SAME/VALID, fused RELU/RELU6/RELU_N1_TO_1"""
     return _pool(g, op, ins, out_i, "tk_avgpool_s8")
