@@ -96,6 +96,8 @@ def _cases() -> dict[str, tuple[str, Callable[[Any], Any]]]:
         "conv_3x3_c8_same": ("CONV_2D", lambda k: _seq((6, 5, 8), k.layers.Conv2D(5, 3, padding="same"))),
         "dw3x3_stride2_c12": ("DEPTHWISE_CONV_2D", lambda k: _seq(
             (9, 8, 12), k.layers.DepthwiseConv2D(3, strides=2, padding="same", activation="relu"))),
+        "dw3x3_stride2_c16": ("DEPTHWISE_CONV_2D", lambda k: _seq(  # Helium: pairs of interior pixels, 2 x 8 lanes
+            (9, 11, 16), k.layers.DepthwiseConv2D(3, strides=2, padding="same"))),
         "dw3x3_valid_c4_relu6": ("DEPTHWISE_CONV_2D", lambda k: _seq(
             (5, 6, 4), k.layers.DepthwiseConv2D(3), k.layers.ReLU(6.0))),
         "fc_depth32_odd_units": ("FULLY_CONNECTED", lambda k: _seq((32,), k.layers.Dense(13, activation="relu"))),
@@ -214,6 +216,22 @@ def test_wide_columns_are_planned_for_dsp_cores_only(name: str, converted: dict[
         assert conv.scratch_bytes - base.scratch_bytes >= 4 * 8 and wide.arena_bytes >= plain.arena_bytes
     for core in ("cortex-m3", "cortex-m55", "cortex-m0plus", "xtensa-lx7"):
         assert generate(data, info, core=core).files == plain.files
+
+
+@pytest.mark.parametrize("name", ["dw_same_relu", "dw3x3_stride2_c16", "dw3x3_stride2_c12"])
+def test_helium_depthwise_weights_are_planned_for_helium_cores_only(name: str, converted: dict[str, bytes]) -> None:
+    """On Cortex-M55 a fast depthwise 3x3 with channels % 8 == 0 gets its weights tap by tap (tk_wt_<op>, for
+    tk_dw8_taps_mve) instead of the SXTB16-ordered words; elsewhere, and for other channel counts, the call
+    passes a null pointer (the qemu_m55 test runs the Helium path)."""
+    from tinykeras.aot import generate
+
+    data = _model(converted, name)
+    info = inspect_bytes(data)
+    channels = next(t.shape[-1] for t in info.tensors if t.index == info.ops[0].inputs[0])
+    helium = generate(data, info, core="cortex-m55").files["tk_model.c"]
+    assert ("tk_wt_" in helium) is (channels % 8 == 0)
+    assert "tk_wt_" not in generate(data, info, core="cortex-m4").files["tk_model.c"]
+    assert "tk_wt_" not in generate(data, info).files["tk_model.c"]
 
 
 @pytest.mark.slow

@@ -32,6 +32,8 @@ __all__ = ["KERNEL_FILES", "SUPPORTED_OPS", "AotProgram", "Generator", "OpPlan",
 _HINT = "use --runtime tflm"
 # Cores whose conv kernels run on int16 columns (tk_fast.h TK_FAST_WIDE: the DSP extension without Helium).
 WIDE_COLUMN_CORES = frozenset({"cortex-m4", "cortex-m7", "cortex-m33"})
+# Cores with Helium (MVE): depthwise 3x3 layers also get their weights tap by tap (int8 [tap][channel]).
+HELIUM_CORES = frozenset({"cortex-m55", "cortex-m85"})
 MIN_BAND_SAVING = 0.10  # row bands are kept only where they shrink the arena by at least this share
 _MAX_TENSOR_BYTES = 16 * 1024 * 1024  # one activation in the static arena (a microcontroller has far less)
 
@@ -74,12 +76,13 @@ class Generator:
     """One model's generation: the state the op handlers write into (``decls``, ``calls``, plan inputs)."""
 
     def __init__(self, info: ModelInfo, name: str, profile: bool = False, bands: BandPlan | None = None,
-                 wide_columns: bool = False):
+                 core: str | None = None):
         self.info = info
         self.name = name
         self.profile = profile
         self.bands = bands
-        self.wide_columns = wide_columns  # scratch for int16 conv columns (DSP cores without Helium)
+        self.wide_columns = core in WIDE_COLUMN_CORES  # scratch for int16 conv columns (DSP cores without Helium)
+        self.helium = core in HELIUM_CORES
         self.decls: list[str] = []
         self.calls: list[str] = []
         self.weights_bytes = 0
@@ -506,7 +509,8 @@ def generate(model: bytes, info: ModelInfo, name: str = "model", profile: bool =
     """Generate the aot C sources for ``info`` (the ModelInfo of ``model``).
 
     ``core`` (the board's, e.g. ``cortex-m4``; None: any): on cores whose kernels take wide (int16) convolution
-    columns (``WIDE_COLUMN_CORES``) the plan gives them their scratch; the C is right for every core either way.
+    columns (``WIDE_COLUMN_CORES``) the plan gives them their scratch, on Helium cores (``HELIUM_CORES``) depthwise
+    layers their tap-major weights; the C is right for every core either way.
 
     ``profile=True`` adds a counter read after every op (``tk_profile_counts``, ``tk_profile_now()`` to be
     provided by the profile firmware, see tinykeras/profile.py); the benchmark build never has it.
@@ -516,13 +520,12 @@ def generate(model: bytes, info: ModelInfo, name: str = "model", profile: bool =
     """
     if not info.ops:
         raise ModelError(f"{info.path or 'model'}: the model has no operators")
-    wide = core in WIDE_COLUMN_CORES
-    gen = Generator(info, name, profile, wide_columns=wide)
+    gen = Generator(info, name, profile, core=core)
     gen.run()
     per_tensor = gen.plan()[1]
     best = choose_bands(gen, per_tensor)
     if best is not None:
-        gen = Generator(info, name, profile, bands=best, wide_columns=wide)
+        gen = Generator(info, name, profile, bands=best, core=core)
         gen.run()
     files, arena, offsets = gen.files()
     ins, outs = info.input_tensors(), info.output_tensors()

@@ -695,18 +695,89 @@ TK_FAST_INLINE void tk_dw8_mve(const int8_t *const *p, const int c, const int32_
 }
 #endif
 
+#if TK_FAST_MVE
+/* tk_rq on four accumulators whose parameters are already loaded (m, rnd, and -e). */
+TK_FAST_INLINE int32x4_t tk_rq4(const int32x4_t acc, const int32x4_t m, const int32x4_t rnd, const int32x4_t neg_e,
+                                const int32x4_t vlo, const int32x4_t vhi) {
+  int32x4_t h = vaddq_s32(vqrdmulhq_s32(acc, m), rnd);
+  h = vsubq_s32(h, vreinterpretq_s32_u32(vshrq_n_u32(vreinterpretq_u32_s32(acc), 31)));
+  return vminq_s32(vmaxq_s32(vshlq_s32(h, neg_e), vlo), vhi);
+}
+
+/* Depthwise 3x3 with Helium, 8 channels per step, weights tap by tap (w9: int8 [tap][C]): per tap the 8 inputs
+ * and 8 weights sign-extended to int16 lanes, VMULLB/VMULLT their even/odd products into two int32 vectors
+ * (channels c, c+2, c+4, c+6 and c+1, c+3, c+5, c+7). One output pixel (taps p[t], padded ones pointing at
+ * zprow) or two (`two`: both interior, the second's taps d bytes on, the weights loaded once for both). */
+TK_FAST_INLINE void tk_dw8_taps_mve(const int8_t *const *p, const int two, const int d, const int C,
+                                    const int8_t *w9, const int32_t *bias_adj, const tk_rq_param *rq,
+                                    const int32_t lo, const int32_t hi, int8_t *o) {
+  const uint32x4_t even = vmulq_n_u32(vidupq_n_u32(0, 1), 2), odd = vaddq_n_u32(even, 1);
+  const uint32x4_t qe = vmulq_n_u32(even, (uint32_t)sizeof(tk_rq_param)), qo = vmulq_n_u32(odd, (uint32_t)sizeof(tk_rq_param));
+  const int32x4_t vlo = vdupq_n_s32(lo < -128 ? -128 : lo), vhi = vdupq_n_s32(hi > 127 ? 127 : hi);
+  int c, t;
+  for (c = 0; c < C; c += 8) {
+    int32x4_t ae = vldrwq_gather_shifted_offset_s32(bias_adj + c, even);
+    int32x4_t ao = vldrwq_gather_shifted_offset_s32(bias_adj + c, odd);
+    int32x4_t be = ae, bo = ao;
+    if (two) {
+      for (t = 0; t < 9; ++t) {
+        const int16x8_t w = vldrbq_s16(w9 + t * C + c), x0 = vldrbq_s16(p[t] + c), x1 = vldrbq_s16(p[t] + d + c);
+        ae = vaddq_s32(ae, vmullbq_int_s16(x0, w));
+        ao = vaddq_s32(ao, vmulltq_int_s16(x0, w));
+        be = vaddq_s32(be, vmullbq_int_s16(x1, w));
+        bo = vaddq_s32(bo, vmulltq_int_s16(x1, w));
+      }
+    } else {
+      for (t = 0; t < 9; ++t) {
+        const int16x8_t w = vldrbq_s16(w9 + t * C + c), x0 = vldrbq_s16(p[t] + c);
+        ae = vaddq_s32(ae, vmullbq_int_s16(x0, w));
+        ao = vaddq_s32(ao, vmulltq_int_s16(x0, w));
+      }
+    }
+    {
+      const int32x4_t me = vldrwq_gather_offset_s32(&rq[c].mult, qe), mo = vldrwq_gather_offset_s32(&rq[c].mult, qo);
+      const int32x4_t re = vldrwq_gather_offset_s32(&rq[c].rnd, qe), ro = vldrwq_gather_offset_s32(&rq[c].rnd, qo);
+      const int32x4_t ee = vnegq_s32(vldrwq_gather_offset_s32(&rq[c].e, qe));
+      const int32x4_t eo = vnegq_s32(vldrwq_gather_offset_s32(&rq[c].e, qo));
+      vstrbq_scatter_offset_s32(o + c, even, tk_rq4(ae, me, re, ee, vlo, vhi));
+      vstrbq_scatter_offset_s32(o + c, odd, tk_rq4(ao, mo, ro, eo, vlo, vhi));
+      if (two) {
+        vstrbq_scatter_offset_s32(o + C + c, even, tk_rq4(be, me, re, ee, vlo, vhi));
+        vstrbq_scatter_offset_s32(o + C + c, odd, tk_rq4(bo, mo, ro, eo, vlo, vhi));
+      }
+    }
+  }
+}
+#endif
+
 TK_FAST_INLINE void tk_dw3x3_fast(const int8_t *in, int8_t *out, const int in_h, const int in_w, const int C,
                                   const int out_h, const int out_w, const int s, const int pad_h, const int pad_w,
                                   const int8_t *zprow, const int32_t *wx, const int32_t *bias_adj,
-                                  const tk_rq_param *rq, const int32_t lo, const int32_t hi) {
+                                  const tk_rq_param *rq, const int32_t lo, const int32_t hi, const int8_t *w9) {
+  /* w9: the weights tap by tap for the Helium path (tk_dw8_taps_mve, channels % 8 == 0), or 0 (then wx) */
   const int row = in_w * C;
   int oy, ox, c;
+  (void)w9;
   for (oy = 0; oy < out_h; ++oy) {
     const int iy0 = oy * s - pad_h;
     for (ox = 0; ox < out_w; ++ox) {
       const int ix0 = ox * s - pad_w;
       int8_t *o = out + (oy * out_w + ox) * C;
 #if TK_FAST_MVE
+      if (w9) { /* Helium, tap-major weights: two interior pixels at a time where both are */
+        const int8_t *p[9];
+        int ky, kx;
+        const int two = ox + 1 < out_w && iy0 >= 0 && iy0 + 3 <= in_h && ix0 >= 0 && ix0 + s + 3 <= in_w;
+        for (ky = 0; ky < 3; ++ky) {
+          for (kx = 0; kx < 3; ++kx) {
+            const int iy = iy0 + ky, ix = ix0 + kx;
+            p[ky * 3 + kx] = (iy >= 0 && iy < in_h && ix >= 0 && ix < in_w) ? in + (iy * in_w + ix) * C : zprow;
+          }
+        }
+        tk_dw8_taps_mve(p, two, s * C, C, w9, bias_adj, rq, lo, hi, o);
+        ox += two;
+        continue;
+      }
       { /* Helium: 8 channels at a time through the 9 tap pointers (padded taps point at zprow) */
         const int8_t *p[9];
         int ky, kx;

@@ -125,9 +125,14 @@ def depthwise_conv_2d(g: Any, op: OpInfo, ins: list[int], out_i: int) -> OpResul
         zrow = g.add_array("int8_t", f"tk_zp_{op.index}", np.full(c, in_zp))
         g.add_struct_array("tk_rq_param", f"tk_rq_{op.index}", rq)
         src, dst, in_h, out_h, top = g.band_args(op.index, ins[0], out_i, h, oh, pads[0])
+        taps = "(const int8_t *)0"
+        if g.helium and c % 8 == 0:  # the weights tap by tap for the Helium path (tk_fast.h tk_dw8_taps_mve)
+            g.drop_decls(wx)
+            wx = "(const int32_t *)0"
+            taps = g.add_array("int8_t", f"tk_wt_{op.index}", wd.reshape(9, c))
         g.calls.append(
             f"  tk_dw3x3_fast({src}, {dst}, {in_h}, {wi}, {c}, {out_h}, {ow}, {sh}, {top}, "
-            f"{pads[1]}, {zrow}, {wx}, {ba}, tk_rq_{op.index}, {lo}, {hi});")
+            f"{pads[1]}, {zrow}, {wx}, {ba}, tk_rq_{op.index}, {lo}, {hi}, {taps});")
         return "tk_dw3x3_fast", 0, False
     assert not g.in_bands(op.index), "banded chains hold fast-path ops only"
     g.general.add(op.index)
