@@ -25,7 +25,7 @@ import numpy as np
 
 from tinykeras.errors import ModelError
 from tinykeras.native import Child, ChildFailed
-from tinykeras.tflm_host import MAX_HOST_ARENA, arena_exhausted, describe_failure, native_failure_message
+from tinykeras.tflm_host import describe_failure, native_failure_message, with_growing_arena
 from tinykeras.types import ModelInfo
 
 # Measured on the real libraries (tests/test_firmware_libraries.py, scripts/bench_boards.py): a 32-bit target
@@ -77,25 +77,18 @@ def recorded_arena_bytes(model: bytes, info: ModelInfo, child: Child | None = No
     this size can fail; :func:`measure_arena_bytes` finds the smallest size that works. Runs in a child
     process (``native.Child``), so a native crash is a ModelError.
     """
-    size = _record_size(model, info)
+    def failure(exc: Exception, size: int) -> Exception:
+        if isinstance(exc, ChildFailed):
+            return ModelError(native_failure_message(info, "measure its arena", exc))
+        return ModelError(f"{info.path or 'model'}: TFLite-Micro cannot run it to measure the arena: "
+                          f"{describe_failure(info, str(exc), size)}")
+
+    first = _record_size(model, info)
     with _own(child) as worker:
-        while True:
-            try:
-                text = worker.call(("record", model, size, _inputs(info))).encode()
-                break
-            except ChildFailed as exc:   # with too small an arena for thousands of tensors TFLM may crash
-                if exc.reason == "crashed" and size * 4 <= MAX_HOST_ARENA:
-                    size *= 4
-                    _RECORD_SIZES[info.sha256] = size
-                    continue
-                raise ModelError(native_failure_message(info, "measure its arena", exc)) from None
-            except Exception as exc:  # the child's exception (TFLM raises RuntimeError)
-                if arena_exhausted(str(exc)) and size * 4 <= MAX_HOST_ARENA:
-                    size *= 4   # thousands of tensors (an unrolled RNN): TFLM's per-tensor records need more
-                    _RECORD_SIZES[info.sha256] = size
-                    continue
-                raise ModelError(f"{info.path or 'model'}: TFLite-Micro cannot run it to measure the arena: "
-                                 f"{describe_failure(info, str(exc), size)}") from None
+        reply, size = with_growing_arena(lambda n: worker.call(("record", model, n, _inputs(info))), first, failure)
+    if size != first:   # thousands of tensors (an unrolled RNN): the bisection starts from the size that worked
+        _RECORD_SIZES[info.sha256] = size
+    text = reply.encode()
     match = _TOTAL.search(text)
     if match is None:
         raise ModelError("TFLite-Micro printed no 'Arena allocation total' line; cannot measure the arena "

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 import numpy as np
 
 from tinykeras.errors import ModelError, UnsupportedOpError
 from tinykeras.types import ModelInfo, TensorInfo
+
+T = TypeVar("T")
 
 
 def quantize(x: np.ndarray, tensor: TensorInfo) -> np.ndarray:
@@ -67,37 +69,30 @@ class TflmRunner:
         self.last_seconds = 0.0
         self._child = child if child is not None else Child("tinykeras.tflm_host")  # a shared one: fuzzing
         size = arena_size or default_arena_size(model, info)
-        while True:
-            try:
-                self._call(("load", model, size), "load it", retry_larger=arena_size is None and size < MAX_HOST_ARENA)
-                break
-            except _ArenaTooSmall:  # many small tensors (an unrolled RNN): TFLM's per-tensor records need more
-                size *= 4
-        self.arena_size = size
+        _, self.arena_size = with_growing_arena(lambda n: self._child.call(("load", model, n), self.timeout), size,
+                                                lambda exc, n: self._failure(exc, ("load", model, n), "load it"),
+                                                grow=arena_size is None and not _ops_without_kernel(info))
 
-    def _call(self, request: tuple, doing: str, retry_larger: bool = False):  # type: ignore[no-untyped-def,type-arg]
-        from tinykeras.native import ChildFailed
-
+    def _call(self, request: tuple, doing: str):  # type: ignore[no-untyped-def,type-arg]
         try:
             return self._child.call(request, self.timeout)
-        except ChildFailed as exc:
+        except Exception as exc:
+            raise self._failure(exc, request, doing) from None
+
+    def _failure(self, exc: Exception, request: tuple, doing: str) -> Exception:  # type: ignore[type-arg]
+        """The one-line error for a failed request: the op without a TFLM kernel, or TFLM's words."""
+        from tinykeras.native import ChildFailed
+
+        if isinstance(exc, ChildFailed):
             self._child.close()
-            if retry_larger and exc.reason == "crashed":
-                # TFLM writes past an arena too small for the records of thousands of tensors (an unrolled
-                # RNN) instead of failing: a crash while loading with the default arena retries a larger one
-                raise _ArenaTooSmall() from None
-            raise ModelError(native_failure_message(self.info, doing, exc)) from None
-        except Exception as exc:  # the child's exception, re-raised here (TFLM raises RuntimeError)
-            missing = _ops_without_kernel(self.info) if request[0] == "load" else []
-            if missing:  # name the op rather than TFLM's "failed to allocate tensors"
-                raise UnsupportedOpError(missing, "TFLite-Micro", "Replace the layer that produces it, or check "
-                                         "`tinykeras inspect` for the model's ops") from None
-            text = str(exc)
-            if retry_larger and arena_exhausted(text):
-                raise _ArenaTooSmall() from None
-            size = request[2] if request[0] == "load" else None
-            raise ModelError(f"{self.info.path or 'model'}: TFLite-Micro cannot {doing}: "
-                             f"{describe_failure(self.info, text, size)}") from None
+            return ModelError(native_failure_message(self.info, doing, exc))
+        missing = _ops_without_kernel(self.info) if request[0] == "load" else []
+        if missing:  # name the op rather than TFLM's "failed to allocate tensors"
+            return UnsupportedOpError(missing, "TFLite-Micro", "Replace the layer that produces it, or check "
+                                      "`tinykeras inspect` for the model's ops")
+        size = request[2] if request[0] == "load" else None
+        return ModelError(f"{self.info.path or 'model'}: TFLite-Micro cannot {doing}: "
+                          f"{describe_failure(self.info, str(exc), size)}")
 
     def invoke(self, sample: np.ndarray | list[np.ndarray]) -> list[np.ndarray]:
         """Run one sample (with a batch axis of 1; a list with one array per input for several inputs) and
@@ -133,8 +128,29 @@ def arena_exhausted(text: str) -> bool:
     return any(mark in text for mark in ARENA_EXHAUSTED)
 
 
-class _ArenaTooSmall(Exception):
-    """TFLM ran out of the host arena while loading: retry with a larger one."""
+def arena_too_small(exc: BaseException) -> bool:
+    """Whether a failed load says the host arena was too small: TFLM's own words, or a native crash (TFLM writes
+    past an arena too small for the records of thousands of tensors, an unrolled RNN, instead of failing)."""
+    from tinykeras.native import ChildFailed
+
+    if isinstance(exc, ChildFailed):
+        return exc.reason == "crashed"
+    return arena_exhausted(str(exc))
+
+
+def with_growing_arena(attempt: Callable[[int], T], size: int, failure: Callable[[Exception, int], Exception],
+                       grow: bool = True) -> tuple[T, int]:
+    """``attempt(size)``, retried with a 4x larger host arena (up to ``MAX_HOST_ARENA``) while it fails for want of
+    arena (``arena_too_small``) and ``grow``; returns (its result, the size it worked with). Any other failure, or
+    the last, raises ``failure(exc, size)``."""
+    while True:
+        try:
+            return attempt(size), size
+        except Exception as exc:
+            if grow and size * 4 <= MAX_HOST_ARENA and arena_too_small(exc):
+                size *= 4
+                continue
+            raise failure(exc, size) from None
 
 
 def describe_failure(info: ModelInfo, text: str, arena_size: int | None = None) -> str:
