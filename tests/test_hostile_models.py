@@ -113,6 +113,37 @@ def test_runner_still_works_after_a_crash() -> None:
     assert out[0].shape == tuple(info.output_tensors()[0].shape)
 
 
+def test_a_collected_child_never_waits_and_ignores_ctrl_c() -> None:
+    """A Ctrl-C that lands while a garbage-collected runner waits for its child would be swallowed by Python
+    (exceptions in __del__ are ignored): __del__ kills without waiting. The child ignores SIGINT, so a terminal's
+    Ctrl-C (sent to the whole process group) is the parent's to handle."""
+    import signal
+    import time
+
+    from tinykeras.native import Child
+
+    child = Child("tinykeras.tflm_host")
+    with pytest.raises(ValueError, match="unknown request"):   # it answers: in its loop, SIGINT ignored
+        child.call(("no such request",), timeout=60)
+    proc = child._proc
+    assert proc is not None and proc.poll() is None
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    assert proc.poll() is None, "the child died of SIGINT"
+
+    def no_wait(*args: object, **kwargs: object) -> int:
+        raise AssertionError("__del__ waited for the child")
+
+    proc.wait = no_wait  # type: ignore[method-assign]
+    child.__del__()
+    assert child._proc is None
+    for _ in range(100):   # killed (SIGKILL), reaped here
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    assert proc.returncode == -signal.SIGKILL
+
+
 def test_killed_arena_probe_is_not_too_small(monkeypatch: pytest.MonkeyPatch) -> None:
     from tinykeras import arena
     from tinykeras.native import Child, ChildFailed

@@ -194,8 +194,15 @@ class Child:
         self.close()
 
     def __del__(self) -> None:
+        # Never wait here: Python swallows an exception raised in __del__, so a Ctrl-C landing while a collected
+        # runner waited for its child to exit was lost (tune then went on). Kill it; subprocess reaps it.
+        proc, self._proc = self._proc, None
         with contextlib.suppress(Exception):
-            self.close()
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+        with contextlib.suppress(Exception):
+            if self._log is not None:
+                self._log.close()
 
 
 def _read_exact(stream: BinaryIO, n: int) -> bytes | None:
@@ -212,6 +219,7 @@ def serve(handle: Callable[[Any], Any]) -> None:
     """The child's loop: answer each request with ('ok', handle(request)) or ('error', exception)."""
     parent = os.environ.get("TINYKERAS_PARENT_PID")
     die_with_parent(int(parent) if parent and parent.isdigit() else None)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C is the parent's to handle: it stops us
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # stray prints must not corrupt the channel
     while True:
