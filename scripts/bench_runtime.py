@@ -329,7 +329,8 @@ def markdown_table(report: dict[str, Any]) -> str:
             rows.append(
                 f"| {LABELS.get(name, name)} | `{board}` | {_fmt(m['macs'])} | {_fmt(aot.get('instructions'))}{per} "
                 f"| {_fmt(cmsis.get('instructions'))} | {_fmt(r['instructions_aot_over_tflm_cmsis_nn'])} "
-                f"| {_fmt(m['aot']['arena_bytes'])} B | {_fmt(cmsis.get('arena_bytes') or host_arena)} B "
+                f"| {_fmt(aot.get('arena_bytes') or m['aot']['arena_bytes'])} B "
+                f"| {_fmt(cmsis.get('arena_bytes') or host_arena)} B "
                 f"| {_fmt(r['arena_aot_over_tflm'])} | {_fmt(aot.get('flash_bytes'))} B ({_fmt(m['model_bytes'])} B) "
                 f"| {_fmt(r.get('flash_aot_over_tflm_cmsis_nn'))} "
                 f"| {host}, {_mark((b.get('correctness') or {}).get(board))} |")
