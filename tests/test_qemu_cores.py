@@ -3,8 +3,9 @@
 machine's port folder (firmware_templates/baremetal/<machine>/: tk_machine.h, memory.ld).
 
 CI runs one representative model per core (the shipped DS-CNN keyword spotter: conv, depthwise, pooling, fully
-connected, softmax) with the aot runtime on every core. Outputs bit-exact with the TFLM host interpreter (the
-whole output vector, for the benchmark pattern and a random input).
+connected, softmax) with the aot runtime and with TFLM + CMSIS-NN on every core (one TFLM library archive per
+core and kernels, compiled once and cached). Outputs bit-exact with the TFLM host interpreter (the whole output
+vector, for the benchmark pattern and a random input).
 """
 
 from __future__ import annotations
@@ -69,6 +70,27 @@ def test_aot_on_every_core_matches_tflm(board: str, tmp_path: Path) -> None:
                    log=lambda _m: None)
     makefile = (result.project_dir / "Makefile").read_text()
     assert f"-mcpu={CORES[board][1]}" in makefile
+    elf = qemu.compile_project(result.project_dir)
+    figures = run_and_compare(elf, model, inspect_bytes(model, str(path)), result.arena.planned_bytes, board)
+    assert all(n and n > 0 for n in figures["instructions"])
+
+
+@needs_arm
+@pytest.mark.slow
+@pytest.mark.parametrize("board", sorted(CORES))
+def test_tflm_cmsis_nn_on_every_core_matches_tflm(board: str, third_party_dir: Path, tmp_path: Path) -> None:
+    """TFLM 90b983c + CMSIS-NN compiled with each core's flags (plain C on the M3, DSP on the M4/M7/M33, MVE on
+    the M55) runs the representative model bit-exact with the host interpreter."""
+    from standin import run_and_compare
+
+    from tinykeras.pipeline import BuildOptions, build
+
+    path, model = _kws()
+    result = build(BuildOptions(board=board, model=path, runtime="tflm", kernels="cmsis-nn", runs=2, warmup=1,
+                                out=tmp_path / "fw", tflm_dir=third_party_dir / "tflite-micro-90b983c"),
+                   log=lambda _m: None)
+    makefile = (result.project_dir / "Makefile").read_text()
+    assert f"-mcpu={CORES[board][1]}" in makefile and "-DCMSIS_NN" in makefile
     elf = qemu.compile_project(result.project_dir)
     figures = run_and_compare(elf, model, inspect_bytes(model, str(path)), result.arena.planned_bytes, board)
     assert all(n and n > 0 for n in figures["instructions"])
