@@ -114,7 +114,8 @@ def test_aot_kernels_follow_the_core(tmp_path: Path) -> None:
                    "  tk_dw3x3_fast(x, y, 8, 8, 16, 8, 8, 1, 1, 1, z, 0, b, q, -128, 127, (const int8_t *)w);\n}\n"
                    "void conv(const int8_t *x, int8_t *y, int8_t *s, const int8_t *w, const int32_t *b,\n"
                    "          const tk_rq_param *q, int32_t *wide) {\n"
-                   "  tk_conv_fast(x, y, s, 8, 8, 16, 8, 8, 16, 1, 1, 1, 1, 0, 0, 0, 16, w, b, q, -128, 127, wide);\n}\n")
+                   "  tk_conv_fast(x, y, s, 8, 8, 16, 8, 8, 16, 1, 1, 1, 1, 0, 0, 0, 16, w, b, q, -128, 127,\n"
+                   "               wide);\n}\n")
     for board, (_machine, core) in CORES.items():
         cflags = qemu.qemu_settings(load_board(board))["cflags"]
         asm = subprocess.run(["arm-none-eabi-gcc", *cflags, f"-I{templates_dir() / 'runtime' / 'aot'}", "-S", "-o",

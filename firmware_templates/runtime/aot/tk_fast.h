@@ -126,6 +126,25 @@ TK_FAST_INLINE void tk_rq_mve(const int32x4_t acc, const tk_rq_param *q, const u
 }
 #endif
 
+#if TK_FAST_DSP
+/* The 2 rows x 2 columns x 4 depth values step of the SMLAD loops (asm text): weight words w0 (row 0) and w1
+ * (row 1) extended with SXTB16 into t, against the columns' halves XA (depth 0 and 2) and XB (1 and 3) of
+ * column 0 and column 1; accumulators a00, a10 (column 0) and a01, a11 (column 1). */
+#define TK_SMLAD22(XA0, XB0, XA1, XB1)            \
+  "sxtb16 %[t], %[w0]\n\t"                        \
+  "smlad  %[a00], %[" #XA0 "], %[t], %[a00]\n\t" \
+  "smlad  %[a01], %[" #XA1 "], %[t], %[a01]\n\t" \
+  "sxtb16 %[t], %[w0], ror #8\n\t"                \
+  "smlad  %[a00], %[" #XB0 "], %[t], %[a00]\n\t" \
+  "smlad  %[a01], %[" #XB1 "], %[t], %[a01]\n\t" \
+  "sxtb16 %[t], %[w1]\n\t"                        \
+  "smlad  %[a10], %[" #XA0 "], %[t], %[a10]\n\t" \
+  "smlad  %[a11], %[" #XA1 "], %[t], %[a11]\n\t" \
+  "sxtb16 %[t], %[w1], ror #8\n\t"                \
+  "smlad  %[a10], %[" #XB0 "], %[t], %[a10]\n\t" \
+  "smlad  %[a11], %[" #XB1 "], %[t], %[a11]\n\t"
+#endif
+
 /* Two pair-interleaved weight rows (w) against two columns: a[0..3] += r0.c0, r1.c0, r0.c1, r1.c1. */
 TK_FAST_INLINE void tk_dot2x2(const int8_t *w, const int8_t *c0, const int8_t *c1, const int depth, int32_t *a) {
   const int k4 = depth & ~3;
@@ -176,18 +195,7 @@ TK_FAST_INLINE void tk_dot2x2(const int8_t *w, const int8_t *c0, const int8_t *c
   "sxtb16 %[x0a], %[x0a]\n\t"                                   \
   "sxtb16 %[x1b], %[x1a], ror #8\n\t"                           \
   "sxtb16 %[x1a], %[x1a]\n\t"                                   \
-  "sxtb16 %[t], %[w0]\n\t"                                      \
-  "smlad  %[a00], %[x0a], %[t], %[a00]\n\t"                     \
-  "smlad  %[a01], %[x1a], %[t], %[a01]\n\t"                     \
-  "sxtb16 %[t], %[w0], ror #8\n\t"                              \
-  "smlad  %[a00], %[x0b], %[t], %[a00]\n\t"                     \
-  "smlad  %[a01], %[x1b], %[t], %[a01]\n\t"                     \
-  "sxtb16 %[t], %[w1]\n\t"                                      \
-  "smlad  %[a10], %[x0a], %[t], %[a10]\n\t"                     \
-  "smlad  %[a11], %[x1a], %[t], %[a11]\n\t"                     \
-  "sxtb16 %[t], %[w1], ror #8\n\t"                              \
-  "smlad  %[a10], %[x0b], %[t], %[a10]\n\t"                     \
-  "smlad  %[a11], %[x1b], %[t], %[a11]\n\t"
+  TK_SMLAD22(x0a, x0b, x1a, x1b)
     __asm__ volatile(
         "1:\n\t" TK_B22 TK_B22
         "cmp    %[c0], %[end]\n\t"
@@ -404,6 +412,21 @@ TK_FAST_INLINE int tk_gemm4_mve(const int8_t *w, const int rows, const int depth
 }
 #endif
 
+/* The odd last weight row (natural layout, pair_interleave leaves it so) against columns c0 and c1: one output
+ * each (o1 == 0: c0's only). */
+TK_FAST_INLINE void tk_odd_row(const int8_t *wr, const int depth, const int8_t *c0, const int8_t *c1,
+                               const int32_t bias, const tk_rq_param *rq, const int32_t lo, const int32_t hi,
+                               int8_t *o0, int8_t *o1) {
+  int32_t s0 = bias, s1 = bias;
+  int k;
+  for (k = 0; k < depth; ++k) {
+    s0 += c0[k] * wr[k];
+    s1 += c1[k] * wr[k];
+  }
+  *o0 = tk_rq(s0, rq, lo, hi);
+  if (o1) *o1 = tk_rq(s1, rq, lo, hi);
+}
+
 /* rows x depth weights (pair-interleaved) times one or two columns -> rows int8 outputs per column. */
 TK_FAST_INLINE void tk_gemm_cols(const int8_t *w, const int rows, const int depth, const int8_t *c0,
                                  const int8_t *c1, const int32_t *bias, const tk_rq_param *rq, const int32_t lo,
@@ -442,17 +465,7 @@ TK_FAST_INLINE void tk_gemm_cols(const int8_t *w, const int rows, const int dept
       o1[r + 1] = tk_rq(a[3], rq + r + 1, lo, hi);
     }
   }
-  if (r < rows) { /* odd last row, natural layout */
-    const int8_t *wr = w + r * depth;
-    int32_t s0 = bias[r], s1 = bias[r];
-    int k;
-    for (k = 0; k < depth; ++k) {
-      s0 += c0[k] * wr[k];
-      s1 += c1[k] * wr[k];
-    }
-    o0[r] = tk_rq(s0, rq + r, lo, hi);
-    if (o1) o1[r] = tk_rq(s1, rq + r, lo, hi);
-  }
+  if (r < rows) tk_odd_row(w + r * depth, depth, c0, c1, bias[r], rq + r, lo, hi, o0 + r, o1 ? o1 + r : 0);
 }
 
 #if TK_FAST_DSP && !TK_FAST_MVE && defined(__OPTIMIZE__)
@@ -491,18 +504,7 @@ TK_FAST_INLINE void tk_gemm_wide(const int8_t *w, const int rows, const int dept
   "ldrd   %[xa0], %[xb0], [%[x]], #16\n\t"              \
   "ldrd   %[xa1], %[xb1], [%[x], #-8]\n\t"              \
   "ldrd   %[w0], %[w1], [%[w]], #8\n\t"                 \
-  "sxtb16 %[t], %[w0]\n\t"                              \
-  "smlad  %[a00], %[xa0], %[t], %[a00]\n\t"             \
-  "smlad  %[a01], %[xa1], %[t], %[a01]\n\t"             \
-  "sxtb16 %[t], %[w0], ror #8\n\t"                      \
-  "smlad  %[a00], %[xb0], %[t], %[a00]\n\t"             \
-  "smlad  %[a01], %[xb1], %[t], %[a01]\n\t"             \
-  "sxtb16 %[t], %[w1]\n\t"                              \
-  "smlad  %[a10], %[xa0], %[t], %[a10]\n\t"             \
-  "smlad  %[a11], %[xa1], %[t], %[a11]\n\t"             \
-  "sxtb16 %[t], %[w1], ror #8\n\t"                      \
-  "smlad  %[a10], %[xb0], %[t], %[a10]\n\t"             \
-  "smlad  %[a11], %[xb1], %[t], %[a11]\n\t"
+  TK_SMLAD22(xa0, xb0, xa1, xb1)
     __asm__ volatile(
         "1:\n\t" TK_W22 TK_W22
         "cmp    %[x], %[end]\n\t"
@@ -518,17 +520,7 @@ TK_FAST_INLINE void tk_gemm_wide(const int8_t *w, const int rows, const int dept
     o1[r] = tk_rq(a01, rq + r, lo, hi);
     o1[r + 1] = tk_rq(a11, rq + r + 1, lo, hi);
   }
-  if (r < rows) { /* odd last row, natural layout */
-    const int8_t *wr = w + r * depth;
-    int32_t s0 = bias[r], s1 = bias[r];
-    int k;
-    for (k = 0; k < depth; ++k) {
-      s0 += c0[k] * wr[k];
-      s1 += c1[k] * wr[k];
-    }
-    o0[r] = tk_rq(s0, rq + r, lo, hi);
-    o1[r] = tk_rq(s1, rq + r, lo, hi);
-  }
+  if (r < rows) tk_odd_row(w + r * depth, depth, c0, c1, bias[r], rq + r, lo, hi, o0 + r, o1 + r);
 }
 #else
 #define TK_FAST_WIDE 0
