@@ -214,8 +214,38 @@ def test_wide_columns_are_planned_for_dsp_cores_only(name: str, converted: dict[
         conv = next(p for p in wide.ops if p.op == "CONV_2D")
         base = next(p for p in plain.ops if p.op == "CONV_2D")
         assert conv.scratch_bytes - base.scratch_bytes >= 4 * 8 and wide.arena_bytes >= plain.arena_bytes
-    for core in ("cortex-m3", "cortex-m55", "cortex-m0plus", "xtensa-lx7"):
+    for core in ("cortex-m3", "cortex-m0plus", "xtensa-lx7"):
         assert generate(data, info, core=core).files == plain.files
+
+
+@pytest.mark.parametrize("name", ["conv_3x3_c8_same", "conv_pw_16_to_11_relu6", "fc_depth32_odd_units", "fc_odd"])
+def test_helium_gemm_weights_are_planned_for_helium_cores_only(name: str, converted: dict[str, bytes]) -> None:
+    """On Cortex-M55 the fast conv/fully connected weights are laid out in the Helium row blocks tk_dot4_mve loads
+    contiguously (same bytes, same calls, same arena), and tk_model.c says so (TK_WEIGHTS_HELIUM, checked by
+    tk_fast.h against the compiler's MVE flag); elsewhere pair-interleaved as before."""
+    import re
+
+    from tinykeras.aot import generate
+
+    data = _model(converted, name)
+    info = inspect_bytes(data)
+    plain, helium = generate(data, info), generate(data, info, core="cortex-m55")
+    src, hsrc = plain.files["tk_model.c"], helium.files["tk_model.c"]
+    assert "#define TK_WEIGHTS_HELIUM 0" in src and "#define TK_WEIGHTS_HELIUM 1" in hsrc
+    assert helium.arena_bytes == plain.arena_bytes and helium.weights_bytes == plain.weights_bytes
+
+    def arrays(text: str) -> dict[str, list[int]]:
+        found = re.findall(r"int8_t (tk_w_\d+)\[\d+\][^=]*= \{([^}]*)\}", text)
+        return {k: [int(v) for v in body.replace("\n", " ").split(",") if v.strip()] for k, body in found}
+
+    def calls(text: str) -> list[str]:
+        return [ln for ln in text.splitlines() if ln.startswith("  tk_")]
+
+    assert calls(hsrc) == calls(src)
+    weights, hweights = arrays(src), arrays(hsrc)
+    assert weights and weights.keys() == hweights.keys()
+    assert all(sorted(hweights[k]) == sorted(v) for k, v in weights.items())
+    assert any(hweights[k] != v for k, v in weights.items())  # every case has a group of 4 rows
 
 
 @pytest.mark.parametrize("name", ["dw_same_relu", "dw3x3_stride2_c16", "dw3x3_stride2_c12"])

@@ -125,6 +125,30 @@ def test_aot_kernels_follow_the_core(tmp_path: Path) -> None:
             assert ("smlad" in asm) == (core != "cortex-m3"), board
 
 
+@requires_tool("arm-none-eabi-gcc")
+def test_gemm_weight_layout_is_checked_against_the_core(tmp_path: Path) -> None:
+    """tk_model.c generated for a core without Helium (pair-interleaved weights) does not compile for the M55,
+    nor the M55's (Helium row blocks) for the M4: one #error that says to regenerate, never wrong outputs."""
+    import subprocess
+
+    from tinykeras.aot import generate
+    from tinykeras.resources import templates_dir
+
+    _path, data = _kws()
+    info = inspect_bytes(data)
+    for gen_core, board in (("cortex-m4", "qemu_m55"), ("cortex-m55", "qemu_m4"), ("cortex-m55", "qemu_m55")):
+        d = tmp_path / f"{gen_core}-{board}"
+        d.mkdir()
+        for fname, text in generate(data, info, core=gen_core).files.items():
+            (d / fname).write_text(text)
+        cflags = qemu.qemu_settings(load_board(board))["cflags"]
+        run = subprocess.run(["arm-none-eabi-gcc", *cflags, f"-I{d}", f"-I{templates_dir() / 'runtime' / 'aot'}",
+                              "-fsyntax-only", str(d / "tk_model.c")], capture_output=True, text=True)
+        mismatch = (gen_core == "cortex-m55") != (board == "qemu_m55")
+        assert (run.returncode != 0) == mismatch, run.stderr
+        assert ("regenerate it for this board" in run.stderr) == mismatch
+
+
 def test_m55_tflm_library_gets_its_assembler_workaround(third_party_dir: Path, tmp_path: Path) -> None:
     """qemu_m55's library_cflags reach the TFLM library's flags only (binutils 2.40 VCVTNE workaround)."""
     from tinykeras.pipeline import BuildOptions, build

@@ -22,6 +22,7 @@ from tinykeras.aot.bands import BandPlan, candidates
 from tinykeras.aot.declare import Unsupported
 from tinykeras.aot.emit import C_TYPES, INT32_RANGE, c_array, c_struct_array, kernel_sources, render
 from tinykeras.aot.ops import KERNEL_FILES, OPS, REFUSED, SUPPORTED_OPS
+from tinykeras.aot.ops.layout import helium_row_blocks
 from tinykeras.aot.planner import Buffer, align_up, pack
 from tinykeras.cgen import banner
 from tinykeras.errors import ModelError, UnsupportedOpError
@@ -148,6 +149,14 @@ class Generator:
         nbytes = max(arr.size, 1) * {"int8_t": 1, "uint8_t": 1, "int16_t": 2}.get(ctype, 4)
         self.weights_bytes += nbytes
         self.array_bytes[name] = nbytes
+        return name
+
+    def gemm_weights(self, name: str, rows: np.ndarray) -> str:
+        """Array ``name`` (pair-interleaved ``rows``) of a fast GEMM (tk_fast.h tk_gemm_cols), re-added on Helium
+        cores in the row blocks their kernels read (layout.helium_row_blocks)."""
+        if self.helium:
+            self.drop_decls(name)
+            self.add_array("int8_t", name, helium_row_blocks(rows))
         return name
 
     def drop_decls(self, *names: str) -> None:
@@ -474,7 +483,7 @@ class Generator:
             decls = render("tk_profile_decls.c.in", n=len(info.ops)) + decls
             calls = "  uint64_t tk_prof_t = tk_profile_now();\n" + calls
         source = render(
-            "tk_model.c.in", banner=head, defines="\n".join(defines), decls=decls, calls=calls,
+            "tk_model.c.in", banner=head, helium=int(self.helium), defines="\n".join(defines), decls=decls, calls=calls,
             in_list=in_list, out_list=out_list, in_sizes=in_sizes, out_sizes=out_sizes,
         )
         files = {"tk_model.h": header, "tk_model.c": source, **kernel_sources(KERNEL_FILES)}

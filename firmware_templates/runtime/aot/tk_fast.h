@@ -48,6 +48,12 @@
 #define TK_FAST_MVE 0
 #endif
 
+/* tk_model.c states the GEMM weight layout it was generated in: Helium row blocks for MVE cores, pair-interleaved
+ * rows elsewhere; it must be the one this compile's kernels read. */
+#if defined(TK_WEIGHTS_HELIUM) && TK_WEIGHTS_HELIUM != TK_FAST_MVE
+#error "tk_model.c was generated for another core (Helium or not): regenerate it for this board"
+#endif
+
 #if defined(__GNUC__)
 #define TK_FAST_INLINE static inline __attribute__((always_inline))
 #else
@@ -261,34 +267,7 @@ TK_FAST_INLINE void tk_dot4x1(const int8_t *wa, const int8_t *wb, const int8_t *
   int k;
 #if TK_FAST_DSP
   const int8_t *const end = c0 + k4;
-#if TK_FAST_MVE
-  {
-    const uint8x16_t off0 = tk_mve_row_offsets(), off1 = vaddq_n_u8(off0, 4);
-    const int8_t *const end16 = c0 + (depth & ~15);
-    while (c0 != end16) {
-      const int8x16_t x = vld1q_s8(c0);
-      a0 = vmladavaq_s8(a0, vldrbq_gather_offset_s8(wa, off0), x);
-      a1 = vmladavaq_s8(a1, vldrbq_gather_offset_s8(wa, off1), x);
-      a2 = vmladavaq_s8(a2, vldrbq_gather_offset_s8(wb, off0), x);
-      a3 = vmladavaq_s8(a3, vldrbq_gather_offset_s8(wb, off1), x);
-      c0 += 16;
-      wa += 32;
-      wb += 32;
-    }
-    if (c0 != end) { /* the whole 4-groups left: one predicated step */
-      const int left = (int)(end - c0);
-      const mve_pred16_t p = vctp8q((uint32_t)left);
-      const int8x16_t x = vld1q_z_s8(c0, p);
-      a0 = vmladavaq_s8(a0, vldrbq_gather_offset_z_s8(wa, off0, p), x);
-      a1 = vmladavaq_s8(a1, vldrbq_gather_offset_z_s8(wa, off1, p), x);
-      a2 = vmladavaq_s8(a2, vldrbq_gather_offset_z_s8(wb, off0, p), x);
-      a3 = vmladavaq_s8(a3, vldrbq_gather_offset_z_s8(wb, off1, p), x);
-      c0 += left;
-      wa += 2 * left;
-      wb += 2 * left;
-    }
-  }
-#elif defined(__OPTIMIZE__) /* 13 register operands: needs the frame pointer free */
+#if defined(__OPTIMIZE__) /* 13 register operands: needs the frame pointer free */
   if ((depth & 7) == 0 && k4 > 0) { /* hand-scheduled: two blocks of 4 per iteration, no spills */
     int32_t xa, xb, w0, w1, t;
 #define TK_Q4(ROWS_A, ROWS_B)                                                                          \
@@ -370,9 +349,99 @@ TK_FAST_INLINE void tk_dot4x1(const int8_t *wa, const int8_t *wb, const int8_t *
 }
 
 #if TK_FAST_MVE
-/* The rows of tk_gemm_cols in blocks of 4 with Helium: the dot products of two row pairs (tk_dot2x2) or of
- * four rows (tk_dot4x1, one column), then the four outputs of a column requantized as one vector and stored
- * whole. Returns the rows done (a multiple of 4). */
+/* Helium GEMM: rows in groups of 4 whose weights (the generator's helium_row_blocks) hold 16-value chunks row by
+ * row ([r0 k..k+16][r1 ..][r2 ..][r3 ..], then each row's depth % 16 leftovers): every load is contiguous.
+ * tk_dot4_mve: the four rows of group w against column c0 and, unless c1 == 0, column c1: VMLADAVA sums 16
+ * products into a 32-bit accumulator; the leftovers in one predicated step. v0, v1 = bias[0..3] + the sums. */
+TK_FAST_INLINE void tk_dot4_mve(const int8_t *w, const int8_t *c0, const int8_t *c1, const int depth,
+                                const int32_t *bias, int32x4_t *v0, int32x4_t *v1) {
+  const int8_t *const end16 = c0 + (depth & ~15);
+  const int left = depth & 15;
+  int32_t a0 = bias[0], a1 = bias[1], a2 = bias[2], a3 = bias[3], b0 = a0, b1 = a1, b2 = a2, b3 = a3;
+  if (c1 == 0) {
+    while (c0 != end16) {
+      const int8x16_t x = vld1q_s8(c0);
+      a0 = vmladavaq_s8(a0, vld1q_s8(w), x);
+      a1 = vmladavaq_s8(a1, vld1q_s8(w + 16), x);
+      a2 = vmladavaq_s8(a2, vld1q_s8(w + 32), x);
+      a3 = vmladavaq_s8(a3, vld1q_s8(w + 48), x);
+      c0 += 16;
+      w += 64;
+    }
+    if (left) {
+      const mve_pred16_t p = vctp8q((uint32_t)left);
+      const int8x16_t x = vld1q_z_s8(c0, p);
+      a0 = vmladavaq_s8(a0, vld1q_z_s8(w, p), x);
+      a1 = vmladavaq_s8(a1, vld1q_z_s8(w + left, p), x);
+      a2 = vmladavaq_s8(a2, vld1q_z_s8(w + 2 * left, p), x);
+      a3 = vmladavaq_s8(a3, vld1q_z_s8(w + 3 * left, p), x);
+    }
+    *v0 = vsetq_lane_s32(a3, vsetq_lane_s32(a2, vsetq_lane_s32(a1, vdupq_n_s32(a0), 1), 2), 3);
+    *v1 = *v0;
+    return;
+  }
+#if defined(__OPTIMIZE__) /* the eight sums in even core registers ("Te"); GCC's own loop spills */
+  if (c0 != end16) {
+    const int8_t *end = end16; /* in-out: a plain input may share c1's register when both hold c0 + depth */
+    /* q0: column 0, q1: column 1, q2: a weight row */
+#define TK_ROW4X2(A, B)                              \
+  "vldrb.8     q2, [%[w]], #16\n\t"               \
+  "vmladava.s8 %[" #A "], q2, q0\n\t"              \
+  "vmladava.s8 %[" #B "], q2, q1\n\t"
+    __asm__ volatile(
+        "1:\n\t"
+        "vldrb.8     q0, [%[c0]], #16\n\t"
+        "vldrb.8     q1, [%[c1]], #16\n\t"
+        TK_ROW4X2(a0, b0) TK_ROW4X2(a1, b1) TK_ROW4X2(a2, b2) TK_ROW4X2(a3, b3)
+        "cmp         %[c0], %[end]\n\t"
+        "bne         1b\n\t"
+        : [a0] "+Te"(a0), [a1] "+Te"(a1), [a2] "+Te"(a2), [a3] "+Te"(a3), [b0] "+Te"(b0), [b1] "+Te"(b1),
+          [b2] "+Te"(b2), [b3] "+Te"(b3), [c0] "+r"(c0), [c1] "+r"(c1), [w] "+r"(w), [end] "+r"(end)
+        :
+        : "cc", "memory", "q0", "q1", "q2");
+#undef TK_ROW4X2
+  }
+#endif
+  while (c0 != end16) {
+    const int8x16_t x0 = vld1q_s8(c0), x1 = vld1q_s8(c1);
+    int8x16_t r = vld1q_s8(w);
+    a0 = vmladavaq_s8(a0, r, x0);
+    b0 = vmladavaq_s8(b0, r, x1);
+    r = vld1q_s8(w + 16);
+    a1 = vmladavaq_s8(a1, r, x0);
+    b1 = vmladavaq_s8(b1, r, x1);
+    r = vld1q_s8(w + 32);
+    a2 = vmladavaq_s8(a2, r, x0);
+    b2 = vmladavaq_s8(b2, r, x1);
+    r = vld1q_s8(w + 48);
+    a3 = vmladavaq_s8(a3, r, x0);
+    b3 = vmladavaq_s8(b3, r, x1);
+    c0 += 16;
+    c1 += 16;
+    w += 64;
+  }
+  if (left) {
+    const mve_pred16_t p = vctp8q((uint32_t)left);
+    const int8x16_t x0 = vld1q_z_s8(c0, p), x1 = vld1q_z_s8(c1, p);
+    int8x16_t r = vld1q_z_s8(w, p);
+    a0 = vmladavaq_s8(a0, r, x0);
+    b0 = vmladavaq_s8(b0, r, x1);
+    r = vld1q_z_s8(w + left, p);
+    a1 = vmladavaq_s8(a1, r, x0);
+    b1 = vmladavaq_s8(b1, r, x1);
+    r = vld1q_z_s8(w + 2 * left, p);
+    a2 = vmladavaq_s8(a2, r, x0);
+    b2 = vmladavaq_s8(b2, r, x1);
+    r = vld1q_z_s8(w + 3 * left, p);
+    a3 = vmladavaq_s8(a3, r, x0);
+    b3 = vmladavaq_s8(b3, r, x1);
+  }
+  *v0 = vsetq_lane_s32(a3, vsetq_lane_s32(a2, vsetq_lane_s32(a1, vdupq_n_s32(a0), 1), 2), 3);
+  *v1 = vsetq_lane_s32(b3, vsetq_lane_s32(b2, vsetq_lane_s32(b1, vdupq_n_s32(b0), 1), 2), 3);
+}
+
+/* The rows of tk_gemm_cols in groups of 4 with Helium (tk_dot4_mve), the four outputs of a column requantized
+ * as one vector and stored whole. Returns the rows done (a multiple of 4). */
 TK_FAST_INLINE int tk_gemm4_mve(const int8_t *w, const int rows, const int depth, const int8_t *c0,
                                 const int8_t *c1, const int32_t *bias, const tk_rq_param *rq, const int32_t lo,
                                 const int32_t hi, int8_t *o0, int8_t *o1) {
@@ -380,33 +449,10 @@ TK_FAST_INLINE int tk_gemm4_mve(const int8_t *w, const int rows, const int depth
   const uint32x4_t qoff = vmulq_n_u32(lanes, (uint32_t)sizeof(tk_rq_param));
   int r = 0;
   for (; r + 4 <= rows; r += 4) {
-    int32_t p[4], q[4], col0[4], col1[4];
-    const int8_t *wr = w + r * depth;
-    if (c1) {
-      p[0] = p[2] = bias[r];
-      p[1] = p[3] = bias[r + 1];
-      q[0] = q[2] = bias[r + 2];
-      q[1] = q[3] = bias[r + 3];
-      tk_dot2x2(wr, c0, c1, depth, p);
-      tk_dot2x2(wr + 2 * depth, c0, c1, depth, q);
-      col0[0] = p[0];
-      col0[1] = p[1];
-      col0[2] = q[0];
-      col0[3] = q[1];
-      col1[0] = p[2];
-      col1[1] = p[3];
-      col1[2] = q[2];
-      col1[3] = q[3];
-      tk_rq_mve(vld1q_s32(col0), rq + r, qoff, lo, hi, o0 + r, lanes);
-      tk_rq_mve(vld1q_s32(col1), rq + r, qoff, lo, hi, o1 + r, lanes);
-    } else {
-      col0[0] = bias[r];
-      col0[1] = bias[r + 1];
-      col0[2] = bias[r + 2];
-      col0[3] = bias[r + 3];
-      tk_dot4x1(wr, wr + 2 * depth, c0, depth, col0);
-      tk_rq_mve(vld1q_s32(col0), rq + r, qoff, lo, hi, o0 + r, lanes);
-    }
+    int32x4_t v0, v1;
+    tk_dot4_mve(w + r * depth, c0, c1, depth, bias + r, &v0, &v1);
+    tk_rq_mve(v0, rq + r, qoff, lo, hi, o0 + r, lanes);
+    if (c1) tk_rq_mve(v1, rq + r, qoff, lo, hi, o1 + r, lanes);
   }
   return r;
 }

@@ -50,14 +50,15 @@ def conv_2d(g: Any, op: OpInfo, ins: list[int], out_i: int) -> OpResult:
     rq = g.fast_rq(op, x, w, out, oc, np.abs(bias).max(initial=0) + kh * kw * c * 128 * 128)
     if n == 1 and dh == 1 and dw == 1 and rq is not None:
         g.drop_decls(f"tk_p_{op.index}", m, s)
-        col_depth = kh * kw * c
+        col_depth, rows = kh * kw * c, wd.reshape(oc, -1)
         if not direct and col_depth % 8:  # im2col columns padded to the SMLAD loop's 8, weights 0 there
             col_depth = align_up(col_depth, 8)
+            rows = np.zeros((oc, col_depth), dtype=np.int64)
+            rows[:, :kh * kw * c] = wd.reshape(oc, -1)
             g.drop_decls(wname)
-            padded = np.zeros((oc, col_depth), dtype=np.int64)
-            padded[:, :kh * kw * c] = wd.reshape(oc, -1)
-            wname = g.add_array("int8_t", f"tk_w_{op.index}", pair_interleave(padded))
+            wname = g.add_array("int8_t", f"tk_w_{op.index}", pair_interleave(rows))
             scratch = 2 * col_depth
+        wname = g.gemm_weights(wname, rows)
         wide = "(int32_t *)0"
         if g.wide_columns and col_depth % 8 == 0:  # int16 columns for the DSP kernels (tk_fast.h tk_gemm_wide)
             wide = f"(int32_t *)(tk_arena + TK_SCRATCH_{op.index} + {scratch})"

@@ -1,5 +1,6 @@
 """Shapes and memory layouts the aot op handlers share: N-D shapes as the kernels see them, TFLite's
-padding, the pair-interleaved weight rows of tk_matmul_s8 and the streaming gap of raster-order kernels."""
+padding, the pair-interleaved weight rows of tk_matmul_s8, the Helium GEMM's row blocks and the streaming gap
+of raster-order kernels."""
 
 from __future__ import annotations
 
@@ -66,6 +67,28 @@ def pair_interleave(w: np.ndarray) -> np.ndarray:
     if rows % 2:
         parts.append(w[-1])
     return np.concatenate(parts)
+
+
+def helium_row_blocks(w: np.ndarray) -> np.ndarray:
+    """Weight rows [rows, depth] as the Helium GEMM (tk_fast.h tk_dot4_mve) reads them with contiguous loads.
+
+    Each group of 4 rows holds 16-value chunks row by row, then each row's depth % 16 leftovers; the rows
+    past the last group of 4 are laid out by ``pair_interleave``. Every group starts at 4g * depth.
+
+    >>> helium_row_blocks(np.arange(4 * 18).reshape(4, 18))[[0, 16, 32, 48, 64, 66, 68, 70]].tolist()
+    [0, 18, 36, 54, 16, 34, 52, 70]
+    >>> w = np.arange(30).reshape(6, 5)
+    >>> helium_row_blocks(w)[20:].tolist() == pair_interleave(w[4:]).tolist()
+    True
+    """
+    rows, depth = w.shape
+    groups, d16 = rows // 4, depth // 16 * 16
+    if groups == 0:
+        return pair_interleave(w)
+    quads = w[:4 * groups].reshape(groups, 4, depth)
+    chunks = quads[:, :, :d16].reshape(groups, 4, d16 // 16, 16).transpose(0, 2, 1, 3).reshape(groups, -1)
+    tails = quads[:, :, d16:].reshape(groups, -1)
+    return np.concatenate([np.concatenate([chunks, tails], axis=1).reshape(-1), pair_interleave(w[4 * groups:])])
 
 
 def streaming_gap(in_hwc: tuple[int, int, int], out_hwc: tuple[int, int, int], stride: tuple[int, int],

@@ -43,6 +43,7 @@ def fully_connected(g: Any, op: OpInfo, ins: list[int], out_i: int) -> OpResult:
     rq = g.fast_rq(op, x, w, out, units, np.abs(bias).max(initial=0) + depth * 128 * 128)
     if rq is not None:
         g.drop_decls(f"tk_p_{op.index}", m, s)
+        wname = g.gemm_weights(wname, wd)
         g.add_struct_array("tk_rq_param", f"tk_rq_{op.index}", rq)
         g.calls.append(
             f"  tk_fc_fast({g.ref(ins[0])}, {g.ref(out_i)}, {x.num_elements // depth}, {depth}, {units}, "
