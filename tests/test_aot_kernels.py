@@ -100,6 +100,8 @@ def _cases() -> dict[str, tuple[str, Callable[[Any], Any]]]:
             (9, 11, 16), k.layers.DepthwiseConv2D(3, strides=2, padding="same"))),
         "dw3x3_valid_c4_relu6": ("DEPTHWISE_CONV_2D", lambda k: _seq(
             (5, 6, 4), k.layers.DepthwiseConv2D(3), k.layers.ReLU(6.0))),
+        "dw3x3_c24_relu6": ("DEPTHWISE_CONV_2D", lambda k: _seq(  # Helium: VMAX/VMIN clamp, odd pixel count per row
+            (6, 5, 24), k.layers.DepthwiseConv2D(3, padding="same"), k.layers.ReLU(6.0))),
         "fc_depth32_odd_units": ("FULLY_CONNECTED", lambda k: _seq((32,), k.layers.Dense(13, activation="relu"))),
         "maxpool_same_c8": ("MAX_POOL_2D", lambda k: _seq(
             (7, 9, 8), k.layers.MaxPooling2D(3, strides=2, padding="same"))),
@@ -248,7 +250,7 @@ def test_helium_gemm_weights_are_planned_for_helium_cores_only(name: str, conver
     assert any(hweights[k] != v for k, v in weights.items())  # every case has a group of 4 rows
 
 
-@pytest.mark.parametrize("name", ["dw_same_relu", "dw3x3_stride2_c16", "dw3x3_stride2_c12"])
+@pytest.mark.parametrize("name", ["dw_same_relu", "dw3x3_stride2_c16", "dw3x3_stride2_c12", "dw3x3_c24_relu6"])
 def test_helium_depthwise_weights_are_planned_for_helium_cores_only(name: str, converted: dict[str, bytes]) -> None:
     """On Cortex-M55 a fast depthwise 3x3 with channels % 8 == 0 gets its weights tap by tap (tk_wt_<op>, for
     tk_dw8_taps_mve) instead of the SXTB16-ordered words; elsewhere, and for other channel counts, the call

@@ -734,55 +734,75 @@ TK_FAST_INLINE void tk_dw8_mve(const int8_t *const *p, const int c, const int32_
 #endif
 
 #if TK_FAST_MVE
-/* tk_rq on four accumulators whose parameters are already loaded (m, rnd, and -e). */
-TK_FAST_INLINE int32x4_t tk_rq4(const int32x4_t acc, const int32x4_t m, const int32x4_t rnd, const int32x4_t neg_e,
-                                const int32x4_t vlo, const int32x4_t vhi) {
-  int32x4_t h = vaddq_s32(vqrdmulhq_s32(acc, m), rnd);
+/* One int32 vector of accumulators requantized (as tk_rq_mve, parameters gathered at byte offsets qoff from q),
+ * clamped to int8 by two saturating narrows and, where the activation is narrower, VMAX/VMIN; the low byte of
+ * each lane scattered to o + ooff. Few Q registers live at once: nothing spills around it. */
+TK_FAST_INLINE void tk_rq_lanes(const int32x4_t acc, const tk_rq_param *q, const uint32x4_t qoff, const int32_t lo,
+                                const int32_t hi, int8_t *o, const uint32x4_t ooff) {
+  int32x4_t h = vqrdmulhq_s32(acc, vldrwq_gather_offset_s32(&q->mult, qoff));
+  h = vaddq_s32(h, vldrwq_gather_offset_s32(&q->rnd, qoff));
   h = vsubq_s32(h, vreinterpretq_s32_u32(vshrq_n_u32(vreinterpretq_u32_s32(acc), 31)));
-  return vminq_s32(vmaxq_s32(vshlq_s32(h, neg_e), vlo), vhi);
+  h = vshlq_s32(h, vnegq_s32(vldrwq_gather_offset_s32(&q->e, qoff)));
+  if (lo > -128) h = vmaxq_s32(h, vdupq_n_s32(lo));
+  if (hi < 127) h = vminq_s32(h, vdupq_n_s32(hi));
+  __asm__("vqmovnb.s32 %q0, %q0\n\tvqmovnb.s16 %q0, %q0" : "+w"(h)); /* in place: no copies */
+  vstrbq_scatter_offset_s32(o, ooff, h);
 }
 
 /* Depthwise 3x3 with Helium, 8 channels per step, weights tap by tap (w9: int8 [tap][C]): per tap the 8 inputs
  * and 8 weights sign-extended to int16 lanes, VMULLB/VMULLT their even/odd products into two int32 vectors
- * (channels c, c+2, c+4, c+6 and c+1, c+3, c+5, c+7). One output pixel (taps p[t], padded ones pointing at
- * zprow) or two (`two`: both interior, the second's taps d bytes on, the weights loaded once for both). */
-TK_FAST_INLINE void tk_dw8_taps_mve(const int8_t *const *p, const int two, const int d, const int C,
-                                    const int8_t *w9, const int32_t *bias_adj, const tk_rq_param *rq,
-                                    const int32_t lo, const int32_t hi, int8_t *o) {
-  const uint32x4_t even = vmulq_n_u32(vidupq_n_u32(0, 1), 2), odd = vaddq_n_u32(even, 1);
-  const uint32x4_t qe = vmulq_n_u32(even, (uint32_t)sizeof(tk_rq_param)), qo = vmulq_n_u32(odd, (uint32_t)sizeof(tk_rq_param));
-  const int32x4_t vlo = vdupq_n_s32(lo < -128 ? -128 : lo), vhi = vdupq_n_s32(hi > 127 ? 127 : hi);
+ * (channels c, c+2, c+4, c+6 and c+1, c+3, c+5, c+7). Output pixel o from taps p[t] and, unless q == 0, the
+ * next one (o + C) from taps q[t], the weights loaded once for both; padded taps point at zprow. */
+TK_FAST_INLINE void tk_dw8_taps_mve(const int8_t *const *p, const int8_t *const *q, const int C, const int8_t *w9,
+                                    const int32_t *bias_adj, const tk_rq_param *rq, const int32_t lo,
+                                    const int32_t hi, int8_t *o) {
+  /* lanes 0, 2, 4, 6 from c (even channels) or from c + 1 (odd ones): two offset vectors serve all gathers */
+  const uint32x4_t even = vidupq_n_u32(0, 2), qe = vmulq_n_u32(even, (uint32_t)sizeof(tk_rq_param));
   int c, t;
   for (c = 0; c < C; c += 8) {
     int32x4_t ae = vldrwq_gather_shifted_offset_s32(bias_adj + c, even);
-    int32x4_t ao = vldrwq_gather_shifted_offset_s32(bias_adj + c, odd);
-    int32x4_t be = ae, bo = ao;
-    if (two) {
-      for (t = 0; t < 9; ++t) {
-        const int16x8_t w = vldrbq_s16(w9 + t * C + c), x0 = vldrbq_s16(p[t] + c), x1 = vldrbq_s16(p[t] + d + c);
+    int32x4_t ao = vldrwq_gather_shifted_offset_s32(bias_adj + c + 1, even);
+    const int8_t *wt = w9 + c;
+    if (q) {
+      int32x4_t be = ae, bo = ao;
+      for (t = 0; t < 9; ++t, wt += C) {
+        const int16x8_t w = vldrbq_s16(wt), x0 = vldrbq_s16(p[t] + c), x1 = vldrbq_s16(q[t] + c);
         ae = vaddq_s32(ae, vmullbq_int_s16(x0, w));
         ao = vaddq_s32(ao, vmulltq_int_s16(x0, w));
         be = vaddq_s32(be, vmullbq_int_s16(x1, w));
         bo = vaddq_s32(bo, vmulltq_int_s16(x1, w));
       }
+      tk_rq_lanes(be, rq + c, qe, lo, hi, o + C + c, even);
+      tk_rq_lanes(bo, rq + c + 1, qe, lo, hi, o + C + c + 1, even);
     } else {
-      for (t = 0; t < 9; ++t) {
-        const int16x8_t w = vldrbq_s16(w9 + t * C + c), x0 = vldrbq_s16(p[t] + c);
+      for (t = 0; t < 9; ++t, wt += C) {
+        const int16x8_t w = vldrbq_s16(wt), x0 = vldrbq_s16(p[t] + c);
         ae = vaddq_s32(ae, vmullbq_int_s16(x0, w));
         ao = vaddq_s32(ao, vmulltq_int_s16(x0, w));
       }
     }
-    {
-      const int32x4_t me = vldrwq_gather_offset_s32(&rq[c].mult, qe), mo = vldrwq_gather_offset_s32(&rq[c].mult, qo);
-      const int32x4_t re = vldrwq_gather_offset_s32(&rq[c].rnd, qe), ro = vldrwq_gather_offset_s32(&rq[c].rnd, qo);
-      const int32x4_t ee = vnegq_s32(vldrwq_gather_offset_s32(&rq[c].e, qe));
-      const int32x4_t eo = vnegq_s32(vldrwq_gather_offset_s32(&rq[c].e, qo));
-      vstrbq_scatter_offset_s32(o + c, even, tk_rq4(ae, me, re, ee, vlo, vhi));
-      vstrbq_scatter_offset_s32(o + c, odd, tk_rq4(ao, mo, ro, eo, vlo, vhi));
-      if (two) {
-        vstrbq_scatter_offset_s32(o + C + c, even, tk_rq4(be, me, re, ee, vlo, vhi));
-        vstrbq_scatter_offset_s32(o + C + c, odd, tk_rq4(bo, mo, ro, eo, vlo, vhi));
-      }
+    tk_rq_lanes(ae, rq + c, qe, lo, hi, o + c, even);
+    tk_rq_lanes(ao, rq + c + 1, qe, lo, hi, o + c + 1, even);
+  }
+}
+
+/* The 9 tap pointers of the 3x3 window at (iy0, ix0): padded taps point at zprow. */
+TK_FAST_INLINE void tk_dw_taps(const int8_t *in, const int in_h, const int in_w, const int C, const int iy0,
+                               const int ix0, const int8_t *zprow, const int8_t **p) {
+  int ky, kx;
+  if (iy0 >= 0 && iy0 + 3 <= in_h && ix0 >= 0 && ix0 + 3 <= in_w) {
+    const int8_t *b = in + (iy0 * in_w + ix0) * C;
+    for (ky = 0; ky < 3; ++ky, b += in_w * C) {
+      p[3 * ky] = b;
+      p[3 * ky + 1] = b + C;
+      p[3 * ky + 2] = b + 2 * C;
+    }
+    return;
+  }
+  for (ky = 0; ky < 3; ++ky) {
+    for (kx = 0; kx < 3; ++kx) {
+      const int iy = iy0 + ky, ix = ix0 + kx;
+      p[ky * 3 + kx] = (iy >= 0 && iy < in_h && ix >= 0 && ix < in_w) ? in + (iy * in_w + ix) * C : zprow;
     }
   }
 }
@@ -802,17 +822,12 @@ TK_FAST_INLINE void tk_dw3x3_fast(const int8_t *in, int8_t *out, const int in_h,
       const int ix0 = ox * s - pad_w;
       int8_t *o = out + (oy * out_w + ox) * C;
 #if TK_FAST_MVE
-      if (w9) { /* Helium, tap-major weights: two interior pixels at a time where both are */
-        const int8_t *p[9];
-        int ky, kx;
-        const int two = ox + 1 < out_w && iy0 >= 0 && iy0 + 3 <= in_h && ix0 >= 0 && ix0 + s + 3 <= in_w;
-        for (ky = 0; ky < 3; ++ky) {
-          for (kx = 0; kx < 3; ++kx) {
-            const int iy = iy0 + ky, ix = ix0 + kx;
-            p[ky * 3 + kx] = (iy >= 0 && iy < in_h && ix >= 0 && ix < in_w) ? in + (iy * in_w + ix) * C : zprow;
-          }
-        }
-        tk_dw8_taps_mve(p, two, s * C, C, w9, bias_adj, rq, lo, hi, o);
+      if (w9) { /* Helium, tap-major weights: two pixels of the row at a time */
+        const int8_t *p[9], *q[9];
+        const int two = ox + 1 < out_w;
+        tk_dw_taps(in, in_h, in_w, C, iy0, ix0, zprow, p);
+        if (two) tk_dw_taps(in, in_h, in_w, C, iy0, ix0 + s, zprow, q);
+        tk_dw8_taps_mve(p, two ? q : 0, C, w9, bias_adj, rq, lo, hi, o);
         ox += two;
         continue;
       }
