@@ -40,7 +40,7 @@
 #endif
 
 /* Helium (M-profile Vector Extension, integer: Cortex-M55/M85): the dot products of conv and fully connected
- * layers take 16 depth values per vector instruction; the DSP paths finish the last < 16. */
+ * layers take 16 depth values per vector instruction, the last < 16 in one tail-predicated step. */
 #if defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1)
 #include <arm_mve.h>
 #define TK_FAST_MVE 1
