@@ -79,6 +79,7 @@ def _cases() -> dict[str, tuple[str, Callable[[Any], Any]]]:
         "maxpool_same": ("MAX_POOL_2D", lambda k: _seq((7, 9, 3), k.layers.MaxPooling2D(3, strides=2, padding="same"))),
         "add": ("ADD", lambda k: _two((8, 8, 8), (8, 8, 8), "add")),
         "add_relu": ("ADD", lambda k: _two((8, 8, 8), (8, 8, 8), "add", k.layers.ReLU())),
+        "add_45_relu6": ("ADD", lambda k: _two((5, 3, 3), (5, 3, 3), "add", k.layers.ReLU(6.0))),  # Helium: 4 + tail
         "add_broadcast": ("ADD", lambda k: _two((4, 5, 6), (1, 1, 6), "add")),
         "mul": ("MUL", lambda k: _two((3, 4, 5), (3, 4, 5), "mul")),
         "mul_broadcast": ("MUL", lambda k: _two((3, 4, 5), (3, 1, 5), "mul")),

@@ -116,19 +116,26 @@ TK_FAST_INLINE int8_t tk_rq(int32_t acc, const tk_rq_param *q, int32_t lo, int32
 
 #if TK_FAST_MVE
 /* tk_rq on four accumulators with Helium: VQRDMULH(acc, M) is SMMULR(2 acc, M) (no saturation: |acc| < 2^30),
- * then + rnd, - (acc < 0), an arithmetic shift right by e, the activation range (within int8). The lanes'
- * parameters are gathered at byte offsets qoff (12 per channel) from q; the int8 results scattered to o + ooff. */
-TK_FAST_INLINE void tk_rq_mve(const int32x4_t acc, const tk_rq_param *q, const uint32x4_t qoff, const int32_t lo,
-                              const int32_t hi, int8_t *o, const uint32x4_t ooff) {
-  const int32x4_t m = vldrwq_gather_offset_s32(&q->mult, qoff);
-  const int32x4_t rnd = vldrwq_gather_offset_s32(&q->rnd, qoff);
-  const int32x4_t e = vldrwq_gather_offset_s32(&q->e, qoff);
+ * then + rnd, - (acc < 0), an arithmetic shift right by e (shift by neg_e = -e), the activation range where it
+ * is narrower than int8 (VMAX/VMIN), then int8 by two in-place saturating narrows: each lane's low byte is the
+ * result. Few Q registers live at once. */
+TK_FAST_INLINE int32x4_t tk_rq_vec(const int32x4_t acc, const int32x4_t m, const int32x4_t rnd,
+                                   const int32x4_t neg_e, const int32_t lo, const int32_t hi) {
   int32x4_t h = vaddq_s32(vqrdmulhq_s32(acc, m), rnd);
   h = vsubq_s32(h, vreinterpretq_s32_u32(vshrq_n_u32(vreinterpretq_u32_s32(acc), 31)));
-  h = vshlq_s32(h, vnegq_s32(e));
-  h = vmaxq_s32(h, vdupq_n_s32(lo < -128 ? -128 : lo));
-  h = vminq_s32(h, vdupq_n_s32(hi > 127 ? 127 : hi));
-  vstrbq_scatter_offset_s32(o, ooff, h);
+  h = vshlq_s32(h, neg_e);
+  if (lo > -128) h = vmaxq_s32(h, vdupq_n_s32(lo));
+  if (hi < 127) h = vminq_s32(h, vdupq_n_s32(hi));
+  __asm__("vqmovnb.s32 %q0, %q0\n\tvqmovnb.s16 %q0, %q0" : "+w"(h));
+  return h;
+}
+
+/* tk_rq_vec with each lane's parameters gathered at byte offsets qoff (12 per channel) from q; the int8 results
+ * scattered to o + ooff. */
+TK_FAST_INLINE void tk_rq_mve(const int32x4_t acc, const tk_rq_param *q, const uint32x4_t qoff, const int32_t lo,
+                              const int32_t hi, int8_t *o, const uint32x4_t ooff) {
+  const int32x4_t m = vldrwq_gather_offset_s32(&q->mult, qoff), rnd = vldrwq_gather_offset_s32(&q->rnd, qoff);
+  vstrbq_scatter_offset_s32(o, ooff, tk_rq_vec(acc, m, rnd, vnegq_s32(vldrwq_gather_offset_s32(&q->e, qoff)), lo, hi));
 }
 #endif
 
@@ -734,21 +741,6 @@ TK_FAST_INLINE void tk_dw8_mve(const int8_t *const *p, const int c, const int32_
 #endif
 
 #if TK_FAST_MVE
-/* One int32 vector of accumulators requantized (as tk_rq_mve, parameters gathered at byte offsets qoff from q),
- * clamped to int8 by two saturating narrows and, where the activation is narrower, VMAX/VMIN; the low byte of
- * each lane scattered to o + ooff. Few Q registers live at once: nothing spills around it. */
-TK_FAST_INLINE void tk_rq_lanes(const int32x4_t acc, const tk_rq_param *q, const uint32x4_t qoff, const int32_t lo,
-                                const int32_t hi, int8_t *o, const uint32x4_t ooff) {
-  int32x4_t h = vqrdmulhq_s32(acc, vldrwq_gather_offset_s32(&q->mult, qoff));
-  h = vaddq_s32(h, vldrwq_gather_offset_s32(&q->rnd, qoff));
-  h = vsubq_s32(h, vreinterpretq_s32_u32(vshrq_n_u32(vreinterpretq_u32_s32(acc), 31)));
-  h = vshlq_s32(h, vnegq_s32(vldrwq_gather_offset_s32(&q->e, qoff)));
-  if (lo > -128) h = vmaxq_s32(h, vdupq_n_s32(lo));
-  if (hi < 127) h = vminq_s32(h, vdupq_n_s32(hi));
-  __asm__("vqmovnb.s32 %q0, %q0\n\tvqmovnb.s16 %q0, %q0" : "+w"(h)); /* in place: no copies */
-  vstrbq_scatter_offset_s32(o, ooff, h);
-}
-
 /* Depthwise 3x3 with Helium, 8 channels per step, weights tap by tap (w9: int8 [tap][C]): per tap the 8 inputs
  * and 8 weights sign-extended to int16 lanes, VMULLB/VMULLT their even/odd products into two int32 vectors
  * (channels c, c+2, c+4, c+6 and c+1, c+3, c+5, c+7). Output pixel o from taps p[t] and, unless q == 0, the
@@ -772,8 +764,8 @@ TK_FAST_INLINE void tk_dw8_taps_mve(const int8_t *const *p, const int8_t *const 
         be = vaddq_s32(be, vmullbq_int_s16(x1, w));
         bo = vaddq_s32(bo, vmulltq_int_s16(x1, w));
       }
-      tk_rq_lanes(be, rq + c, qe, lo, hi, o + C + c, even);
-      tk_rq_lanes(bo, rq + c + 1, qe, lo, hi, o + C + c + 1, even);
+      tk_rq_mve(be, rq + c, qe, lo, hi, o + C + c, even);
+      tk_rq_mve(bo, rq + c + 1, qe, lo, hi, o + C + c + 1, even);
     } else {
       for (t = 0; t < 9; ++t, wt += C) {
         const int16x8_t w = vldrbq_s16(wt), x0 = vldrbq_s16(p[t] + c);
@@ -781,8 +773,8 @@ TK_FAST_INLINE void tk_dw8_taps_mve(const int8_t *const *p, const int8_t *const 
         ao = vaddq_s32(ao, vmulltq_int_s16(x0, w));
       }
     }
-    tk_rq_lanes(ae, rq + c, qe, lo, hi, o + c, even);
-    tk_rq_lanes(ao, rq + c + 1, qe, lo, hi, o + c + 1, even);
+    tk_rq_mve(ae, rq + c, qe, lo, hi, o + c, even);
+    tk_rq_mve(ao, rq + c + 1, qe, lo, hi, o + c + 1, even);
   }
 }
 
@@ -919,8 +911,19 @@ TK_FAST_INLINE void tk_dw3x3_fast(const int8_t *in, int8_t *out, const int in_h,
  * 128, so they are indexed by the int8 value), computed at generation; the output requantization is tk_rq. */
 TK_FAST_INLINE void tk_add_fast(const int8_t *a, const int8_t *b, int8_t *o, const int n, const int32_t *lut1,
                                 const int32_t *lut2, const tk_rq_param *rq, const int32_t lo, const int32_t hi) {
-  int i;
-  for (i = 0; i < n; ++i) o[i] = tk_rq(lut1[a[i]] + lut2[b[i]], rq, lo, hi);
+  int i = 0;
+#if TK_FAST_MVE /* four elements per step: the table entries gathered by the sign-extended int8 values */
+  {
+    const int32x4_t m = vdupq_n_s32(rq->mult), rnd = vdupq_n_s32(rq->rnd), neg_e = vdupq_n_s32(-rq->e);
+    for (; i + 4 <= n; i += 4) {
+      const uint32x4_t x = vreinterpretq_u32_s32(vldrbq_s32(a + i)), y = vreinterpretq_u32_s32(vldrbq_s32(b + i));
+      const int32x4_t acc = vaddq_s32(vldrwq_gather_shifted_offset_s32(lut1, x),
+                                      vldrwq_gather_shifted_offset_s32(lut2, y));
+      vstrbq_s32(o + i, tk_rq_vec(acc, m, rnd, neg_e, lo, hi));
+    }
+  }
+#endif
+  for (; i < n; ++i) o[i] = tk_rq(lut1[a[i]] + lut2[b[i]], rq, lo, hi);
 }
 
 /* MAX_POOL_2D, batch 1, C % 4 == 0: four channels per word (SSUB8 + SEL on the Cortex-M4), padded taps
