@@ -582,6 +582,16 @@ TK_FAST_INLINE void tk_gemm_wide(const int8_t *w, const int rows, const int dept
 /* Word-at-a-time copy and fill (newlib-nano's memcpy/memset go byte by byte). */
 TK_FAST_INLINE void tk_fast_copy(int8_t *dst, const int8_t *src, const int n) {
   int j = 0;
+#if TK_FAST_MVE /* from 16 bytes: 16 per load/store pair, the rest in one predicated pair */
+  if (n >= 16) {
+    for (; j + 16 <= n; j += 16) vst1q_s8(dst + j, vld1q_s8(src + j));
+    if (j < n) {
+      const mve_pred16_t p = vctp8q((uint32_t)(n - j));
+      vst1q_p_s8(dst + j, vld1q_z_s8(src + j, p), p);
+    }
+    return;
+  }
+#endif
   for (; j + 4 <= n; j += 4) {
     const uint32_t v = tk_ld32(src + j);
     memcpy(dst + j, &v, 4);
@@ -592,6 +602,15 @@ TK_FAST_INLINE void tk_fast_copy(int8_t *dst, const int8_t *src, const int n) {
 TK_FAST_INLINE void tk_fast_fill(int8_t *dst, const int8_t value, const int n) {
   const uint32_t v = (uint32_t)(uint8_t)value * 0x01010101u;
   int j = 0;
+#if TK_FAST_MVE
+  if (n >= 16) {
+    const int8x16_t q = vdupq_n_s8(value);
+    for (; j + 16 <= n; j += 16) vst1q_s8(dst + j, q);
+    if (j < n) vst1q_p_s8(dst + j, q, vctp8q((uint32_t)(n - j)));
+    (void)v;
+    return;
+  }
+#endif
   for (; j + 4 <= n; j += 4) memcpy(dst + j, &v, 4);
   for (; j < n; ++j) dst[j] = value;
 }
