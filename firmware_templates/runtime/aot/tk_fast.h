@@ -760,19 +760,34 @@ TK_FAST_INLINE void tk_dw8_mve(const int8_t *const *p, const int c, const int32_
 #endif
 
 #if TK_FAST_MVE
+/* Eight depthwise accumulators (ae: channels c, c+2, c+4, c+6; ao: c+1, c+3, c+5, c+7) requantized with the
+ * parameter vectors v (tk_dwv layout: multiplier, rounding, -shift, even then odd channels), narrowed into one
+ * vector in channel order (VQMOVNB/VQMOVNT), clamped, and stored as 8 contiguous bytes. */
+TK_FAST_INLINE void tk_rq_dw8(const int32x4_t ae, const int32x4_t ao, const int32_t *v, const int32_t lo,
+                              const int32_t hi, int8_t *o) {
+  int32x4_t he = vaddq_s32(vqrdmulhq_s32(ae, vld1q_s32(v)), vld1q_s32(v + 8));
+  int32x4_t ho = vaddq_s32(vqrdmulhq_s32(ao, vld1q_s32(v + 4)), vld1q_s32(v + 12));
+  int16x8_t r;
+  he = vshlq_s32(vsubq_s32(he, vreinterpretq_s32_u32(vshrq_n_u32(vreinterpretq_u32_s32(ae), 31))), vld1q_s32(v + 16));
+  ho = vshlq_s32(vsubq_s32(ho, vreinterpretq_s32_u32(vshrq_n_u32(vreinterpretq_u32_s32(ao), 31))), vld1q_s32(v + 20));
+  __asm__("vqmovnb.s32 %q0, %q1\n\tvqmovnt.s32 %q0, %q2" : "=&w"(r) : "w"(he), "w"(ho));
+  if (lo > -128) r = vmaxq_s16(r, vdupq_n_s16((int16_t)lo));
+  if (hi < 127) r = vminq_s16(r, vdupq_n_s16((int16_t)hi));
+  __asm__("vqmovnb.s16 %q0, %q0" : "+w"(r));
+  vstrbq_s16(o, r);
+}
+
 /* Depthwise 3x3 with Helium, 8 channels per step, weights tap by tap (w9: int8 [tap][C]): per tap the 8 inputs
  * and 8 weights sign-extended to int16 lanes, VMULLB/VMULLT their even/odd products into two int32 vectors
  * (channels c, c+2, c+4, c+6 and c+1, c+3, c+5, c+7). Output pixel o from taps p[t] and, unless q == 0, the
- * next one (o + C) from taps q[t], the weights loaded once for both; padded taps point at zprow. */
+ * next one (o + C) from taps q[t], the weights loaded once for both; padded taps point at zprow.
+ * v: per 8 channels 8 vectors of 4 int32 (the generator's helium_dw_params): bias_adj, multiplier, rounding and
+ * -shift, each for the even then the odd channels. */
 TK_FAST_INLINE void tk_dw8_taps_mve(const int8_t *const *p, const int8_t *const *q, const int C, const int8_t *w9,
-                                    const int32_t *bias_adj, const tk_rq_param *rq, const int32_t lo,
-                                    const int32_t hi, int8_t *o) {
-  /* lanes 0, 2, 4, 6 from c (even channels) or from c + 1 (odd ones): two offset vectors serve all gathers */
-  const uint32x4_t even = vidupq_n_u32(0, 2), qe = vmulq_n_u32(even, (uint32_t)sizeof(tk_rq_param));
+                                    const int32_t *v, const int32_t lo, const int32_t hi, int8_t *o) {
   int c, t;
-  for (c = 0; c < C; c += 8) {
-    int32x4_t ae = vldrwq_gather_shifted_offset_s32(bias_adj + c, even);
-    int32x4_t ao = vldrwq_gather_shifted_offset_s32(bias_adj + c + 1, even);
+  for (c = 0; c < C; c += 8, v += 32) {
+    int32x4_t ae = vld1q_s32(v), ao = vld1q_s32(v + 4);
     const int8_t *wt = w9 + c;
     if (q) {
       int32x4_t be = ae, bo = ao;
@@ -783,8 +798,7 @@ TK_FAST_INLINE void tk_dw8_taps_mve(const int8_t *const *p, const int8_t *const 
         be = vaddq_s32(be, vmullbq_int_s16(x1, w));
         bo = vaddq_s32(bo, vmulltq_int_s16(x1, w));
       }
-      tk_rq_mve(be, rq + c, qe, lo, hi, o + C + c, even);
-      tk_rq_mve(bo, rq + c + 1, qe, lo, hi, o + C + c + 1, even);
+      tk_rq_dw8(be, bo, v + 8, lo, hi, o + C + c);
     } else {
       for (t = 0; t < 9; ++t, wt += C) {
         const int16x8_t w = vldrbq_s16(wt), x0 = vldrbq_s16(p[t] + c);
@@ -792,8 +806,7 @@ TK_FAST_INLINE void tk_dw8_taps_mve(const int8_t *const *p, const int8_t *const 
         ao = vaddq_s32(ao, vmulltq_int_s16(x0, w));
       }
     }
-    tk_rq_mve(ae, rq + c, qe, lo, hi, o + c, even);
-    tk_rq_mve(ao, rq + c + 1, qe, lo, hi, o + c + 1, even);
+    tk_rq_dw8(ae, ao, v + 8, lo, hi, o + c);
   }
 }
 
@@ -823,7 +836,8 @@ TK_FAST_INLINE void tk_dw3x3_fast(const int8_t *in, int8_t *out, const int in_h,
                                   const int out_h, const int out_w, const int s, const int pad_h, const int pad_w,
                                   const int8_t *zprow, const int32_t *wx, const int32_t *bias_adj,
                                   const tk_rq_param *rq, const int32_t lo, const int32_t hi, const int8_t *w9) {
-  /* w9: the weights tap by tap for the Helium path (tk_dw8_taps_mve, channels % 8 == 0), or 0 (then wx) */
+  /* w9: the weights tap by tap for the Helium path (tk_dw8_taps_mve, channels % 8 == 0; bias_adj is then its
+   * parameter vectors and rq is unused), or 0 (then wx) */
   const int row = in_w * C;
   int oy, ox, c;
   (void)w9;
@@ -838,7 +852,7 @@ TK_FAST_INLINE void tk_dw3x3_fast(const int8_t *in, int8_t *out, const int in_h,
         const int two = ox + 1 < out_w;
         tk_dw_taps(in, in_h, in_w, C, iy0, ix0, zprow, p);
         if (two) tk_dw_taps(in, in_h, in_w, C, iy0, ix0 + s, zprow, q);
-        tk_dw8_taps_mve(p, two ? q : 0, C, w9, bias_adj, rq, lo, hi, o);
+        tk_dw8_taps_mve(p, two ? q : 0, C, w9, bias_adj, lo, hi, o);
         ox += two;
         continue;
       }

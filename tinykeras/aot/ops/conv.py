@@ -8,7 +8,7 @@ import numpy as np
 
 from tinykeras.aot.declare import OpResult, Unsupported, aot_op
 from tinykeras.aot.emit import c_struct
-from tinykeras.aot.ops.layout import pair_interleave, same_padding, shape_nhwc, streaming_gap
+from tinykeras.aot.ops.layout import helium_dw_params, pair_interleave, same_padding, shape_nhwc, streaming_gap
 from tinykeras.aot.planner import align_up
 from tinykeras.types import OpInfo
 
@@ -126,14 +126,15 @@ def depthwise_conv_2d(g: Any, op: OpInfo, ins: list[int], out_i: int) -> OpResul
         zrow = g.add_array("int8_t", f"tk_zp_{op.index}", np.full(c, in_zp))
         g.add_struct_array("tk_rq_param", f"tk_rq_{op.index}", rq)
         src, dst, in_h, out_h, top = g.band_args(op.index, ins[0], out_i, h, oh, pads[0])
-        taps = "(const int8_t *)0"
-        if g.helium and c % 8 == 0:  # the weights tap by tap for the Helium path (tk_fast.h tk_dw8_taps_mve)
-            g.drop_decls(wx)
-            wx = "(const int32_t *)0"
+        taps, rq_ref = "(const int8_t *)0", f"tk_rq_{op.index}"
+        if g.helium and c % 8 == 0:  # weights tap by tap, parameters as vectors (tk_fast.h tk_dw8_taps_mve)
+            g.drop_decls(wx, ba, rq_ref)
+            wx, rq_ref = "(const int32_t *)0", "(const tk_rq_param *)0"
             taps = g.add_array("int8_t", f"tk_wt_{op.index}", wd.reshape(9, c))
+            ba = g.add_array("int32_t", f"tk_dwv_{op.index}", helium_dw_params(adj, rq))
         g.calls.append(
             f"  tk_dw3x3_fast({src}, {dst}, {in_h}, {wi}, {c}, {out_h}, {ow}, {sh}, {top}, "
-            f"{pads[1]}, {zrow}, {wx}, {ba}, tk_rq_{op.index}, {lo}, {hi}, {taps});")
+            f"{pads[1]}, {zrow}, {wx}, {ba}, {rq_ref}, {lo}, {hi}, {taps});")
         return "tk_dw3x3_fast", 0, False
     assert not g.in_bands(op.index), "banded chains hold fast-path ops only"
     g.general.add(op.index)

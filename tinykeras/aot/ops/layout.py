@@ -91,6 +91,20 @@ def helium_row_blocks(w: np.ndarray) -> np.ndarray:
     return np.concatenate([np.concatenate([chunks, tails], axis=1).reshape(-1), pair_interleave(w[4 * groups:])])
 
 
+def helium_dw_params(bias_adj: np.ndarray, rq: list[tuple[int, int, int]]) -> np.ndarray:
+    """Per group of 8 channels, the vectors the Helium depthwise kernel loads whole (tk_fast.h tk_dw8_taps_mve):
+    bias_adj, multiplier, rounding, -shift (of tk_rq_param), each for the even channels c, c+2, c+4, c+6 then
+    the odd ones.
+
+    >>> helium_dw_params(np.arange(8), [(10 + i, 20 + i, i % 3) for i in range(8)]).reshape(8, 4)[[0, 1, 2, 7]].tolist()
+    [[0, 2, 4, 6], [1, 3, 5, 7], [10, 12, 14, 16], [-1, 0, -2, -1]]
+    """
+    q = np.asarray(rq, dtype=np.int64).reshape(-1, 3)
+    fields = np.stack([np.asarray(bias_adj, dtype=np.int64), q[:, 0], q[:, 1], -q[:, 2]])  # [4, C]
+    groups = fields.shape[1] // 8
+    return fields.reshape(4, groups, 4, 2).transpose(1, 0, 3, 2).reshape(-1)
+
+
 def streaming_gap(in_hwc: tuple[int, int, int], out_hwc: tuple[int, int, int], stride: tuple[int, int],
                   pad: tuple[int, int], step: int) -> int:
     """Bytes by which an output may start below its input so that a kernel producing ``step`` output pixels
