@@ -22,7 +22,7 @@ from tinykeras.aot.bands import BandPlan, candidates
 from tinykeras.aot.declare import Unsupported
 from tinykeras.aot.emit import C_TYPES, INT32_RANGE, c_array, c_struct_array, kernel_sources, render
 from tinykeras.aot.ops import KERNEL_FILES, OPS, REFUSED, SUPPORTED_OPS
-from tinykeras.aot.ops.layout import helium_row_blocks
+from tinykeras.aot.ops.layout import helium_row_blocks, helium_rq_blocks
 from tinykeras.aot.planner import Buffer, align_up, pack
 from tinykeras.cgen import banner
 from tinykeras.errors import ModelError, UnsupportedOpError
@@ -158,6 +158,11 @@ class Generator:
             self.drop_decls(name)
             self.add_array("int8_t", name, helium_row_blocks(rows))
         return name
+
+    def gemm_rq(self, rq: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+        """A fast GEMM's tk_rq_param rows in the layout this core's kernels read (layout.helium_rq_blocks on
+        Helium cores)."""
+        return helium_rq_blocks(rq) if self.helium else rq
 
     def drop_decls(self, *names: str) -> None:
         """Remove declarations (arrays by name, or the op's parameter struct) a fast path does not use."""

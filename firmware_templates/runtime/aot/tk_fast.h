@@ -448,18 +448,18 @@ TK_FAST_INLINE void tk_dot4_mve(const int8_t *w, const int8_t *c0, const int8_t 
 }
 
 /* The rows of tk_gemm_cols in groups of 4 with Helium (tk_dot4_mve), the four outputs of a column requantized
- * as one vector and stored whole. Returns the rows done (a multiple of 4). */
+ * as one vector and stored whole: each group's 4 tk_rq_param hold its multipliers, rounding constants and
+ * negated shifts as three vectors (the generator's helium_rq_blocks). Returns the rows done (a multiple of 4). */
 TK_FAST_INLINE int tk_gemm4_mve(const int8_t *w, const int rows, const int depth, const int8_t *c0,
                                 const int8_t *c1, const int32_t *bias, const tk_rq_param *rq, const int32_t lo,
                                 const int32_t hi, int8_t *o0, int8_t *o1) {
-  const uint32x4_t lanes = vidupq_n_u32(0, 1);
-  const uint32x4_t qoff = vmulq_n_u32(lanes, (uint32_t)sizeof(tk_rq_param));
   int r = 0;
   for (; r + 4 <= rows; r += 4) {
+    const int32_t *q = (const int32_t *)(rq + r);
     int32x4_t v0, v1;
     tk_dot4_mve(w + r * depth, c0, c1, depth, bias + r, &v0, &v1);
-    tk_rq_mve(v0, rq + r, qoff, lo, hi, o0 + r, lanes);
-    if (c1) tk_rq_mve(v1, rq + r, qoff, lo, hi, o1 + r, lanes);
+    vstrbq_s32(o0 + r, tk_rq_vec(v0, vld1q_s32(q), vld1q_s32(q + 4), vld1q_s32(q + 8), lo, hi));
+    if (c1) vstrbq_s32(o1 + r, tk_rq_vec(v1, vld1q_s32(q), vld1q_s32(q + 4), vld1q_s32(q + 8), lo, hi));
   }
   return r;
 }

@@ -64,7 +64,7 @@ def conv_2d(g: Any, op: OpInfo, ins: list[int], out_i: int) -> OpResult:
             wide = f"(int32_t *)(tk_arena + TK_SCRATCH_{op.index} + {scratch})"
             scratch += 4 * col_depth
             scratch_ref = f"(int8_t *)(tk_arena + TK_SCRATCH_{op.index})"
-        g.add_struct_array("tk_rq_param", f"tk_rq_{op.index}", rq)
+        g.add_struct_array("tk_rq_param", f"tk_rq_{op.index}", g.gemm_rq(rq))
         src, dst, in_h, out_h, top = g.band_args(op.index, ins[0], out_i, h, oh, pad_h)
         g.calls.append(
             f"  tk_conv_fast({src}, {dst}, {scratch_ref}, {in_h}, {wi}, {c}, {out_h}, {ow}, "

@@ -91,6 +91,20 @@ def helium_row_blocks(w: np.ndarray) -> np.ndarray:
     return np.concatenate([np.concatenate([chunks, tails], axis=1).reshape(-1), pair_interleave(w[4 * groups:])])
 
 
+def helium_rq_blocks(rq: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+    """The requantization rows of a Helium GEMM (tk_fast.h tk_gemm4_mve) as the tk_rq_param array it reads: each
+    group of 4 rows as three whole vectors (4 multipliers, 4 rounding constants, 4 negated shifts) in the
+    group's 12 words; the rows past the last group of 4 as they are.
+
+    >>> helium_rq_blocks([(10, 20, 1), (11, 21, 2), (12, 22, 3), (13, 23, 4), (14, 24, 5)])
+    [(10, 11, 12), (13, 20, 21), (22, 23, -1), (-2, -3, -4), (14, 24, 5)]
+    """
+    full = len(rq) // 4 * 4
+    words = [v for g in range(0, full, 4) for field in range(3)
+             for v in (rq[g + i][field] * (-1 if field == 2 else 1) for i in range(4))]
+    return [(words[i], words[i + 1], words[i + 2]) for i in range(0, len(words), 3)] + list(rq[full:])
+
+
 def helium_dw_params(bias_adj: np.ndarray, rq: list[tuple[int, int, int]]) -> np.ndarray:
     """Per group of 8 channels, the vectors the Helium depthwise kernel loads whole (tk_fast.h tk_dw8_taps_mve):
     bias_adj, multiplier, rounding, -shift (of tk_rq_param), each for the even channels c, c+2, c+4, c+6 then

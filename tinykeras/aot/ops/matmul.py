@@ -44,7 +44,7 @@ def fully_connected(g: Any, op: OpInfo, ins: list[int], out_i: int) -> OpResult:
     if rq is not None:
         g.drop_decls(f"tk_p_{op.index}", m, s)
         wname = g.gemm_weights(wname, wd)
-        g.add_struct_array("tk_rq_param", f"tk_rq_{op.index}", rq)
+        g.add_struct_array("tk_rq_param", f"tk_rq_{op.index}", g.gemm_rq(rq))
         g.calls.append(
             f"  tk_fc_fast({g.ref(ins[0])}, {g.ref(out_i)}, {x.num_elements // depth}, {depth}, {units}, "
             f"{wname}, {bname}, tk_rq_{op.index}, {lo}, {hi});")
