@@ -95,6 +95,10 @@ def _cases() -> dict[str, tuple[str, Callable[[Any], Any]]]:
         "conv_pw_16_to_11_relu6": ("CONV_2D", lambda k: _seq((5, 7, 16), k.layers.Conv2D(11, 1), k.layers.ReLU(6.0))),
         "conv_pw_stride2": ("CONV_2D", lambda k: _seq((7, 9, 8), k.layers.Conv2D(6, 1, strides=2))),
         "conv_3x3_c8_same": ("CONV_2D", lambda k: _seq((6, 5, 8), k.layers.Conv2D(5, 3, padding="same"))),
+        "conv_pw_32_to_12": ("CONV_2D", lambda k: _seq(  # Helium asm: 3 groups of 4 rows, an odd pixel count
+            (3, 5, 32), k.layers.Conv2D(12, 1))),
+        "conv_3x3_c16_relu6": ("CONV_2D", lambda k: _seq(  # Helium asm with clamp: im2col depth 144 (9 blocks)
+            (5, 6, 16), k.layers.Conv2D(8, 3, padding="same"), k.layers.ReLU(6.0))),
         "dw3x3_stride2_c12": ("DEPTHWISE_CONV_2D", lambda k: _seq(
             (9, 8, 12), k.layers.DepthwiseConv2D(3, strides=2, padding="same", activation="relu"))),
         "dw3x3_stride2_c16": ("DEPTHWISE_CONV_2D", lambda k: _seq(  # Helium: pairs of interior pixels, 2 x 8 lanes

@@ -447,6 +447,100 @@ TK_FAST_INLINE void tk_dot4_mve(const int8_t *w, const int8_t *c0, const int8_t 
   *v1 = vsetq_lane_s32(b3, vsetq_lane_s32(b2, vsetq_lane_s32(b1, vdupq_n_s32(b0), 1), 2), 3);
 }
 
+#if defined(__OPTIMIZE__)
+/* All groups of 4 rows against columns c0 and c0 + depth in one asm block (depth % 16 == 0, 16..1024, a
+ * compile-time constant): per group the depth blocks unrolled (.rept: no loop counter, so the eight sums, the
+ * two column pointers, the weight pointer and a state pointer are all the core registers it takes), the
+ * first block with VMLADAV (no sums to clear), then the sums moved into two vectors, bias and requantization
+ * (helium_rq_blocks vectors), clamp where the activation is narrower than int8, two saturating narrows and
+ * contiguous stores (VSTRB.32 takes a low base register: the column pointers, "l", free by then). Bias,
+ * parameter and output pointers, the groups left, the first column and the clamp bounds live in st[]. */
+#define TK_G4_FIRST(OP)                                         \
+  "vldrb.8     q0, [%[c0]], #16\n\t"                            \
+  "vldrb.8     q1, [%[c1]], #16\n\t"                            \
+  "vldrb.8     q2, [%[w]], #16\n\t" OP " %[a0], q2, q0\n\t" OP " %[b0], q2, q1\n\t" \
+  "vldrb.8     q2, [%[w]], #16\n\t" OP " %[a1], q2, q0\n\t" OP " %[b1], q2, q1\n\t" \
+  "vldrb.8     q2, [%[w]], #16\n\t" OP " %[a2], q2, q0\n\t" OP " %[b2], q2, q1\n\t" \
+  "vldrb.8     q2, [%[w]], #16\n\t" OP " %[a3], q2, q0\n\t" OP " %[b3], q2, q1\n\t"
+#define TK_G4_HEAD                                              \
+  "1:\n\t"                                                      \
+  "ldr         %[c0], [%[st], #20]\n\t"                         \
+  "add         %[c1], %[c0], %[d]\n\t"                          \
+  TK_G4_FIRST("vmladav.s8")                                     \
+  ".rept %c[n]\n\t" TK_G4_FIRST("vmladava.s8") ".endr\n\t"       \
+  "vmov.32     q3[0], %[a0]\n\tvmov.32     q3[1], %[a1]\n\t"     \
+  "vmov.32     q3[2], %[a2]\n\tvmov.32     q3[3], %[a3]\n\t"     \
+  "vmov.32     q4[0], %[b0]\n\tvmov.32     q4[1], %[b1]\n\t"     \
+  "vmov.32     q4[2], %[b2]\n\tvmov.32     q4[3], %[b3]\n\t"     \
+  "ldr         %[a0], [%[st]]\n\t"                              \
+  "vldrw.32    q5, [%[a0]], #16\n\t"                            \
+  "str         %[a0], [%[st]]\n\t"                              \
+  "vadd.i32    q3, q3, q5\n\tvadd.i32    q4, q4, q5\n\t"         \
+  "ldr         %[a0], [%[st], #4]\n\t"                          \
+  "vldrw.32    q5, [%[a0]], #16\n\t"                            \
+  "vshr.u32    q6, q3, #31\n\tvshr.u32    q7, q4, #31\n\t"       \
+  "vqrdmulh.s32 q3, q3, q5\n\tvqrdmulh.s32 q4, q4, q5\n\t"      \
+  "vldrw.32    q5, [%[a0]], #16\n\t"                            \
+  "vadd.i32    q3, q3, q5\n\tvadd.i32    q4, q4, q5\n\t"         \
+  "vsub.i32    q3, q3, q6\n\tvsub.i32    q4, q4, q7\n\t"         \
+  "vldrw.32    q5, [%[a0]], #16\n\t"                            \
+  "str         %[a0], [%[st], #4]\n\t"                          \
+  "vshl.s32    q3, q3, q5\n\tvshl.s32    q4, q4, q5\n\t"
+#define TK_G4_CLAMP                                             \
+  "ldrd        %[a0], %[a1], [%[st], #24]\n\t"                  \
+  "vdup.32     q5, %[a0]\n\t"                                   \
+  "vmax.s32    q3, q3, q5\n\tvmax.s32    q4, q4, q5\n\t"         \
+  "vdup.32     q5, %[a1]\n\t"                                   \
+  "vmin.s32    q3, q3, q5\n\tvmin.s32    q4, q4, q5\n\t"
+#define TK_G4_TAIL                                              \
+  "vqmovnb.s32 q3, q3\n\tvqmovnb.s16 q3, q3\n\t"                \
+  "vqmovnb.s32 q4, q4\n\tvqmovnb.s16 q4, q4\n\t"                \
+  "ldrd        %[c0], %[c1], [%[st], #8]\n\t"                   \
+  "vstrb.32    q3, [%[c0]], #4\n\t"                             \
+  "vstrb.32    q4, [%[c1]], #4\n\t"                             \
+  "strd        %[c0], %[c1], [%[st], #8]\n\t"                   \
+  "ldr         %[a0], [%[st], #16]\n\t"                         \
+  "subs        %[a0], %[a0], #1\n\t"                            \
+  "str         %[a0], [%[st], #16]\n\t"                         \
+  "bne         1b\n\t"
+#define TK_G4_OPERANDS                                                                                     \
+  : [a0] "=&Te"(a0), [a1] "=&Te"(a1), [a2] "=&Te"(a2), [a3] "=&Te"(a3), [b0] "=&Te"(b0), [b1] "=&Te"(b1), \
+    [b2] "=&Te"(b2), [b3] "=&Te"(b3), [c0] "=&l"(x0), [c1] "=&l"(x1), [w] "+r"(w)                        \
+  : [st] "r"(st), [d] "i"(depth), [n] "i"(depth / 16 - 1)                                                   \
+  : "cc", "memory", "q0", "q1", "q2", "q3", "q4", "q5", "q6", "q7"
+TK_FAST_INLINE int tk_gemm4x2_asm(const int8_t *w, const int rows, const int depth, const int8_t *c0,
+                                  const int32_t *bias, const tk_rq_param *rq, const int32_t lo, const int32_t hi,
+                                  int8_t *o0, int8_t *o1) {
+  int32_t st[8];
+  int32_t a0, a1, a2, a3, b0, b1, b2, b3;
+  const int8_t *x0, *x1;
+  st[0] = (int32_t)(intptr_t)bias;
+  st[1] = (int32_t)(intptr_t)rq;
+  st[2] = (int32_t)(intptr_t)o0;
+  st[3] = (int32_t)(intptr_t)o1;
+  st[4] = rows / 4;
+  st[5] = (int32_t)(intptr_t)c0;
+  st[6] = lo;
+  st[7] = hi;
+  if (lo > -128 || hi < 127) {
+    __asm__ volatile(TK_G4_HEAD TK_G4_CLAMP TK_G4_TAIL TK_G4_OPERANDS);
+  } else {
+    __asm__ volatile(TK_G4_HEAD TK_G4_TAIL TK_G4_OPERANDS);
+  }
+  (void)a0; (void)a1; (void)a2; (void)a3; (void)b0; (void)b1; (void)b2; (void)b3; (void)x0; (void)x1;
+  return rows / 4 * 4;
+}
+#undef TK_G4_FIRST
+#undef TK_G4_HEAD
+#undef TK_G4_CLAMP
+#undef TK_G4_TAIL
+#undef TK_G4_OPERANDS
+#define TK_G4_ASM(depth, c0, c1) \
+  (__builtin_constant_p(depth) && (depth) % 16 == 0 && (depth) >= 16 && (depth) <= 1024 && (c1) == (c0) + (depth))
+#else
+#define TK_G4_ASM(depth, c0, c1) 0
+#endif
+
 /* The rows of tk_gemm_cols in groups of 4 with Helium (tk_dot4_mve), the four outputs of a column requantized
  * as one vector and stored whole: each group's 4 tk_rq_param hold its multipliers, rounding constants and
  * negated shifts as three vectors (the generator's helium_rq_blocks). Returns the rows done (a multiple of 4). */
@@ -454,6 +548,9 @@ TK_FAST_INLINE int tk_gemm4_mve(const int8_t *w, const int rows, const int depth
                                 const int8_t *c1, const int32_t *bias, const tk_rq_param *rq, const int32_t lo,
                                 const int32_t hi, int8_t *o0, int8_t *o1) {
   int r = 0;
+#if defined(__OPTIMIZE__)
+  if (rows >= 4 && c1 && TK_G4_ASM(depth, c0, c1)) r = tk_gemm4x2_asm(w, rows, depth, c0, bias, rq, lo, hi, o0, o1);
+#endif
   for (; r + 4 <= rows; r += 4) {
     const int32_t *q = (const int32_t *)(rq + r);
     int32x4_t v0, v1;
