@@ -225,3 +225,41 @@ def test_banded_1x1_convolutions_compile_warning_free_and_match_tflm() -> None:
     assert calls and all("(int8_t *)0" not in ln or ", 0, " in ln for ln in calls)
     xs = np.random.default_rng(1).integers(-128, 128, size=(4, 48, 48, 3), dtype=np.int8)
     assert np.array_equal(AotHostRunner(data, info).run_all(xs), TflmRunner(data, info).run_all(xs))
+
+
+@needs_gcc
+def test_pools_join_banded_chains_bit_exact(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A gesture-style stack (conv, max pool, conv, average pool with padded border windows): the pools are
+    chain ops like the convolutions (their window is the kernel); the chosen plan bands through the max pool
+    for a fraction of the per-tensor arena, and both it and a forced chain through the average pool give TFLM's
+    outputs in the sanitizer build."""
+    from tinykeras.aot.bands import candidates
+    from tinykeras.aot.host import AotHostRunner
+    from tinykeras.keras_io import import_tf, tf_keras
+
+    import_tf().keras.utils.set_random_seed(7)
+    k = tf_keras()
+    L = k.layers
+    x = k.Input((40, 6, 2), batch_size=1)
+    t = L.Conv2D(16, (4, 3), padding="same", activation="relu")(x)
+    t = L.MaxPooling2D((3, 2), strides=(2, 2), padding="same")(t)
+    t = L.Conv2D(8, 3, padding="same", activation="relu")(t)
+    t = L.AveragePooling2D(3, strides=1, padding="same")(t)
+    out = L.Dense(3)(L.Flatten()(t))
+    data = convert_int8(k.Model(x, out), [np.random.default_rng(0).uniform(-1, 1, (16, 40, 6, 2)).astype(np.float32)])
+    info = inspect_bytes(data)
+    program = generate(data, info)
+    assert program.bands is not None and "MAX_POOL_2D" in {info.ops[p.index].op for p in program.bands.ops}
+    assert program.arena_bytes <= 0.5 * program.per_tensor_arena_bytes
+    xs = np.random.default_rng(2).integers(-128, 128, size=(4, 40, 6, 2), dtype=np.int8)
+    ref = TflmRunner(data, info).run_all(xs)
+    assert np.array_equal(AotHostRunner(data, info, sanitize=True).run_all(xs), ref)
+
+    def longest(gen, per_tensor):
+        fast = {p.index for p in gen.plans if p.fast_path}
+        return max(candidates(gen.info, fast, set(range(len(gen.info.tensors)))), key=lambda plan: len(plan.ops))
+
+    monkeypatch.setattr(generator, "choose_bands", longest)
+    forced = generate(data, info)
+    assert forced.bands is not None and info.ops[forced.bands.last].op == "AVERAGE_POOL_2D"
+    assert np.array_equal(AotHostRunner(data, info, sanitize=True).run_all(xs), ref)

@@ -107,7 +107,7 @@ def test_aot_kernels_follow_the_core(tmp_path: Path) -> None:
     src = tmp_path / "kernels.c"
     src.write_text('#include "tk_fast.h"\n'
                    "void fc(const int8_t *x, int8_t *y, const int8_t *w, const int32_t *b, const tk_rq_param *q) {\n"
-                   "  tk_fc_fast(x, y, 1, 64, 16, w, b, q, -128, 127);\n}\n"
+                   "  tk_fc_fast(x, y, 1, 64, 16, w, b, q, -128, 127, (int32_t *)0);\n}\n"
                    "void dw(const int8_t *x, int8_t *y, const int8_t *z, const int32_t *w, const int32_t *b,\n"
                    "        const tk_rq_param *q) {\n"
                    "  tk_dw3x3_fast(x, y, 8, 8, 16, 8, 8, 1, 1, 1, z, w, b, q, -128, 127, (const int8_t *)0);\n"

@@ -1,13 +1,13 @@
 """Row-band (patch-based, MCUNetV2-style) execution of a chain of convolutions, without recomputation.
 
-A *chain* is a run of consecutive CONV_2D / DEPTHWISE_CONV_2D ops on the fast paths, each feeding only the
-next. Run in bands, the chain computes its last op's output a few rows at a time. Every intermediate activation
-lives in a sliding window of rows (its *region*): for each band, working backwards from the last op's rows,
-each op computes only the rows of its output not computed before (each row exactly once), after moving the rows
-the next op still needs (the halo of its kernel) to the top of its region. Each op runs its usual kernel on
-those rows (a row range with an adjusted top padding, so the arithmetic is the kernel's own and stays
-bit-exact). The chain's input and output stay whole, and the output may stream over the input rows no later
-band reads (``gap``).
+A *chain* is a run of consecutive CONV_2D / DEPTHWISE_CONV_2D / MAX_POOL_2D / AVERAGE_POOL_2D ops on the fast
+paths, each feeding only the next (a pool's window is a kernel like any other). Run in bands, the chain computes
+its last op's output a few rows at a time. Every intermediate activation lives in a sliding window of rows (its
+*region*): for each band, working backwards from the last op's rows, each op computes only the rows of its output
+not computed before (each row exactly once), after moving the rows the next op still needs (the halo of its kernel)
+to the top of its region. Each op runs its usual kernel on those rows (a row range with an adjusted top padding, so
+the arithmetic is the kernel's own and stays bit-exact). The chain's input and output stay whole, and the output
+may stream over the input rows no later band reads (``gap``).
 
 The generator plans the model both ways (``candidates``) and keeps banding only where it makes the arena
 smaller (``AotProgram.bands``).
@@ -21,7 +21,8 @@ from typing import Any
 from tinykeras.aot.ops.layout import same_padding
 from tinykeras.aot.planner import align_up
 
-CHAIN_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D")
+CHAIN_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "AVERAGE_POOL_2D")
+POOL_OPS = ("MAX_POOL_2D", "AVERAGE_POOL_2D")
 _MAX_CHAIN = 12  # ops in one chain
 _BAND_ROWS = (1,)  # output rows of the chain's last op per band (more only lets earlier ops run further ahead)
 _INT16_MAX = 32767  # the band table is int16
@@ -144,25 +145,27 @@ def band_plan(ops: tuple[ChainOp, ...], band_rows: int) -> BandPlan | None:
 
 
 def chain_op(info: Any, op: Any) -> ChainOp | None:
-    """``op``'s row geometry, or None if it cannot be part of a chain (not a batch-1 NHWC convolution)."""
-    if op.op not in CHAIN_OPS or len(op.inputs) < 2 or not op.outputs:
+    """``op``'s row geometry, or None if it cannot be part of a chain (not a batch-1 NHWC convolution or pool)."""
+    pool = op.op in POOL_OPS
+    if op.op not in CHAIN_OPS or len(op.inputs) < (1 if pool else 2) or not op.outputs:
         return None
-    x, w, out = info.tensors[op.inputs[0]], info.tensors[op.inputs[1]], info.tensors[op.outputs[0]]
-    if len(x.shape) != 4 or len(out.shape) != 4 or len(w.shape) != 4 or x.shape[0] != 1:
+    x, out = info.tensors[op.inputs[0]], info.tensors[op.outputs[0]]
+    w_shape = (1, int(op.options.get("filterHeight", 1)), 1, 1) if pool else info.tensors[op.inputs[1]].shape
+    if len(x.shape) != 4 or len(out.shape) != 4 or len(w_shape) != 4 or x.shape[0] != 1:
         return None
     o = op.options
     if o.get("dilationHFactor", 1) != 1:
         return None
     _, h, wi, c = (int(v) for v in x.shape)
     _, oh, ow, oc = (int(v) for v in out.shape)
-    kh, sh = int(w.shape[1]), int(o.get("strideH", 1))
+    kh, sh = int(w_shape[1]), int(o.get("strideH", 1))
     if min(h, oh, kh, sh) < 1:
         return None
     return ChainOp(op.index, h, oh, ow, kh, sh, same_padding(sh, 1, h, kh, oh), wi * c, ow * oc, int(op.macs))
 
 
 def candidates(info: Any, fast: set[int], single_use: set[int]) -> list[BandPlan]:
-    """Every band plan worth comparing: chains of consecutive fast-path convolutions (``fast``: op indices)
+    """Every band plan worth comparing: chains of consecutive fast-path convolutions and pools (``fast``: op indices)
     whose intermediate outputs are used once, by the next op (``single_use``: such tensor indices)."""
     runs: list[list[ChainOp]] = []
     prev = None

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 import tinykeras.aot.fixedpoint as fp
-from tinykeras.aot.bands import BandPlan, candidates
+from tinykeras.aot.bands import CHAIN_OPS, BandPlan, candidates
 from tinykeras.aot.declare import Unsupported
 from tinykeras.aot.emit import C_TYPES, INT32_RANGE, c_array, c_struct_array, kernel_sources, render
 from tinykeras.aot.ops import KERNEL_FILES, OPS, REFUSED, SUPPORTED_OPS
@@ -77,8 +77,9 @@ class Generator:
     """One model's generation: the state the op handlers write into (``decls``, ``calls``, plan inputs)."""
 
     def __init__(self, info: ModelInfo, name: str, profile: bool = False, bands: BandPlan | None = None,
-                 core: str | None = None):
+                 core: str | None = None, wide_fc: frozenset[int] = frozenset()):
         self.info = info
+        self.wide_fc = wide_fc  # fully connected ops given an int16 copy of their input (free_fc_scratch)
         self.name = name
         self.profile = profile
         self.bands = bands
@@ -311,7 +312,7 @@ class Generator:
         return self.bands is not None and self.bands.first <= index <= self.bands.last
 
     def band_args(self, index: int, in_t: int, out_t: int, h: int, oh: int, pad_h: int) -> tuple[str, ...]:
-        """(input, output, in_h, out_h, pad_h) of a convolution's kernel call: the whole tensors and literal
+        """(input, output, in_h, out_h, pad_h) of a convolution's or pool's kernel call: the whole tensors and literal
         shapes, or inside a banded chain the band's rows (``tk_r``: this band's row of the band table); there it
         first emits the move of the rows this op's region keeps from the previous band."""
         if not self.in_bands(index):
@@ -509,7 +510,7 @@ def choose_bands(gen: Generator, per_tensor_arena: int) -> BandPlan | None:
         group_size[gen.find(t)] = group_size.get(gen.find(t), 0) + 1
     single_use = {t for t, n in uses.items() if n == 1 and t >= 0 and t not in info.outputs
                   and not info.tensors[t].is_constant and gen.find(t) == t and group_size.get(t) == 1}
-    fast = {p.index for p in gen.plans if p.fast_path and p.op in ("CONV_2D", "DEPTHWISE_CONV_2D")}
+    fast = {p.index for p in gen.plans if p.fast_path and p.op in CHAIN_OPS}
     best: tuple[int, int, BandPlan] | None = None
     for plan in candidates(info, fast, single_use):
         arena = gen.plan(plan)[1]
@@ -518,13 +519,38 @@ def choose_bands(gen: Generator, per_tensor_arena: int) -> BandPlan | None:
     return best[2] if best is not None else None
 
 
+def free_fc_scratch(gen: Generator) -> frozenset[int]:
+    """On the DSP cores without Helium (``WIDE_COLUMN_CORES``): the batch-1 fast FULLY_CONNECTED ops (depth %
+    8 == 0) whose int16 copy of the input (2 bytes per depth value, tk_fast.h tk_fc_wide) fits in the arena the
+    plan already needs, largest first; the arena never grows for it."""
+    if not gen.wide_columns:
+        return frozenset()
+    info, arena = gen.info, gen.plan(gen.bands)[1]
+    candidates = []
+    for p in gen.plans:
+        if p.kernel != "tk_fc_fast" or gen.in_bands(p.index):
+            continue
+        depth = int(info.tensors[p.inputs[1]].shape[-1])
+        if depth % 8 == 0 and info.tensors[p.inputs[0]].num_elements == depth:
+            candidates.append((p.macs, p.index, 2 * depth))
+    chosen = set()
+    for _macs, index, nbytes in sorted(candidates, reverse=True):
+        gen.scratch[index] = nbytes
+        if gen.plan(gen.bands)[1] <= arena:
+            chosen.add(index)
+        else:
+            del gen.scratch[index]
+    return frozenset(chosen)
+
+
 def generate(model: bytes, info: ModelInfo, name: str = "model", profile: bool = False,
              core: str | None = None) -> AotProgram:
     """Generate the aot C sources for ``info`` (the ModelInfo of ``model``).
 
     ``core`` (the board's, e.g. ``cortex-m4``; None: any): on cores whose kernels take wide (int16) convolution
-    columns (``WIDE_COLUMN_CORES``) the plan gives them their scratch, on Helium cores (``HELIUM_CORES``) depthwise
-    layers their tap-major weights; the C is right for every core either way.
+    columns (``WIDE_COLUMN_CORES``) the plan gives them their scratch (and fully connected layers theirs where the
+    arena has room, ``free_fc_scratch``); on Helium cores (``HELIUM_CORES``) depthwise layers get tap-major
+    weights and parameter vectors, conv/FC layers row-block weights (the C states that layout, TK_WEIGHTS_HELIUM).
 
     ``profile=True`` adds a counter read after every op (``tk_profile_counts``, ``tk_profile_now()`` to be
     provided by the profile firmware, see tinykeras/profile.py); the benchmark build never has it.
@@ -540,6 +566,10 @@ def generate(model: bytes, info: ModelInfo, name: str = "model", profile: bool =
     best = choose_bands(gen, per_tensor)
     if best is not None:
         gen = Generator(info, name, profile, bands=best, core=core)
+        gen.run()
+    wide_fc = free_fc_scratch(gen)
+    if wide_fc:
+        gen = Generator(info, name, profile, bands=best, core=core, wide_fc=wide_fc)
         gen.run()
     files, arena, offsets = gen.files()
     ins, outs = info.input_tensors(), info.output_tensors()

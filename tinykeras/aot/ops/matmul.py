@@ -45,10 +45,13 @@ def fully_connected(g: Any, op: OpInfo, ins: list[int], out_i: int) -> OpResult:
         g.drop_decls(f"tk_p_{op.index}", m, s)
         wname = g.gemm_weights(wname, wd)
         g.add_struct_array("tk_rq_param", f"tk_rq_{op.index}", g.gemm_rq(rq))
+        scratch, wide = 0, "(int32_t *)0"
+        if op.index in g.wide_fc:  # int16 input in arena the plan had free (tk_fast.h tk_fc_wide)
+            scratch, wide = 2 * depth, f"(int32_t *)(tk_arena + TK_SCRATCH_{op.index})"
         g.calls.append(
             f"  tk_fc_fast({g.ref(ins[0])}, {g.ref(out_i)}, {x.num_elements // depth}, {depth}, {units}, "
-            f"{wname}, {bname}, tk_rq_{op.index}, {lo}, {hi});")
-        return "tk_fc_fast", 0, False
+            f"{wname}, {bname}, tk_rq_{op.index}, {lo}, {hi}, {wide});")
+        return "tk_fc_fast", scratch, False
     g.general.add(op.index)
     g.calls.append(f"  tk_fc_s8(&tk_p_{op.index}, {g.ref(ins[0])}, {g.ref(out_i)});")
     return "tk_fc_s8", 0, False

@@ -28,18 +28,15 @@ def _pool(g: Any, op: OpInfo, ins: list[int], out_i: int, kernel: str) -> OpResu
     if n == 1:
         pads = (same_padding(sh, 1, h, fh, oh), same_padding(sw, 1, wi, fw, ow))
         g.try_overlap(op, ins[0], out_i, streaming_gap((h, wi, c), (oh, ow, c), (sh, sw), pads, 1))
-    if kernel == "tk_maxpool_s8" and n == 1 and c % 4 == 0:
+    fast = {"tk_maxpool_s8": "tk_maxpool_fast", "tk_avgpool_s8": "tk_avgpool_fast"}[kernel]
+    if n == 1 and c % 4 == 0 and (kernel == "tk_maxpool_s8" or fh * fw <= 255):  # avg: int16 window sums
         pads = (same_padding(sh, 1, h, fh, oh), same_padding(sw, 1, wi, fw, ow))
         g.drop_decls(f"tk_p_{op.index}")
-        g.calls.append(f"  tk_maxpool_fast({g.ref(ins[0])}, {g.ref(out_i)}, {h}, {wi}, {c}, {oh}, {ow}, "
-                       f"{fh}, {fw}, {sh}, {sw}, {pads[0]}, {pads[1]}, {lo}, {hi});")
-        return "tk_maxpool_fast", 0, False
-    if kernel == "tk_avgpool_s8" and n == 1 and c % 4 == 0 and fh * fw <= 255:  # int16 window sums
-        pads = (same_padding(sh, 1, h, fh, oh), same_padding(sw, 1, wi, fw, ow))
-        g.drop_decls(f"tk_p_{op.index}")
-        g.calls.append(f"  tk_avgpool_fast({g.ref(ins[0])}, {g.ref(out_i)}, {h}, {wi}, {c}, {oh}, {ow}, "
-                       f"{fh}, {fw}, {sh}, {sw}, {pads[0]}, {pads[1]}, {lo}, {hi});")
-        return "tk_avgpool_fast", 0, False
+        src, dst, in_h, out_h, top = g.band_args(op.index, ins[0], out_i, h, oh, pads[0])  # rows in a banded chain
+        g.calls.append(f"  {fast}({src}, {dst}, {in_h}, {wi}, {c}, {out_h}, {ow}, "
+                       f"{fh}, {fw}, {sh}, {sw}, {top}, {pads[1]}, {lo}, {hi});")
+        return fast, 0, False
+    assert not g.in_bands(op.index), "banded chains hold fast-path ops only"
     g.general.add(op.index)
     g.calls.append(f"  {kernel}(&tk_p_{op.index}, {g.ref(ins[0])}, {g.ref(out_i)});")
     return kernel, 0, False
