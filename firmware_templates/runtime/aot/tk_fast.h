@@ -158,6 +158,22 @@ TK_FAST_INLINE void tk_rq_mve(const int32x4_t acc, const tk_rq_param *q, const u
   "smlad  %[a11], %[" #XB1 "], %[t], %[a11]\n\t"
 #endif
 
+#if TK_FAST_DSP
+/* Two weight rows' words w0, w1 (4 depth values each, extended with SXTB16 into t) against one column's halves
+ * xa (depth 0 and 2) and xb (1 and 3), into sums A and B. */
+#define TK_SMLAD_ROWS2(A, B)                              \
+  "sxtb16 %[t], %[w0]\n\t"                               \
+  "smlad  %[" #A "], %[xa], %[t], %[" #A "]\n\t"         \
+  "sxtb16 %[t], %[w0], ror #8\n\t"                       \
+  "smlad  %[" #A "], %[xb], %[t], %[" #A "]\n\t"         \
+  "sxtb16 %[t], %[w1]\n\t"                               \
+  "smlad  %[" #B "], %[xa], %[t], %[" #B "]\n\t"         \
+  "sxtb16 %[t], %[w1], ror #8\n\t"                       \
+  "smlad  %[" #B "], %[xb], %[t], %[" #B "]\n\t"
+/* Four rows (pairs at wa, wb; the first pair's words already in w0, w1) x one column: sums a0..a3. */
+#define TK_SMLAD_ROWS4 TK_SMLAD_ROWS2(a0, a1) "ldrd   %[w0], %[w1], [%[wb]], #8\n\t" TK_SMLAD_ROWS2(a2, a3)
+#endif
+
 /* Two pair-interleaved weight rows (w) against two columns: a[0..3] += r0.c0, r1.c0, r0.c1, r1.c1. */
 TK_FAST_INLINE void tk_dot2x2(const int8_t *w, const int8_t *c0, const int8_t *c1, const int depth, int32_t *a) {
   const int k4 = depth & ~3;
@@ -277,39 +293,22 @@ TK_FAST_INLINE void tk_dot4x1(const int8_t *wa, const int8_t *wb, const int8_t *
 #if defined(__OPTIMIZE__) /* 13 register operands: needs the frame pointer free */
   if ((depth & 7) == 0 && k4 > 0) { /* hand-scheduled: two blocks of 4 per iteration, no spills */
     int32_t xa, xb, w0, w1, t;
-#define TK_Q4(ROWS_A, ROWS_B)                                                                          \
-  "ldr    %[xa], [%[c0]], #4\n\t"                                                                      \
-  "ldrd   %[w0], %[w1], [%[wa]], #8\n\t"                                                               \
-  "sxtb16 %[xb], %[xa], ror #8\n\t"                                                                    \
-  "sxtb16 %[xa], %[xa]\n\t"                                                                            \
-  "sxtb16 %[t], %[w0]\n\t"                                                                             \
-  "smlad  %[a0], %[xa], %[t], %[a0]\n\t"                                                               \
-  "sxtb16 %[t], %[w0], ror #8\n\t"                                                                     \
-  "smlad  %[a0], %[xb], %[t], %[a0]\n\t"                                                               \
-  "sxtb16 %[t], %[w1]\n\t"                                                                             \
-  "smlad  %[a1], %[xa], %[t], %[a1]\n\t"                                                               \
-  "sxtb16 %[t], %[w1], ror #8\n\t"                                                                     \
-  "smlad  %[a1], %[xb], %[t], %[a1]\n\t"                                                               \
-  "ldrd   %[w0], %[w1], [%[wb]], #8\n\t"                                                               \
-  "sxtb16 %[t], %[w0]\n\t"                                                                             \
-  "smlad  %[a2], %[xa], %[t], %[a2]\n\t"                                                               \
-  "sxtb16 %[t], %[w0], ror #8\n\t"                                                                     \
-  "smlad  %[a2], %[xb], %[t], %[a2]\n\t"                                                               \
-  "sxtb16 %[t], %[w1]\n\t"                                                                             \
-  "smlad  %[a3], %[xa], %[t], %[a3]\n\t"                                                               \
-  "sxtb16 %[t], %[w1], ror #8\n\t"                                                                     \
-  "smlad  %[a3], %[xb], %[t], %[a3]\n\t"
+#define TK_Q4                                   \
+  "ldr    %[xa], [%[c0]], #4\n\t"               \
+  "ldrd   %[w0], %[w1], [%[wa]], #8\n\t"        \
+  "sxtb16 %[xb], %[xa], ror #8\n\t"             \
+  "sxtb16 %[xa], %[xa]\n\t" TK_SMLAD_ROWS4
 #define TK_Q4_OPERANDS                                                                                       \
   : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [c0] "+r"(c0), [wa] "+r"(wa), [wb] "+r"(wb), \
     [xa] "=&r"(xa), [xb] "=&r"(xb), [w0] "=&r"(w0), [w1] "=&r"(w1), [t] "=&r"(t)                              \
   : [end] "r"(end)                                                                                           \
   : "cc", "memory"
     if ((depth & 15) == 0) { /* four blocks per iteration */
-      __asm__ volatile("1:\n\t" TK_Q4(0, 0) TK_Q4(0, 0) TK_Q4(0, 0) TK_Q4(0, 0)
+      __asm__ volatile("1:\n\t" TK_Q4 TK_Q4 TK_Q4 TK_Q4
                        "cmp    %[c0], %[end]\n\t"
                        "bne    1b\n\t" TK_Q4_OPERANDS);
     } else {
-      __asm__ volatile("1:\n\t" TK_Q4(0, 0) TK_Q4(0, 0)
+      __asm__ volatile("1:\n\t" TK_Q4 TK_Q4
                        "cmp    %[c0], %[end]\n\t"
                        "bne    1b\n\t" TK_Q4_OPERANDS);
     }
@@ -705,26 +704,9 @@ TK_FAST_INLINE void tk_fc_wide(const int8_t *w, const int rows, const int depth,
     int32_t xa, xb, w0, w1, t;
     const int32_t *x = q;
     const int8_t *wa = w + r * depth, *wb = wa + 2 * depth;
-#define TK_X4                                                   \
-  "ldrd   %[xa], %[xb], [%[x]], #8\n\t"                         \
-  "ldrd   %[w0], %[w1], [%[wa]], #8\n\t"                        \
-  "sxtb16 %[t], %[w0]\n\t"                                      \
-  "smlad  %[a0], %[xa], %[t], %[a0]\n\t"                        \
-  "sxtb16 %[t], %[w0], ror #8\n\t"                              \
-  "smlad  %[a0], %[xb], %[t], %[a0]\n\t"                        \
-  "sxtb16 %[t], %[w1]\n\t"                                      \
-  "smlad  %[a1], %[xa], %[t], %[a1]\n\t"                        \
-  "sxtb16 %[t], %[w1], ror #8\n\t"                              \
-  "smlad  %[a1], %[xb], %[t], %[a1]\n\t"                        \
-  "ldrd   %[w0], %[w1], [%[wb]], #8\n\t"                        \
-  "sxtb16 %[t], %[w0]\n\t"                                      \
-  "smlad  %[a2], %[xa], %[t], %[a2]\n\t"                        \
-  "sxtb16 %[t], %[w0], ror #8\n\t"                              \
-  "smlad  %[a2], %[xb], %[t], %[a2]\n\t"                        \
-  "sxtb16 %[t], %[w1]\n\t"                                      \
-  "smlad  %[a3], %[xa], %[t], %[a3]\n\t"                        \
-  "sxtb16 %[t], %[w1], ror #8\n\t"                              \
-  "smlad  %[a3], %[xb], %[t], %[a3]\n\t"
+#define TK_X4                                   \
+  "ldrd   %[xa], %[xb], [%[x]], #8\n\t"         \
+  "ldrd   %[w0], %[w1], [%[wa]], #8\n\t" TK_SMLAD_ROWS4
 #define TK_X4_OPERANDS                                                                                      \
   : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [x] "+r"(x), [wa] "+r"(wa), [wb] "+r"(wb), \
     [xa] "=&r"(xa), [xb] "=&r"(xb), [w0] "=&r"(w0), [w1] "=&r"(w1), [t] "=&r"(t)                             \
