@@ -108,6 +108,8 @@ def _cases() -> dict[str, tuple[str, Callable[[Any], Any]]]:
         "dw3x3_c24_relu6": ("DEPTHWISE_CONV_2D", lambda k: _seq(  # Helium: VMAX/VMIN clamp, odd pixel count per row
             (6, 5, 24), k.layers.DepthwiseConv2D(3, padding="same"), k.layers.ReLU(6.0))),
         "fc_depth32_odd_units": ("FULLY_CONNECTED", lambda k: _seq((32,), k.layers.Dense(13, activation="relu"))),
+        "fc_wide_stack": ("FULLY_CONNECTED", lambda k: _seq(  # DSP cores: layers 2 and 3 get the int16 input
+            (256,), k.layers.Dense(16), k.layers.Dense(24, activation="relu"), k.layers.Dense(13))),
         "maxpool_same_c8": ("MAX_POOL_2D", lambda k: _seq(
             (7, 9, 8), k.layers.MaxPooling2D(3, strides=2, padding="same"))),
         "avgpool_same_c12": ("AVERAGE_POOL_2D", lambda k: _seq(  # border windows of 4, 6 and 9 taps; 8 + 4 lanes
@@ -253,6 +255,22 @@ def test_helium_gemm_weights_are_planned_for_helium_cores_only(name: str, conver
     assert weights and weights.keys() == hweights.keys()
     assert all(sorted(hweights[k]) == sorted(v) for k, v in weights.items())
     assert any(hweights[k] != v for k, v in weights.items())  # every case has a group of 4 rows
+
+
+def test_fully_connected_int16_inputs_use_only_free_arena(converted: dict[str, bytes]) -> None:
+    """On the DSP cores a batch-1 fully connected layer gets an int16 copy of its input (tk_fc_wide) only where
+    the arena already has room: the small layers after the 256-input one do, the first does not, and the arena
+    is the one planned without them."""
+    from tinykeras.aot import generate
+
+    data = _model(converted, "fc_wide_stack")
+    info = inspect_bytes(data)
+    plain, dsp = generate(data, info), generate(data, info, core="cortex-m4")
+    calls = [ln for ln in dsp.files["tk_model.c"].splitlines() if "tk_fc_fast(" in ln]
+    assert [("TK_SCRATCH_" in ln) for ln in calls] == [False, True, True]
+    assert dsp.arena_bytes == plain.arena_bytes
+    assert all(ln.rstrip().endswith("(int32_t *)0);") for ln in plain.files["tk_model.c"].splitlines()
+               if "tk_fc_fast(" in ln)
 
 
 @pytest.mark.parametrize("name", ["dw_same_relu", "dw3x3_stride2_c16", "dw3x3_stride2_c12", "dw3x3_c24_relu6"])
