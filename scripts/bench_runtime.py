@@ -51,13 +51,14 @@ from tinykeras.types import ModelInfo  # noqa: E402
 
 REFERENCE_DIR = Path(os.environ.get("TINYKERAS_REFERENCE_MODELS", REPO / "tests" / "data" / "reference_models"))
 ISSUE_FIGURES = REPO / "scripts" / "data" / "tflm_qemu_issue12.json"
-BUILT = ("dscnn_kws", "mobilenet_v1_025_96", "mobilenet_v2_035_96")
+BUILT = ("dscnn_kws", "mobilenet_v1_025_96", "mobilenet_v2_035_96", "streaming_ww")
 LABELS = {
     "ad01_int8": "MLPerf Tiny AD (`ad01_int8`)",
     "pretrainedResnet_quant": "ResNet-8 (`pretrainedResnet_quant`)",
     "dscnn_kws": "DS-CNN keyword spotter (MLPerf KWS shape)",
     "mobilenet_v1_025_96": "MobileNet-v1 0.25 96x96 (MLPerf VWW shape)",
     "mobilenet_v2_035_96": "MobileNetV2 0.35 96x96",
+    "streaming_ww": "streaming wake word DS-TCN (MLPerf shape)",
 }
 
 

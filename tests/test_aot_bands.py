@@ -263,3 +263,17 @@ def test_pools_join_banded_chains_bit_exact(monkeypatch: pytest.MonkeyPatch) -> 
     forced = generate(data, info)
     assert forced.bands is not None and info.ops[forced.bands.last].op == "AVERAGE_POOL_2D"
     assert np.array_equal(AotHostRunner(data, info, sanitize=True).run_all(xs), ref)
+
+
+def test_one_pixel_wide_convolutions_stay_out_of_chains() -> None:
+    """A convolution whose output rows are one pixel wide is not banded (each call would compute one pixel,
+    without the GEMM's two-column pairing): the shipped gesture model bands its first conv and max pool
+    (128x3 rows), not the 42x1 conv after them, and still needs a fraction of its per-tensor arena."""
+    from tinykeras.resources import models_dir
+
+    data = (models_dir() / "gesture" / "model.tflite").read_bytes()
+    info = inspect_bytes(data)
+    program = generate(data, info, core="cortex-m4")
+    assert program.bands is not None
+    assert [info.ops[p.index].op for p in program.bands.ops] == ["CONV_2D", "MAX_POOL_2D"]
+    assert program.arena_bytes <= 0.5 * program.per_tensor_arena_bytes

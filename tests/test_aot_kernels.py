@@ -69,6 +69,12 @@ def _cases() -> dict[str, tuple[str, Callable[[Any], Any]]]:
         "dw_dilated_relu6": ("DEPTHWISE_CONV_2D", lambda k: _seq(
             (10, 10, 5), k.layers.DepthwiseConv2D(3, dilation_rate=2, padding="same"), k.layers.ReLU(6.0))),
         "dw_5x5_same": ("DEPTHWISE_CONV_2D", lambda k: _seq((6, 7, 6), k.layers.DepthwiseConv2D(5, padding="same"))),
+        "dw_5x1_valid_c16": ("DEPTHWISE_CONV_2D", lambda k: _seq(  # tk_dw_fast: a time kernel, Helium lanes
+            (12, 1, 16), k.layers.DepthwiseConv2D((5, 1)))),
+        "dw_3x5_stride2_c12_relu6": ("DEPTHWISE_CONV_2D", lambda k: _seq(  # tk_dw_fast: padded taps, 4-lane groups
+            (9, 11, 12), k.layers.DepthwiseConv2D((3, 5), strides=2, padding="same"), k.layers.ReLU(6.0))),
+        "dw_3x3_stride21_c8": ("DEPTHWISE_CONV_2D", lambda k: _seq(  # tk_dw_fast: unequal strides
+            (9, 7, 8), k.layers.DepthwiseConv2D(3, strides=(2, 1), padding="same"))),
         "fc_relu": ("FULLY_CONNECTED", lambda k: _seq((20,), k.layers.Dense(10, activation="relu"))),
         "fc_odd": ("FULLY_CONNECTED", lambda k: _seq((33,), k.layers.Dense(7))),
         "fc_batched": ("FULLY_CONNECTED", lambda k: _seq((5, 12), k.layers.Dense(6))),

@@ -122,10 +122,34 @@ def build_mobilenet_v2(seed: int = 0, alpha: float = 0.35, size: int = 96, class
     return model
 
 
+def build_streaming_ww(seed: int = 0) -> Any:
+    """The MLPerf Tiny streaming wake-word DS-TCN shape (its published default configuration): 30x1x40 log-mel
+    frames -> 4 x (depthwise (k, 1) over time, valid + 1x1 conv + ReLU) with k = 3, 5, 10, 15 and 128, 64, 64, 32
+    filters -> 3 scores."""
+    from tinykeras.keras_io import import_tf, tf_keras
+
+    tf = import_tf()
+    keras = tf_keras()
+    tf.keras.utils.set_random_seed(seed)
+    layers = keras.layers
+    inputs = keras.Input((30, 1, 40))
+    x = inputs
+    for k, filters in ((3, 128), (5, 64), (10, 64), (15, 32)):
+        x = layers.DepthwiseConv2D((k, 1), padding="valid", use_bias=False)(x)
+        x = layers.Conv2D(filters, 1, use_bias=False)(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.ReLU()(x)
+    outputs = layers.Dense(3)(layers.Flatten()(x))
+    model = keras.Model(inputs, outputs)
+    _randomize_batchnorm(model, seed)
+    return model
+
+
 BUILDERS: dict[str, tuple[Callable[..., Any], tuple[int, ...]]] = {
     "dscnn_kws": (build_dscnn, (49, 10, 1)),
     "mobilenet_v1_025_96": (build_mobilenet_v1, (96, 96, 3)),
     "mobilenet_v2_035_96": (build_mobilenet_v2, (96, 96, 3)),
+    "streaming_ww": (build_streaming_ww, (30, 1, 40)),
 }
 
 

@@ -145,7 +145,8 @@ def band_plan(ops: tuple[ChainOp, ...], band_rows: int) -> BandPlan | None:
 
 
 def chain_op(info: Any, op: Any) -> ChainOp | None:
-    """``op``'s row geometry, or None if it cannot be part of a chain (not a batch-1 NHWC convolution or pool)."""
+    """``op``'s row geometry, or None if it cannot be part of a chain (not a batch-1 NHWC convolution or pool, or
+    a convolution one pixel wide: banded, each call would compute one pixel, without the two-column GEMM)."""
     pool = op.op in POOL_OPS
     if op.op not in CHAIN_OPS or len(op.inputs) < (1 if pool else 2) or not op.outputs:
         return None
@@ -159,7 +160,7 @@ def chain_op(info: Any, op: Any) -> ChainOp | None:
     _, h, wi, c = (int(v) for v in x.shape)
     _, oh, ow, oc = (int(v) for v in out.shape)
     kh, sh = int(w_shape[1]), int(o.get("strideH", 1))
-    if min(h, oh, kh, sh) < 1:
+    if min(h, oh, kh, sh) < 1 or (op.op == "CONV_2D" and ow < 2):  # a one-pixel row loses the GEMM's pixel pairs
         return None
     return ChainOp(op.index, h, oh, ow, kh, sh, same_padding(sh, 1, h, kh, oh), wi * c, ow * oc, int(op.macs))
 

@@ -1098,6 +1098,78 @@ TK_FAST_INLINE void tk_dw3x3_fast(const int8_t *in, int8_t *out, const int in_h,
   }
 }
 
+/* DEPTHWISE_CONV_2D k_h x k_w (any size up to TK_DW_MAX_TAPS taps; tk_dw3x3_fast has 3x3), depth multiplier 1,
+ * C % 4 == 0, no dilation, batch 1: the arithmetic of tk_dw3x3_fast with the taps in a loop. Per output pixel
+ * a table of the taps' input rows (padded taps point at zprow, C bytes of in_zp: bias_adj = bias - in_zp * sum
+ * of the taps' weights, so they add nothing, as TFLM skipping them). wx: per 4-channel group and tap the two
+ * SXTB16-ordered words (DSP cores); on Helium with C % 8 == 0, w9 (int8 [tap][C]) and bias_adj the parameter
+ * vectors of tk_dw8_taps_mve (rq unused), else w9 == 0. */
+#define TK_DW_MAX_TAPS 64
+TK_FAST_INLINE void tk_dw_fast(const int8_t *in, int8_t *out, const int in_h, const int in_w, const int C,
+                               const int out_h, const int out_w, const int k_h, const int k_w, const int s_h,
+                               const int s_w, const int pad_h, const int pad_w, const int8_t *zprow,
+                               const int32_t *wx, const int32_t *bias_adj, const tk_rq_param *rq, const int32_t lo,
+                               const int32_t hi, const int8_t *w9) {
+  const int taps = k_h * k_w;
+  const int8_t *p[TK_DW_MAX_TAPS];
+  int oy, ox, c, t;
+  (void)w9;
+  for (oy = 0; oy < out_h; ++oy) {
+    for (ox = 0; ox < out_w; ++ox) {
+      const int iy0 = oy * s_h - pad_h, ix0 = ox * s_w - pad_w;
+      int8_t *o = out + (oy * out_w + ox) * C;
+      int ky, kx;
+      for (ky = 0; ky < k_h; ++ky) {
+        for (kx = 0; kx < k_w; ++kx) {
+          const int iy = iy0 + ky, ix = ix0 + kx;
+          p[ky * k_w + kx] = (iy >= 0 && iy < in_h && ix >= 0 && ix < in_w) ? in + (iy * in_w + ix) * C : zprow;
+        }
+      }
+#if TK_FAST_MVE
+      if (w9) { /* Helium: 8 channels per step, weights tap by tap, parameters as vectors */
+        const int32_t *v = bias_adj;
+        for (c = 0; c < C; c += 8, v += 32) {
+          int32x4_t ae = vld1q_s32(v), ao = vld1q_s32(v + 4);
+          for (t = 0; t < taps; ++t) {
+            const int16x8_t w = vldrbq_s16(w9 + t * C + c), x = vldrbq_s16(p[t] + c);
+            ae = vaddq_s32(ae, vmullbq_int_s16(x, w));
+            ao = vaddq_s32(ao, vmulltq_int_s16(x, w));
+          }
+          tk_rq_dw8(ae, ao, v + 8, lo, hi, o + c);
+        }
+        continue;
+      }
+#endif
+      {
+        const int32_t *wg = wx;
+        for (c = 0; c < C; c += 4) {
+          int32_t a0 = bias_adj[c], a1 = bias_adj[c + 1], a2 = bias_adj[c + 2], a3 = bias_adj[c + 3];
+          for (t = 0; t < taps; ++t, wg += 2) {
+            const int8_t *xt = p[t] + c;
+#if TK_FAST_DSP
+            const uint32_t xv = tk_ld32(xt);
+            const int32_t x02 = __sxtb16(xv), x13 = tk_sxtb16r8(xv);
+            a0 = __smlabb(x02, wg[0], a0);
+            a2 = __smlatt(x02, wg[0], a2);
+            a1 = __smlabb(x13, wg[1], a1);
+            a3 = __smlatt(x13, wg[1], a3);
+#else
+            a0 += xt[0] * (int32_t)(int16_t)(wg[0] & 0xFFFF);
+            a2 += xt[2] * (wg[0] >> 16);
+            a1 += xt[1] * (int32_t)(int16_t)(wg[1] & 0xFFFF);
+            a3 += xt[3] * (wg[1] >> 16);
+#endif
+          }
+          o[c] = tk_rq(a0, rq + c, lo, hi);
+          o[c + 1] = tk_rq(a1, rq + c + 1, lo, hi);
+          o[c + 2] = tk_rq(a2, rq + c + 2, lo, hi);
+          o[c + 3] = tk_rq(a3, rq + c + 3, lo, hi);
+        }
+      }
+    }
+  }
+}
+
 /* ADD of two same-shaped int8 tensors: lut1[v] / lut2[v] hold TFLM's rescaled input
  * MultiplyByQuantizedMultiplier((v + offset) << left_shift, m, s) for v in -128..127 (pointers to entry
  * 128, so they are indexed by the int8 value), computed at generation; the output requantization is tk_rq. */

@@ -12,6 +12,8 @@ from tinykeras.aot.ops.layout import helium_dw_params, pair_interleave, same_pad
 from tinykeras.aot.planner import align_up
 from tinykeras.types import OpInfo
 
+_DW_MAX_TAPS = 64  # tk_fast.h TK_DW_MAX_TAPS: the tap table of tk_dw_fast
+
 
 @aot_op("CONV_2D", kernels=("tk_conv_fast", "tk_conv_s8"), c_files=("tk_fast.h", "tk_conv.c"))
 def conv_2d(g: Any, op: OpInfo, ins: list[int], out_i: int) -> OpResult:
@@ -77,7 +79,8 @@ def conv_2d(g: Any, op: OpInfo, ins: list[int], out_i: int) -> OpResult:
     return "tk_conv_s8", scratch, False
 
 
-@aot_op("DEPTHWISE_CONV_2D", kernels=("tk_dw3x3_fast", "tk_dwconv_s8"), c_files=("tk_fast.h", "tk_conv.c"))
+@aot_op("DEPTHWISE_CONV_2D", kernels=("tk_dw3x3_fast", "tk_dw_fast", "tk_dwconv_s8"),
+        c_files=("tk_fast.h", "tk_conv.c"))
 def depthwise_conv_2d(g: Any, op: OpInfo, ins: list[int], out_i: int) -> OpResult:
     """int8; constant per-channel or per-tensor weights with zero point 0, optional constant bias; any depth
     multiplier, stride and dilation, SAME/VALID, fused RELU/RELU6/RELU_N1_TO_1"""
@@ -110,13 +113,15 @@ def depthwise_conv_2d(g: Any, op: OpInfo, ins: list[int], out_i: int) -> OpResul
     if n == 1:
         g.try_overlap(op, ins[0], out_i, streaming_gap((h, wi, c), (oh, ow, oc), (sh, sw), pads, 1))
     rq = g.fast_rq(op, x, w, out, oc, np.abs(bias).max(initial=0) + kh * kw * 255 * 128)
-    if (n == 1 and (kh, kw) == (3, 3) and (dh, dw) == (1, 1) and sh == sw and oc == c and c % 4 == 0
-            and rq is not None):
+    three = (kh, kw) == (3, 3) and sh == sw
+    if (n == 1 and (dh, dw) == (1, 1) and oc == c and c % 4 == 0 and rq is not None
+            and (three or kh * kw <= _DW_MAX_TAPS)):
+        taps_n = kh * kw
         g.drop_decls(f"tk_p_{op.index}", m, s, wname, bname)
-        wsum = wd.reshape(9, c).sum(axis=0)
+        wsum = wd.reshape(taps_n, c).sum(axis=0)
         adj = g.fold(bias, in_zp, wsum)
         # per 4-channel group and tap: (w[c], w[c+2]) and (w[c+1], w[c+3]) as int16 lanes of an int32
-        w9 = wd.reshape(9, c // 4, 4).transpose(1, 0, 2)  # [group][tap][4]
+        w9 = wd.reshape(taps_n, c // 4, 4).transpose(1, 0, 2)  # [group][tap][4]
         lanes = np.stack([w9[..., 0] & 0xFFFF | (w9[..., 2] << 16), w9[..., 1] & 0xFFFF | (w9[..., 3] << 16)],
                          axis=-1)
         lanes = lanes.astype(np.int64)
@@ -130,12 +135,17 @@ def depthwise_conv_2d(g: Any, op: OpInfo, ins: list[int], out_i: int) -> OpResul
         if g.helium and c % 8 == 0:  # weights tap by tap, parameters as vectors (tk_fast.h tk_dw8_taps_mve)
             g.drop_decls(wx, ba, rq_ref)
             wx, rq_ref = "(const int32_t *)0", "(const tk_rq_param *)0"
-            taps = g.add_array("int8_t", f"tk_wt_{op.index}", wd.reshape(9, c))
+            taps = g.add_array("int8_t", f"tk_wt_{op.index}", wd.reshape(taps_n, c))
             ba = g.add_array("int32_t", f"tk_dwv_{op.index}", helium_dw_params(adj, rq))
+        if three:
+            g.calls.append(
+                f"  tk_dw3x3_fast({src}, {dst}, {in_h}, {wi}, {c}, {out_h}, {ow}, {sh}, {top}, "
+                f"{pads[1]}, {zrow}, {wx}, {ba}, {rq_ref}, {lo}, {hi}, {taps});")
+            return "tk_dw3x3_fast", 0, False
         g.calls.append(
-            f"  tk_dw3x3_fast({src}, {dst}, {in_h}, {wi}, {c}, {out_h}, {ow}, {sh}, {top}, "
+            f"  tk_dw_fast({src}, {dst}, {in_h}, {wi}, {c}, {out_h}, {ow}, {kh}, {kw}, {sh}, {sw}, {top}, "
             f"{pads[1]}, {zrow}, {wx}, {ba}, {rq_ref}, {lo}, {hi}, {taps});")
-        return "tk_dw3x3_fast", 0, False
+        return "tk_dw_fast", 0, False
     assert not g.in_bands(op.index), "banded chains hold fast-path ops only"
     g.general.add(op.index)
     g.calls.append(f"  tk_dwconv_s8(&tk_p_{op.index}, {g.ref(ins[0])}, {g.ref(out_i)});")
