@@ -519,13 +519,19 @@ def choose_bands(gen: Generator, per_tensor_arena: int) -> BandPlan | None:
     return best[2] if best is not None else None
 
 
+_FC_REPLANS = 16  # free_fc_scratch re-packs the plan per candidate up to this many fully connected layers
+
+
 def free_fc_scratch(gen: Generator) -> frozenset[int]:
     """On the DSP cores without Helium (``WIDE_COLUMN_CORES``): the batch-1 fast FULLY_CONNECTED ops (depth %
     8 == 0) whose int16 copy of the input (2 bytes per depth value, tk_fast.h tk_fc_wide) fits in the arena the
-    plan already needs, largest first; the arena never grows for it."""
+    plan already needs. Up to ``_FC_REPLANS`` candidates, largest first, each is kept if the re-packed plan is no
+    larger; beyond that (an unrolled RNN has hundreds) one plan is searched for a gap live beside each op, and
+    ``generate`` keeps them only if the plan with them is no larger."""
     if not gen.wide_columns:
         return frozenset()
-    info, arena = gen.info, gen.plan(gen.bands)[1]
+    info = gen.info
+    offsets, arena, buffers = gen.plan(gen.bands)
     candidates = []
     for p in gen.plans:
         if p.kernel != "tk_fc_fast" or gen.in_bands(p.index):
@@ -534,12 +540,27 @@ def free_fc_scratch(gen: Generator) -> frozenset[int]:
         if depth % 8 == 0 and info.tensors[p.inputs[0]].num_elements == depth:
             candidates.append((p.macs, p.index, 2 * depth))
     chosen = set()
-    for _macs, index, nbytes in sorted(candidates, reverse=True):
-        gen.scratch[index] = nbytes
-        if gen.plan(gen.bands)[1] <= arena:
-            chosen.add(index)
-        else:
+    if len(candidates) <= _FC_REPLANS:
+        for _macs, index, nbytes in sorted(candidates, reverse=True):
+            gen.scratch[index] = nbytes
+            if gen.plan(gen.bands)[1] <= arena:
+                chosen.add(index)
+            else:
+                del gen.scratch[index]
+        for index in chosen:  # the generation with them plans them again
             del gen.scratch[index]
+        return frozenset(chosen)
+    for _macs, index, nbytes in candidates:
+        need, end = align_up(nbytes, 4), 0
+        for lo, hi in sorted((offsets[b.key], offsets[b.key] + b.size) for b in buffers
+                             if b.first <= index <= b.last):
+            if lo - end >= need:
+                break
+            end = max(end, hi)
+        else:
+            if arena - end < need:
+                continue
+        chosen.add(index)
     return frozenset(chosen)
 
 
@@ -569,8 +590,10 @@ def generate(model: bytes, info: ModelInfo, name: str = "model", profile: bool =
         gen.run()
     wide_fc = free_fc_scratch(gen)
     if wide_fc:
-        gen = Generator(info, name, profile, bands=best, core=core, wide_fc=wide_fc)
-        gen.run()
+        wide = Generator(info, name, profile, bands=best, core=core, wide_fc=wide_fc)
+        wide.run()
+        if wide.plan(best)[1] <= gen.plan(best)[1]:  # the packing found the gaps: the arena did not grow
+            gen = wide
     files, arena, offsets = gen.files()
     ins, outs = info.input_tensors(), info.output_tensors()
     return AotProgram(
