@@ -16,7 +16,7 @@ from mirrors import check_plan
 
 import tinykeras.aot.generator as generator
 from tinykeras.aot import generate
-from tinykeras.aot.bands import ChainOp, band_plan
+from tinykeras.aot.bands import BandPlan, ChainOp, band_plan
 from tinykeras.inspect import inspect_bytes
 from tinykeras.tflm_host import TflmRunner
 
@@ -41,6 +41,15 @@ def chains(draw: st.DrawFn) -> tuple[ChainOp, ...]:
     return tuple(ops)
 
 
+@st.composite
+def residual_chains(draw: st.DrawFn) -> tuple[ChainOp, ...]:
+    """A residual block: shape-keeping convolutions (stride 1, SAME) ending in the ADD of the block's input."""
+    h = draw(st.integers(3, 40))
+    ops = [ChainOp(k, h, h, 3, kh, 1, (kh - 1) // 2, 9, 9, h * 27)
+           for k, kh in enumerate(draw(st.lists(st.sampled_from([1, 3, 5]), min_size=1, max_size=4)))]
+    return (*ops, ChainOp(len(ops), h, h, 3, 1, 1, 0, 9, 9, 0, skip=True))
+
+
 @settings(max_examples=200, deadline=None)
 @given(chains(), st.integers(1, 4))
 def test_steps_compute_every_row_once_from_the_rows_their_regions_hold(ops: tuple[ChainOp, ...], rows: int) -> None:
@@ -49,12 +58,28 @@ def test_steps_compute_every_row_once_from_the_rows_their_regions_hold(ops: tupl
     where the table says in the previous op's region (after that region's keep move), with the top padding
     that places them as the whole-tensor kernel has them; no region holds more than its size; and the chain's
     output, streaming ``gap`` bytes below its input, never reaches an input row a later step reads."""
+    _replay(ops, rows)
+
+
+@settings(max_examples=100, deadline=None)
+@given(residual_chains(), st.integers(1, 4))
+def test_residual_adds_read_the_chain_input_before_the_output_reaches_it(ops: tuple[ChainOp, ...],
+                                                                         rows: int) -> None:
+    """The same replay for chains ending in a skip ADD: it also reads the chain's input (its own rows), and the
+    output, streaming ``gap`` bytes below that input, never reaches a row the ADD or the first op reads later
+    (a block of one 3x3 convolution writes its row r before that convolution has read input row r for its row
+    r + 1: a gap of a row; two 3x3 convolutions, as in ResNet, none: see the model test below)."""
+    _replay(ops, rows)
+
+
+def _replay(ops: tuple[ChainOp, ...], rows: int) -> BandPlan:
     plan = band_plan(ops, rows)
     assert plan is not None
     n = len(ops)
     regions: list[list[int]] = [[] for _ in range(n - 1)]
     computed: list[list[int]] = [[] for _ in range(n)]
-    reads = [entry[0] for entry in plan.table]
+    # the chain's input rows read from each step on: the first op's, and a skip ADD's own (its output rows)
+    reads = [min(entry[0], entry[1]) if ops[-1].skip else entry[0] for entry in plan.table]
     for e, entry in enumerate(plan.table):
         assert entry[1] == len(computed[-1])
         for j, op in enumerate(ops):
@@ -88,6 +113,7 @@ def test_steps_compute_every_row_once_from_the_rows_their_regions_hold(ops: tupl
     for rows_of_op in computed:
         assert rows_of_op == list(range(len(rows_of_op)))
     assert len(computed[-1]) == ops[-1].out_h
+    return plan
 
 
 def _first_layers_model(seed: int = 0) -> bytes:
@@ -277,3 +303,72 @@ def test_one_pixel_wide_convolutions_stay_out_of_chains() -> None:
     assert program.bands is not None
     assert [info.ops[p.index].op for p in program.bands.ops] == ["CONV_2D", "MAX_POOL_2D"]
     assert program.arena_bytes <= 0.5 * program.per_tensor_arena_bytes
+
+
+def _residual_model(third_use: bool) -> bytes:
+    """ResNet-8's first block at a small size: conv stem, then conv-conv plus the stem's output (ADD, ReLU);
+    ``third_use``: the stem's output is added once more after the block, so it must outlive the chain."""
+    from tinykeras.keras_io import import_tf, tf_keras
+
+    import_tf().keras.utils.set_random_seed(11)
+    k = tf_keras()
+    L = k.layers
+    x = k.Input((18, 14, 3), batch_size=1)
+    stem = L.Conv2D(8, 3, padding="same", activation="relu")(x)
+    t = L.Conv2D(8, 3, padding="same", activation="relu")(stem)
+    t = L.Conv2D(8, (5, 3), padding="same")(t)
+    t = L.ReLU()(L.Add()([t, stem]))
+    if third_use:
+        t = L.Add()([stem, t])
+    out = L.Dense(4)(L.GlobalAveragePooling2D()(L.Conv2D(16, 3, strides=2, padding="same")(t)))
+    return convert_int8(k.Model(x, out), [np.random.default_rng(0).uniform(-1, 1, (16, 18, 14, 3)).astype(np.float32)])
+
+
+@needs_gcc
+@pytest.mark.parametrize("third_use", [False, True])
+def test_residual_blocks_band_through_their_add_bit_exact(third_use: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A residual block's conv, conv and ADD run as one banded chain: the block's input (the skip) is read row by
+    row beside the last conv's rows and, when the ADD is its last use, the block's output takes its place (the
+    arena holds one block-sized map instead of three: the chosen plan). When the skip is used again later it must
+    stay whole (the plan, forced, is then larger than the per-tensor one and not chosen). Outputs equal TFLM's in
+    the sanitizer build either way."""
+    from tinykeras.aot.bands import candidates
+    from tinykeras.aot.host import AotHostRunner
+
+    data = _residual_model(third_use)
+    info = inspect_bytes(data)
+    if third_use:
+        assert generate(data, info).bands is None
+        stem = info.ops[0].outputs[0]  # (used three times: the block's first conv and two ADDs)
+
+        def force(gen, per_tensor):
+            fast = {p.index for p in gen.plans if p.fast_path}
+            return next(plan for plan in candidates(gen.info, fast, set(range(len(gen.info.tensors))) - {stem})
+                        if plan.ops[-1].skip)
+
+        monkeypatch.setattr(generator, "choose_bands", force)
+    program = generate(data, info)
+    assert program.bands is not None and program.bands.ops[-1].skip
+    assert info.ops[program.bands.last].op == "ADD"
+    check_plan(list(program.buffers), program.buffer_offsets, program.streams)
+    chain_in = info.ops[program.bands.first].inputs[0]
+    chain_out = info.ops[program.bands.last].outputs[0]
+    assert (program.tensor_offsets[chain_in] == program.tensor_offsets[chain_out]) is not third_use
+    if not third_use:
+        assert program.arena_bytes <= 0.7 * program.per_tensor_arena_bytes
+    xs = np.random.default_rng(4).integers(-128, 128, size=(4, 18, 14, 3), dtype=np.int8)
+    assert np.array_equal(AotHostRunner(data, info, sanitize=True).run_all(xs), TflmRunner(data, info).run_all(xs))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("arm-none-eabi-gcc") is None or shutil.which("qemu-system-arm") is None,
+                    reason="needs arm-none-eabi-gcc and qemu-system-arm")
+@pytest.mark.parametrize("board", ["qemu_m4", "qemu_m55"])
+def test_banded_residual_block_on_qemu_matches_tflm(board: str) -> None:
+    """The residual chain (conv, conv, ADD over the skip's rows) compiled for the DSP and the Helium core."""
+    from tinykeras.device_check import check_on_qemu
+
+    data = _residual_model(False)
+    info = inspect_bytes(data)
+    result = check_on_qemu(data, info, 4, board=board)
+    assert result["values"] > 0 and result["mismatches"] == 0, result

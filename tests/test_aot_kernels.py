@@ -116,6 +116,8 @@ def _cases() -> dict[str, tuple[str, Callable[[Any], Any]]]:
         "fc_depth32_odd_units": ("FULLY_CONNECTED", lambda k: _seq((32,), k.layers.Dense(13, activation="relu"))),
         "fc_wide_stack": ("FULLY_CONNECTED", lambda k: _seq(  # DSP cores: layers 2 and 3 get the int16 input
             (256,), k.layers.Dense(16), k.layers.Dense(24, activation="relu"), k.layers.Dense(13))),
+        "fc_wide_grows_arena": ("FULLY_CONNECTED", lambda k: _seq(  # DSP cores: the last layer's int16 input
+            (32,), k.layers.Dense(32, activation="relu"), k.layers.Dense(160))),  # grows the arena 192 -> 256 B
         "maxpool_same_c8": ("MAX_POOL_2D", lambda k: _seq(
             (7, 9, 8), k.layers.MaxPooling2D(3, strides=2, padding="same"))),
         "avgpool_same_c12": ("AVERAGE_POOL_2D", lambda k: _seq(  # border windows of 4, 6 and 9 taps; 8 + 4 lanes
@@ -263,20 +265,43 @@ def test_helium_gemm_weights_are_planned_for_helium_cores_only(name: str, conver
     assert any(hweights[k] != v for k, v in weights.items())  # every case has a group of 4 rows
 
 
-def test_fully_connected_int16_inputs_use_only_free_arena(converted: dict[str, bytes]) -> None:
-    """On the DSP cores a batch-1 fully connected layer gets an int16 copy of its input (tk_fc_wide) only where
-    the arena already has room: the small layers after the 256-input one do, the first does not, and the arena
-    is the one planned without them."""
+def test_fully_connected_int16_inputs_stay_within_the_arena_budget(converted: dict[str, bytes]) -> None:
+    """On the DSP cores a batch-1 fully connected layer gets an int16 copy of its input (tk_fc_wide, tk_fc_quad)
+    only while the arena stays within half again the plan without them (generator.fc_arena_budget): in
+    fc_wide_stack the small layers after the 256-input one do, in gaps, the first does not; in
+    fc_wide_grows_arena both do, the second for 64 more bytes. Depths % 16 == 0 get row-quad weights (one LDM per
+    4 rows); without a core, neither."""
     from tinykeras.aot import generate
+    from tinykeras.aot.generator import fc_arena_budget
 
-    data = _model(converted, "fc_wide_stack")
-    info = inspect_bytes(data)
-    plain, dsp = generate(data, info), generate(data, info, core="cortex-m4")
-    calls = [ln for ln in dsp.files["tk_model.c"].splitlines() if "tk_fc_fast(" in ln]
-    assert [("TK_SCRATCH_" in ln) for ln in calls] == [False, True, True]
-    assert dsp.arena_bytes == plain.arena_bytes
-    assert all(ln.rstrip().endswith("(int32_t *)0);") for ln in plain.files["tk_model.c"].splitlines()
-               if "tk_fc_fast(" in ln)
+    for name, wide, quad, grows in (("fc_wide_stack", [False, True, True], [True, True, False], False),
+                                    ("fc_wide_grows_arena", [True, True], [True, True], True)):
+        data = _model(converted, name)
+        info = inspect_bytes(data)
+        plain, dsp = generate(data, info), generate(data, info, core="cortex-m4")
+        calls = [ln for ln in dsp.files["tk_model.c"].splitlines() if "tk_fc_fast(" in ln]
+        assert [("TK_SCRATCH_" in ln) for ln in calls] == wide, name
+        assert [ln.rstrip().endswith(", 1);") for ln in calls] == quad, name
+        assert (dsp.arena_bytes > plain.arena_bytes) is grows, name
+        assert dsp.arena_bytes <= fc_arena_budget(plain.arena_bytes), name
+        assert all(ln.rstrip().endswith("(int32_t *)0, 0);") for ln in plain.files["tk_model.c"].splitlines()
+                   if "tk_fc_fast(" in ln)
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
+def test_dsp_core_layouts_run_bit_exact_in_portable_c(converted: dict[str, bytes]) -> None:
+    """A model generated for the Cortex-M4 (row-quad FC weights, int16 scratch in the plan) compiled where the
+    DSP paths are off (the host, ASan + UBSan): the portable C reads the same layouts, TFLM's outputs."""
+    from tinykeras.aot.host import AotHostRunner
+    from tinykeras.tflm_host import TflmRunner
+
+    for name in ("fc_wide_stack", "fc_wide_grows_arena", "fc_depth32_odd_units"):
+        data = _model(converted, name)
+        info = inspect_bytes(data)
+        runner = AotHostRunner(data, info, sanitize=True, core="cortex-m4")
+        assert ", 1);" in runner.program.files["tk_model.c"], name  # a row-quad layer
+        xs = np.random.default_rng(5).integers(-128, 128, size=(6, *info.input_tensors()[0].shape[1:]), dtype=np.int8)
+        assert np.array_equal(runner.run_all(xs), TflmRunner(data, info).run_all(xs)), name
 
 
 @pytest.mark.parametrize("name", ["dw_same_relu", "dw3x3_stride2_c16", "dw3x3_stride2_c12", "dw3x3_c24_relu6"])

@@ -99,7 +99,8 @@ def test_tflm_cmsis_nn_on_every_core_matches_tflm(board: str, third_party_dir: P
 @requires_tool("arm-none-eabi-gcc")
 def test_aot_kernels_follow_the_core(tmp_path: Path) -> None:
     """The board's compiler flags choose the aot kernels: Helium (MVE) on the M55, the DSP extension on the
-    M4/M7/M33, portable C on the M3."""
+    M4/M7/M33 (row-quad fully connected weights loaded by one LDM), portable C on the M3; each compiles at -Os,
+    -Og and with the frame pointer kept (PlatformIO's release and debug builds)."""
     import subprocess
 
     from tinykeras.resources import templates_dir
@@ -107,7 +108,8 @@ def test_aot_kernels_follow_the_core(tmp_path: Path) -> None:
     src = tmp_path / "kernels.c"
     src.write_text('#include "tk_fast.h"\n'
                    "void fc(const int8_t *x, int8_t *y, const int8_t *w, const int32_t *b, const tk_rq_param *q) {\n"
-                   "  tk_fc_fast(x, y, 1, 64, 16, w, b, q, -128, 127, (int32_t *)0);\n}\n"
+                   "  tk_fc_fast(x, y, 1, 64, 16, w, b, q, -128, 127, (int32_t *)0, 0);\n"
+                   "  tk_fc_fast(x, y, 1, 64, 16, w, b, q, -128, 127, (int32_t *)0, 1);\n}\n"
                    "void dw(const int8_t *x, int8_t *y, const int8_t *z, const int32_t *w, const int32_t *b,\n"
                    "        const tk_rq_param *q) {\n"
                    "  tk_dw3x3_fast(x, y, 8, 8, 16, 8, 8, 1, 1, 1, z, w, b, q, -128, 127, (const int8_t *)0);\n"
@@ -123,6 +125,12 @@ def test_aot_kernels_follow_the_core(tmp_path: Path) -> None:
         assert ("vmladava" in asm and "vmullb" in asm) == (core == "cortex-m55"), board
         if core != "cortex-m55":   # (the M55's DSP leftovers: none at these multiples of 16)
             assert ("smlad" in asm) == (core != "cortex-m3"), board
+            assert ("{r8, r9, r10, r11}" in asm) == (core != "cortex-m3"), board  # tk_fc_quad's LDM
+        for extra in (["-Os"], ["-Og"], ["-O2", "-fno-omit-frame-pointer"], ["-Os", "-fno-omit-frame-pointer"]):
+            # the hand-scheduled loops need at most 13 registers: r7 may be a debug build's frame pointer
+            run = subprocess.run(["arm-none-eabi-gcc", *cflags, *extra, f"-I{templates_dir() / 'runtime' / 'aot'}",
+                                  "-c", "-o", str(tmp_path / "k.o"), str(src)], capture_output=True, text=True)
+            assert run.returncode == 0, (board, extra, run.stderr)
 
 
 @requires_tool("arm-none-eabi-gcc")

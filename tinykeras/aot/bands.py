@@ -1,7 +1,9 @@
 """Row-band (patch-based, MCUNetV2-style) execution of a chain of convolutions, without recomputation.
 
 A *chain* is a run of consecutive CONV_2D / DEPTHWISE_CONV_2D / MAX_POOL_2D / AVERAGE_POOL_2D ops on the fast
-paths, each feeding only the next (a pool's window is a kernel like any other). Run in bands, the chain computes
+paths, each feeding only the next (a pool's window is a kernel like any other), and may end with the ADD of a
+residual block: the chain's last output plus the chain's own input, same shape (``SKIP_OPS``), read row by row
+beside it, so the block's output can take the input's place row by row. Run in bands, the chain computes
 its last op's output a few rows at a time. Every intermediate activation lives in a sliding window of rows (its
 *region*): for each band, working backwards from the last op's rows, each op computes only the rows of its output
 not computed before (each row exactly once), after moving the rows the next op still needs (the halo of its kernel)
@@ -23,6 +25,7 @@ from tinykeras.aot.planner import align_up
 
 CHAIN_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "MAX_POOL_2D", "AVERAGE_POOL_2D")
 POOL_OPS = ("MAX_POOL_2D", "AVERAGE_POOL_2D")
+SKIP_OPS = ("ADD",)  # may end a chain: its other input is the chain's input (a residual block)
 _MAX_CHAIN = 12  # ops in one chain
 _BAND_ROWS = (1,)  # output rows of the chain's last op per band (more only lets earlier ops run further ahead)
 _INT16_MAX = 32767  # the band table is int16
@@ -42,6 +45,7 @@ class ChainOp:
     in_row_bytes: int  # in_w * in_c
     out_row_bytes: int  # out_w * out_c
     macs: int
+    skip: bool = False  # an ADD of the previous op's output and the chain's input, at the same rows
 
 
 @dataclass(frozen=True)
@@ -135,7 +139,8 @@ def band_plan(ops: tuple[ChainOp, ...], band_rows: int) -> BandPlan | None:
             if max(row) > _INT16_MAX:
                 return None
             table.append(tuple(row))
-            first_reads.append(row[0])
+            # the chain's input rows this step and later ones read: the first op's, and a skip ADD's own rows
+            first_reads.append(min(row[0], row[1]) if last.skip else row[0])
     gap = 0
     for e in range(len(table) - 1):  # step e's output must not reach input rows a later step still reads
         written = table[e + 1][1] * last.out_row_bytes
@@ -165,15 +170,37 @@ def chain_op(info: Any, op: Any) -> ChainOp | None:
     return ChainOp(op.index, h, oh, ow, kh, sh, same_padding(sh, 1, h, kh, oh), wi * c, ow * oc, int(op.macs))
 
 
+def skip_add(info: Any, op: Any, run: list[ChainOp], single_use: set[int]) -> ChainOp | None:
+    """``op`` as the residual ADD ending ``run`` (its inputs: the run's last output, used only here, and the run's
+    first input, both of the output's shape), or None."""
+    if op.op not in SKIP_OPS or len(op.inputs) != 2 or len(op.outputs) != 1 or not run or run[-1].skip:
+        return None
+    last, x = info.ops[run[-1].index], info.ops[run[0].index].inputs[0]
+    if run[-1].index != op.index - 1 or sorted(op.inputs) != sorted((last.outputs[0], x)) or x == last.outputs[0]:
+        return None
+    shape = tuple(int(v) for v in info.tensors[op.outputs[0]].shape)
+    if (last.outputs[0] not in single_use or len(shape) != 4 or shape[0] != 1
+            or any(tuple(int(v) for v in info.tensors[i].shape) != shape for i in op.inputs)):
+        return None
+    row = shape[2] * shape[3]
+    return ChainOp(op.index, shape[1], shape[1], shape[2], 1, 1, 0, row, row, 0, skip=True)
+
+
 def candidates(info: Any, fast: set[int], single_use: set[int]) -> list[BandPlan]:
     """Every band plan worth comparing: chains of consecutive fast-path convolutions and pools (``fast``: op indices)
-    whose intermediate outputs are used once, by the next op (``single_use``: such tensor indices)."""
+    whose intermediate outputs are used once, by the next op (``single_use``: such tensor indices), each may end
+    with a residual ADD (``skip_add``)."""
     runs: list[list[ChainOp]] = []
     prev = None
     for op in info.ops:
+        add = skip_add(info, op, runs[-1], single_use) if op.index in fast and runs else None
+        if add is not None:
+            runs[-1].append(add)
+            prev = op
+            continue
         c = chain_op(info, op) if op.index in fast else None
         linked = (c is not None and prev is not None and runs and runs[-1][-1].index == op.index - 1
-                  and prev.outputs[0] == op.inputs[0] and prev.outputs[0] in single_use)
+                  and not runs[-1][-1].skip and prev.outputs[0] == op.inputs[0] and prev.outputs[0] in single_use)
         if c is not None:
             if linked:
                 runs[-1].append(c)

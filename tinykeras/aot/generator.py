@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 import tinykeras.aot.fixedpoint as fp
-from tinykeras.aot.bands import CHAIN_OPS, BandPlan, candidates
+from tinykeras.aot.bands import CHAIN_OPS, SKIP_OPS, BandPlan, candidates
 from tinykeras.aot.declare import Unsupported
 from tinykeras.aot.emit import C_TYPES, INT32_RANGE, c_array, c_struct_array, kernel_sources, render
 from tinykeras.aot.ops import KERNEL_FILES, OPS, REFUSED, SUPPORTED_OPS
@@ -440,8 +440,10 @@ class Generator:
                                   bands.last))
             chain_in, chain_out = self.info.ops[bands.first].inputs[0], self.info.ops[bands.last].outputs[0]
             gi, go = self.find(chain_in), self.find(chain_out)
+            # the output streams over the input if the chain is the input's last use: its first op, or a skip ADD
+            # reading it row by row to the end
             if (gi != go and chain_in not in self.info.outputs and chain_out not in self.info.inputs
-                    and self.group_last(chain_in) <= bands.first):
+                    and self.group_last(chain_in) <= (bands.last if bands.ops[-1].skip else bands.first)):
                 streams[(f"t{gi}", f"t{go}")] = bands.gap
         # Streaming kernels: the output may start up to `gap` bytes below its dying input.
         for i, o, gap in self.overlaps:
@@ -505,12 +507,18 @@ def choose_bands(gen: Generator, per_tensor_arena: int) -> BandPlan | None:
     for op in info.ops:
         for i in op.inputs:
             uses[i] = uses.get(i, 0) + 1
-    group_size: dict[int, int] = {}
+    groups: dict[int, set[int]] = {}
     for t in gen.first:
-        group_size[gen.find(t)] = group_size.get(gen.find(t), 0) + 1
+        groups.setdefault(gen.find(t), set()).add(t)
+    # an ADD's output shares its input's memory here, not in a chain that ends with it (bands.skip_add)
+    add_outs = {i: op.outputs[0] for op in info.ops if op.op in SKIP_OPS for i in op.inputs}
+
+    def alone(t: int) -> bool:  # t's memory is its own (no alias, no in-place op but a residual ADD)
+        return groups.get(gen.find(t), {t}) <= {t, add_outs.get(t, t)}
+
     single_use = {t for t, n in uses.items() if n == 1 and t >= 0 and t not in info.outputs
-                  and not info.tensors[t].is_constant and gen.find(t) == t and group_size.get(t) == 1}
-    fast = {p.index for p in gen.plans if p.fast_path and p.op in CHAIN_OPS}
+                  and not info.tensors[t].is_constant and alone(t)}
+    fast = {p.index for p in gen.plans if p.fast_path and p.op in CHAIN_OPS + SKIP_OPS}
     best: tuple[int, int, BandPlan] | None = None
     for plan in candidates(info, fast, single_use):
         arena = gen.plan(plan)[1]
@@ -520,18 +528,31 @@ def choose_bands(gen: Generator, per_tensor_arena: int) -> BandPlan | None:
 
 
 _FC_REPLANS = 16  # free_fc_scratch re-packs the plan per candidate up to this many fully connected layers
+WIDE_FC_GROWTH = 0.5  # int16 FC inputs may grow the arena by up to this share of the plan without them
+
+
+def fc_arena_budget(arena: int) -> int:
+    """The arena a plan of ``arena`` bytes may grow to for int16 fully connected inputs (2 instructions fewer
+    per 4 rows x 4 inputs, tk_fc_quad and tk_fc_wide): worth a few hundred bytes, never half the arena.
+
+    >>> fc_arena_budget(768), fc_arena_budget(10304)
+    (1152, 15456)
+    """
+    return int(arena * (1 + WIDE_FC_GROWTH))
 
 
 def free_fc_scratch(gen: Generator) -> frozenset[int]:
     """On the DSP cores without Helium (``WIDE_COLUMN_CORES``): the batch-1 fast FULLY_CONNECTED ops (depth %
-    8 == 0) whose int16 copy of the input (2 bytes per depth value, tk_fast.h tk_fc_wide) fits in the arena the
-    plan already needs. Up to ``_FC_REPLANS`` candidates, largest first, each is kept if the re-packed plan is no
-    larger; beyond that (an unrolled RNN has hundreds) one plan is searched for a gap live beside each op, and
-    ``generate`` keeps them only if the plan with them is no larger."""
+    8 == 0) that get an int16 copy of the input (2 bytes per depth value, tk_fast.h tk_fc_quad/tk_fc_wide). Up to
+    ``_FC_REPLANS`` candidates, largest first, each is kept if the re-packed plan stays within ``fc_arena_budget``
+    (the arena may grow by ``WIDE_FC_GROWTH`` for them); beyond that (an unrolled RNN has hundreds) one plan is
+    searched for a gap live beside each op (no growth), and ``generate`` keeps the set only if the plan with it
+    stays within the budget."""
     if not gen.wide_columns:
         return frozenset()
     info = gen.info
     offsets, arena, buffers = gen.plan(gen.bands)
+    budget = fc_arena_budget(arena)
     candidates = []
     for p in gen.plans:
         if p.kernel != "tk_fc_fast" or gen.in_bands(p.index):
@@ -543,7 +564,7 @@ def free_fc_scratch(gen: Generator) -> frozenset[int]:
     if len(candidates) <= _FC_REPLANS:
         for _macs, index, nbytes in sorted(candidates, reverse=True):
             gen.scratch[index] = nbytes
-            if gen.plan(gen.bands)[1] <= arena:
+            if gen.plan(gen.bands)[1] <= budget:
                 chosen.add(index)
             else:
                 del gen.scratch[index]
@@ -592,7 +613,7 @@ def generate(model: bytes, info: ModelInfo, name: str = "model", profile: bool =
     if wide_fc:
         wide = Generator(info, name, profile, bands=best, core=core, wide_fc=wide_fc)
         wide.run()
-        if wide.plan(best)[1] <= gen.plan(best)[1]:  # the packing found the gaps: the arena did not grow
+        if wide.plan(best)[1] <= fc_arena_budget(gen.plan(best)[1]):
             gen = wide
     files, arena, offsets = gen.files()
     ins, outs = info.input_tensors(), info.output_tensors()

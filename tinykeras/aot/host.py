@@ -145,10 +145,12 @@ def build(program: AotProgram, sanitize: bool = False, cache_root: Path | None =
 class AotHostRunner:
     """Run a model through the generated aot C on the host; mirrors ``tflm_host.TflmRunner``."""
 
-    def __init__(self, model: bytes, info: ModelInfo, sanitize: bool = False, name: str = "model"):
+    def __init__(self, model: bytes, info: ModelInfo, sanitize: bool = False, name: str = "model",
+                 core: str | None = None):
+        """``core``: generate the plan and weight layouts for that core (the host compiles its portable C)."""
         self.info = info
         self.sanitize = sanitize
-        self.program = generate(model, info, name)
+        self.program = generate(model, info, name, core=core)
         self.path = build(self.program, sanitize=sanitize)
         self._in = info.input_tensors()
         self._out = info.output_tensors()

@@ -54,6 +54,13 @@
 #error "tk_model.c was generated for another core (Helium or not): regenerate it for this board"
 #endif
 
+/* The hand-scheduled DSP loops take up to 14 registers (r0-r12, lr): r7 must not be held as a frame pointer, so
+ * the functions of this translation unit (the kernels and the generated tk_model.c that includes them, the same
+ * options on both sides of every inlining) omit it even in a build with -fno-omit-frame-pointer. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__OPTIMIZE__) && defined(__ARM_ARCH)
+#pragma GCC optimize("omit-frame-pointer")
+#endif
+
 #if defined(__GNUC__)
 #define TK_FAST_INLINE static inline __attribute__((always_inline))
 #else
@@ -290,7 +297,7 @@ TK_FAST_INLINE void tk_dot4x1(const int8_t *wa, const int8_t *wb, const int8_t *
   int k;
 #if TK_FAST_DSP
   const int8_t *const end = c0 + k4;
-#if defined(__OPTIMIZE__) /* 13 register operands: needs the frame pointer free */
+#if defined(__OPTIMIZE__) /* 13 register operands (the frame pointer is omitted: top of this file) */
   if ((depth & 7) == 0 && k4 > 0) { /* hand-scheduled: two blocks of 4 per iteration, no spills */
     int32_t xa, xb, w0, w1, t;
 #define TK_Q4                                   \
@@ -679,6 +686,28 @@ TK_FAST_INLINE void tk_gemm_wide(const int8_t *w, const int rows, const int dept
   if (r < rows) tk_odd_row(w + r * depth, depth, c0, c1, bias[r], rq + r, lo, hi, o0 + r, o1 + r);
 }
 
+/* The int8 input of a batch-1 fully connected layer (depth % 4 == 0) sign-extended into q in tk_widen2's lane
+ * order: per 4 values the words SXTB16(x), SXTB16(x ROR 8). */
+TK_FAST_INLINE void tk_widen1(const int8_t *c0, const int depth, int32_t *q) {
+  const int32_t *const qend = q + depth / 2;
+  while (q != qend) {
+    const uint32_t v = tk_ld32(c0);
+    q[0] = __sxtb16(v);
+    q[1] = tk_sxtb16r8(v);
+    c0 += 4;
+    q += 2;
+  }
+}
+
+/* Four sums of consecutive rows requantized into o[0..3]. */
+TK_FAST_INLINE void tk_rq4(const int32_t a0, const int32_t a1, const int32_t a2, const int32_t a3,
+                           const tk_rq_param *rq, const int32_t lo, const int32_t hi, int8_t *o) {
+  o[0] = tk_rq(a0, rq, lo, hi);
+  o[1] = tk_rq(a1, rq + 1, lo, hi);
+  o[2] = tk_rq(a2, rq + 2, lo, hi);
+  o[3] = tk_rq(a3, rq + 3, lo, hi);
+}
+
 /* Batch-1 fully connected with a wide input (DSP cores without Helium): the int8 input of depth values
  * (depth % 8 == 0) sign-extended once into q (tk_widen2's lane order, 2 words per 4 values, 2 * depth bytes of
  * arena the plan had free), then 4 rows per pass: 19 instructions per 4 rows x 4 depth values instead of 21.
@@ -688,17 +717,7 @@ TK_FAST_INLINE void tk_fc_wide(const int8_t *w, const int rows, const int depth,
                                int8_t *o0) {
   const int32_t *const qend = q + depth / 2;
   int r;
-  {
-    const int8_t *x = c0;
-    int32_t *d = q;
-    while (d != qend) {
-      const uint32_t v = tk_ld32(x);
-      d[0] = __sxtb16(v);
-      d[1] = tk_sxtb16r8(v);
-      x += 4;
-      d += 2;
-    }
-  }
+  tk_widen1(c0, depth, q);
   for (r = 0; r + 4 <= rows; r += 4) {
     int32_t a0 = bias[r], a1 = bias[r + 1], a2 = bias[r + 2], a3 = bias[r + 3];
     int32_t xa, xb, w0, w1, t;
@@ -719,16 +738,80 @@ TK_FAST_INLINE void tk_fc_wide(const int8_t *w, const int rows, const int depth,
     }
 #undef TK_X4_OPERANDS
 #undef TK_X4
-    o0[r] = tk_rq(a0, rq + r, lo, hi);
-    o0[r + 1] = tk_rq(a1, rq + r + 1, lo, hi);
-    o0[r + 2] = tk_rq(a2, rq + r + 2, lo, hi);
-    o0[r + 3] = tk_rq(a3, rq + r + 3, lo, hi);
+    tk_rq4(a0, a1, a2, a3, rq + r, lo, hi, o0 + r);
   }
   if (r < rows) tk_gemm_cols(w + r * depth, rows - r, depth, c0, 0, bias + r, rq + r, lo, hi, o0 + r, 0);
 }
 #else
 #define TK_FAST_WIDE 0
 #endif
+
+/* Batch-1 fully connected with the weights in row quads (the generator's layout.quad_rows: per group of 4
+ * rows, each 4-depth chunk of row 0, 1, 2 and 3 in turn; depth % 16 == 0; the rows past the last group of 4
+ * pair-interleaved after them, for tk_gemm_cols). On the DSP cores one LDM loads a chunk of all 4 rows: 18
+ * instructions per 4 rows x 4 inputs on an int16 copy of the input (q: tk_fc_wide's lane order, where the plan
+ * gave 2 * depth bytes for it; else 0), 20 on the int8 input. Portable C elsewhere, the same integers. */
+TK_FAST_INLINE void tk_fc_quad(const int8_t *w, const int rows, const int depth, const int8_t *c0, int32_t *q,
+                               const int32_t *bias, const tk_rq_param *rq, const int32_t lo, const int32_t hi,
+                               int8_t *o0) {
+  int r;
+#if TK_FAST_WIDE
+  if (q) tk_widen1(c0, depth, q);
+  for (r = 0; r + 4 <= rows; r += 4) {
+    int32_t a0 = bias[r], a1 = bias[r + 1], a2 = bias[r + 2], a3 = bias[r + 3];
+    register int32_t w0 __asm__("r8"), w1 __asm__("r9"), w2 __asm__("r10"), w3 __asm__("r11");
+    int32_t xa, xb, t;
+    /* one row's word W of the chunk into sum A: SXTB16 splits it into the lanes of xa (depth 0, 2), xb (1, 3) */
+#define TK_QROW(W, A)                                  \
+  "sxtb16 %[t], " W "\n\t"                            \
+  "smlad  %[" #A "], %[xa], %[t], %[" #A "]\n\t"       \
+  "sxtb16 %[t], " W ", ror #8\n\t"                    \
+  "smlad  %[" #A "], %[xb], %[t], %[" #A "]\n\t"
+#define TK_QROWS                                             \
+  "ldmia  %[w]!, {r8, r9, r10, r11}\n\t"                    \
+  TK_QROW("r8", a0) TK_QROW("r9", a1) TK_QROW("r10", a2) TK_QROW("r11", a3)
+    /* 14 registers: r0-r12 and lr (the frame pointer is omitted here, see the top of this file) */
+#define TK_QUAD_OPERANDS(X)                                                                                \
+  : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [x] "+r"(X), [w] "+r"(w), [xa] "=&r"(xa), \
+    [xb] "=&r"(xb), [t] "=&r"(t), "=&r"(w0), "=&r"(w1), "=&r"(w2), "=&r"(w3)                              \
+  : [end] "r"(end)                                                                                         \
+  : "cc", "memory"
+#define TK_QEND "cmp    %[x], %[end]\n\tbne    1b\n\t"
+    if (q) {
+      const int32_t *x = q, *const end = q + depth / 2;
+#define TK_QW "ldrd   %[xa], %[xb], [%[x]], #8\n\t" TK_QROWS
+      __asm__ volatile("1:\n\t" TK_QW TK_QW TK_QW TK_QW TK_QEND TK_QUAD_OPERANDS(x));
+#undef TK_QW
+    } else {
+      const int8_t *x = c0, *const end = c0 + depth;
+#define TK_QN                                   \
+  "ldr    %[xb], [%[x]], #4\n\t"               \
+  "sxtb16 %[xa], %[xb]\n\t"                    \
+  "sxtb16 %[xb], %[xb], ror #8\n\t" TK_QROWS
+      __asm__ volatile("1:\n\t" TK_QN TK_QN TK_QN TK_QN TK_QEND TK_QUAD_OPERANDS(x));
+#undef TK_QN
+    }
+#undef TK_QEND
+#undef TK_QUAD_OPERANDS
+#undef TK_QROWS
+#undef TK_QROW
+    tk_rq4(a0, a1, a2, a3, rq + r, lo, hi, o0 + r);
+  }
+#else
+  (void)q;
+  for (r = 0; r + 4 <= rows; r += 4, w += 4 * depth) {
+    int32_t a[4] = {bias[r], bias[r + 1], bias[r + 2], bias[r + 3]};
+    int k, j, i;
+    for (k = 0; k < depth; k += 4) {
+      for (j = 0; j < 4; ++j) {
+        for (i = 0; i < 4; ++i) a[j] += c0[k + i] * w[4 * k + 4 * j + i];
+      }
+    }
+    for (j = 0; j < 4; ++j) o0[r + j] = tk_rq(a[j], rq + r + j, lo, hi);
+  }
+#endif
+  if (r < rows) tk_gemm_cols(w, rows - r, depth, c0, 0, bias + r, rq + r, lo, hi, o0 + r, 0);
+}
 
 /* Word-at-a-time copy and fill (newlib-nano's memcpy/memset go byte by byte). */
 TK_FAST_INLINE void tk_fast_copy(int8_t *dst, const int8_t *src, const int n) {
@@ -849,9 +932,14 @@ TK_FAST_INLINE void tk_conv_fast(const int8_t *in, int8_t *out, int8_t *scratch,
 /* FULLY_CONNECTED: `batches` input rows of `depth` values. */
 TK_FAST_INLINE void tk_fc_fast(const int8_t *in, int8_t *out, const int batches, const int depth, const int units,
                                const int8_t *w, const int32_t *bias, const tk_rq_param *rq, const int32_t lo,
-                               const int32_t hi, int32_t *wide) {
-  /* wide: 2 * depth bytes for the int16 input (batch 1, depth % 8 == 0, DSP cores without Helium), or 0 */
+                               const int32_t hi, int32_t *wide, const int quad) {
+  /* wide: 2 * depth bytes for the int16 input (batch 1, depth % 8 == 0, DSP cores without Helium), or 0.
+   * quad: the weights are in row quads (batch 1, depth % 16 == 0: tk_fc_quad), else pair-interleaved. */
   int b;
+  if (quad) {
+    tk_fc_quad(w, units, depth, in, wide, bias, rq, lo, hi, out);
+    return;
+  }
 #if TK_FAST_WIDE
   if (wide && batches == 1 && (depth & 7) == 0) {
     tk_fc_wide(w, units, depth, wide, in, bias, rq, lo, hi, out);
@@ -936,21 +1024,23 @@ TK_FAST_INLINE void tk_rq_dw8(const int32x4_t ae, const int32x4_t ao, const int3
   vstrbq_s16(o, r);
 }
 
-/* Depthwise 3x3 with Helium, 8 channels per step, weights tap by tap (w9: int8 [tap][C]): per tap the 8 inputs
+/* Depthwise with Helium over `taps` taps (9: 3x3; tk_dw_fast: any size), 8 channels per step, weights tap by tap
+ * (w9: int8 [tap][C]): per tap the 8 inputs
  * and 8 weights sign-extended to int16 lanes, VMULLB/VMULLT their even/odd products into two int32 vectors
  * (channels c, c+2, c+4, c+6 and c+1, c+3, c+5, c+7). Output pixel o from taps p[t] and, unless q == 0, the
  * next one (o + C) from taps q[t], the weights loaded once for both; padded taps point at zprow.
  * v: per 8 channels 8 vectors of 4 int32 (the generator's helium_dw_params): bias_adj, multiplier, rounding and
  * -shift, each for the even then the odd channels. */
 TK_FAST_INLINE void tk_dw8_taps_mve(const int8_t *const *p, const int8_t *const *q, const int C, const int8_t *w9,
-                                    const int32_t *v, const int32_t lo, const int32_t hi, int8_t *o) {
+                                    const int32_t *v, const int32_t lo, const int32_t hi, int8_t *o,
+                                    const int taps) {
   int c, t;
   for (c = 0; c < C; c += 8, v += 32) {
     int32x4_t ae = vld1q_s32(v), ao = vld1q_s32(v + 4);
     const int8_t *wt = w9 + c;
     if (q) {
       int32x4_t be = ae, bo = ao;
-      for (t = 0; t < 9; ++t, wt += C) {
+      for (t = 0; t < taps; ++t, wt += C) {
         const int16x8_t w = vldrbq_s16(wt), x0 = vldrbq_s16(p[t] + c), x1 = vldrbq_s16(q[t] + c);
         ae = vaddq_s32(ae, vmullbq_int_s16(x0, w));
         ao = vaddq_s32(ao, vmulltq_int_s16(x0, w));
@@ -959,7 +1049,7 @@ TK_FAST_INLINE void tk_dw8_taps_mve(const int8_t *const *p, const int8_t *const 
       }
       tk_rq_dw8(be, bo, v + 8, lo, hi, o + C + c);
     } else {
-      for (t = 0; t < 9; ++t, wt += C) {
+      for (t = 0; t < taps; ++t, wt += C) {
         const int16x8_t w = vldrbq_s16(wt), x0 = vldrbq_s16(p[t] + c);
         ae = vaddq_s32(ae, vmullbq_int_s16(x0, w));
         ao = vaddq_s32(ao, vmulltq_int_s16(x0, w));
@@ -1011,7 +1101,7 @@ TK_FAST_INLINE void tk_dw3x3_fast(const int8_t *in, int8_t *out, const int in_h,
         const int two = ox + 1 < out_w;
         tk_dw_taps(in, in_h, in_w, C, iy0, ix0, zprow, p);
         if (two) tk_dw_taps(in, in_h, in_w, C, iy0, ix0 + s, zprow, q);
-        tk_dw8_taps_mve(p, two ? q : 0, C, w9, bias_adj, lo, hi, o);
+        tk_dw8_taps_mve(p, two ? q : 0, C, w9, bias_adj, lo, hi, o, 9);
         ox += two;
         continue;
       }
@@ -1100,11 +1190,22 @@ TK_FAST_INLINE void tk_dw3x3_fast(const int8_t *in, int8_t *out, const int in_h,
 
 /* DEPTHWISE_CONV_2D k_h x k_w (any size up to TK_DW_MAX_TAPS taps; tk_dw3x3_fast has 3x3), depth multiplier 1,
  * C % 4 == 0, no dilation, batch 1: the arithmetic of tk_dw3x3_fast with the taps in a loop. Per output pixel
- * a table of the taps' input rows (padded taps point at zprow, C bytes of in_zp: bias_adj = bias - in_zp * sum
- * of the taps' weights, so they add nothing, as TFLM skipping them). wx: per 4-channel group and tap the two
- * SXTB16-ordered words (DSP cores); on Helium with C % 8 == 0, w9 (int8 [tap][C]) and bias_adj the parameter
- * vectors of tk_dw8_taps_mve (rq unused), else w9 == 0. */
+ * a table of the taps' input rows (tk_dw_window: padded taps point at zprow, C bytes of in_zp: bias_adj = bias -
+ * in_zp * sum of the taps' weights, so they add nothing, as TFLM skipping them). wx: per 4-channel group and tap
+ * the two SXTB16-ordered words (DSP cores); on Helium with C % 8 == 0, w9 (int8 [tap][C]) and bias_adj the
+ * parameter vectors of tk_dw8_taps_mve (rq unused), two pixels (in raster order) per weight load; else w9 == 0. */
 #define TK_DW_MAX_TAPS 64
+TK_FAST_INLINE void tk_dw_window(const int8_t *in, const int in_h, const int in_w, const int C, const int k_h,
+                                 const int k_w, const int iy0, const int ix0, const int8_t *zprow, const int8_t **p) {
+  int ky, kx;
+  for (ky = 0; ky < k_h; ++ky) {
+    for (kx = 0; kx < k_w; ++kx) {
+      const int iy = iy0 + ky, ix = ix0 + kx;
+      p[ky * k_w + kx] = (iy >= 0 && iy < in_h && ix >= 0 && ix < in_w) ? in + (iy * in_w + ix) * C : zprow;
+    }
+  }
+}
+
 TK_FAST_INLINE void tk_dw_fast(const int8_t *in, int8_t *out, const int in_h, const int in_w, const int C,
                                const int out_h, const int out_w, const int k_h, const int k_w, const int s_h,
                                const int s_w, const int pad_h, const int pad_w, const int8_t *zprow,
@@ -1114,57 +1215,40 @@ TK_FAST_INLINE void tk_dw_fast(const int8_t *in, int8_t *out, const int in_h, co
   const int8_t *p[TK_DW_MAX_TAPS];
   int oy, ox, c, t;
   (void)w9;
+#if TK_FAST_MVE
+  if (w9) {
+    const int8_t *q[TK_DW_MAX_TAPS];
+    const int npix = out_h * out_w;
+    int pix;
+    oy = ox = 0;
+    for (pix = 0; pix < npix; pix += 2) {
+      tk_dw_window(in, in_h, in_w, C, k_h, k_w, oy * s_h - pad_h, ox * s_w - pad_w, zprow, p);
+      if (++ox == out_w) {
+        ox = 0;
+        ++oy;
+      }
+      if (pix + 1 < npix) tk_dw_window(in, in_h, in_w, C, k_h, k_w, oy * s_h - pad_h, ox * s_w - pad_w, zprow, q);
+      tk_dw8_taps_mve(p, pix + 1 < npix ? q : 0, C, w9, bias_adj, lo, hi, out + pix * C, taps);
+      if (++ox == out_w) {
+        ox = 0;
+        ++oy;
+      }
+    }
+    return;
+  }
+#endif
   for (oy = 0; oy < out_h; ++oy) {
     for (ox = 0; ox < out_w; ++ox) {
-      const int iy0 = oy * s_h - pad_h, ix0 = ox * s_w - pad_w;
       int8_t *o = out + (oy * out_w + ox) * C;
-      int ky, kx;
-      for (ky = 0; ky < k_h; ++ky) {
-        for (kx = 0; kx < k_w; ++kx) {
-          const int iy = iy0 + ky, ix = ix0 + kx;
-          p[ky * k_w + kx] = (iy >= 0 && iy < in_h && ix >= 0 && ix < in_w) ? in + (iy * in_w + ix) * C : zprow;
-        }
-      }
-#if TK_FAST_MVE
-      if (w9) { /* Helium: 8 channels per step, weights tap by tap, parameters as vectors */
-        const int32_t *v = bias_adj;
-        for (c = 0; c < C; c += 8, v += 32) {
-          int32x4_t ae = vld1q_s32(v), ao = vld1q_s32(v + 4);
-          for (t = 0; t < taps; ++t) {
-            const int16x8_t w = vldrbq_s16(w9 + t * C + c), x = vldrbq_s16(p[t] + c);
-            ae = vaddq_s32(ae, vmullbq_int_s16(x, w));
-            ao = vaddq_s32(ao, vmulltq_int_s16(x, w));
-          }
-          tk_rq_dw8(ae, ao, v + 8, lo, hi, o + c);
-        }
-        continue;
-      }
-#endif
-      {
-        const int32_t *wg = wx;
-        for (c = 0; c < C; c += 4) {
-          int32_t a0 = bias_adj[c], a1 = bias_adj[c + 1], a2 = bias_adj[c + 2], a3 = bias_adj[c + 3];
-          for (t = 0; t < taps; ++t, wg += 2) {
-            const int8_t *xt = p[t] + c;
-#if TK_FAST_DSP
-            const uint32_t xv = tk_ld32(xt);
-            const int32_t x02 = __sxtb16(xv), x13 = tk_sxtb16r8(xv);
-            a0 = __smlabb(x02, wg[0], a0);
-            a2 = __smlatt(x02, wg[0], a2);
-            a1 = __smlabb(x13, wg[1], a1);
-            a3 = __smlatt(x13, wg[1], a3);
-#else
-            a0 += xt[0] * (int32_t)(int16_t)(wg[0] & 0xFFFF);
-            a2 += xt[2] * (wg[0] >> 16);
-            a1 += xt[1] * (int32_t)(int16_t)(wg[1] & 0xFFFF);
-            a3 += xt[3] * (wg[1] >> 16);
-#endif
-          }
-          o[c] = tk_rq(a0, rq + c, lo, hi);
-          o[c + 1] = tk_rq(a1, rq + c + 1, lo, hi);
-          o[c + 2] = tk_rq(a2, rq + c + 2, lo, hi);
-          o[c + 3] = tk_rq(a3, rq + c + 3, lo, hi);
-        }
+      const int32_t *wg = wx;
+      tk_dw_window(in, in_h, in_w, C, k_h, k_w, oy * s_h - pad_h, ox * s_w - pad_w, zprow, p);
+      for (c = 0; c < C; c += 4) {
+        int32_t a0 = bias_adj[c], a1 = bias_adj[c + 1], a2 = bias_adj[c + 2], a3 = bias_adj[c + 3];
+        for (t = 0; t < taps; ++t, wg += 2) TK_DW_TAP(0, p[t] + c);
+        o[c] = tk_rq(a0, rq + c, lo, hi);
+        o[c + 1] = tk_rq(a1, rq + c + 1, lo, hi);
+        o[c + 2] = tk_rq(a2, rq + c + 2, lo, hi);
+        o[c + 3] = tk_rq(a3, rq + c + 3, lo, hi);
       }
     }
   }

@@ -56,19 +56,37 @@ def _binary(g: Any, op: OpInfo, ins: list[int], out_i: int, kind: str) -> OpResu
     fields.update(_BINARY_PARAMS[kind](sa, sb, so))
     fields.update({"act_min": lo, "act_max": hi})
     g.decls.append(c_struct("tk_binary_params", f"tk_p_{op.index}", fields))
-    in_place = g.try_in_place(op, [i for i in ins if g.tensor(i).num_elements == out.num_elements], out_i)
+    banded = g.in_bands(op.index)  # the residual ADD ending a banded chain (aot/bands.py skip_add): its rows
+    in_place = not banded and g.try_in_place(op, [i for i in ins if g.tensor(i).num_elements == out.num_elements],
+                                             out_i)
     if kind == "add" and not broadcast:
         fast = _fast_add(g, op, fields)
         if fast:
             g.drop_decls(f"tk_p_{op.index}")
-            g.calls.append(f"  tk_add_fast({g.ref(ins[0])}, {g.ref(ins[1])}, {g.ref(out_i)}, "
-                           f"{out.num_elements}, {fast[0]} + 128, {fast[1]} + 128, {fast[2]}, {lo}, {hi});")
+            a, b, o, n = g.ref(ins[0]), g.ref(ins[1]), g.ref(out_i), str(out.num_elements)
+            if banded:
+                a, b, o, n = _band_add_args(g, op, ins, out_i)
+            g.calls.append(f"  tk_add_fast({a}, {b}, {o}, {n}, {fast[0]} + 128, {fast[1]} + 128, {fast[2]}, "
+                           f"{lo}, {hi});")
             return "tk_add_fast", 0, in_place
+    if banded:
+        raise Unsupported("a banded residual ADD off the fast path")  # candidates only take fast ones
     if kind == "add":
         g.general.add(op.index)
     kernel = f"tk_{kind}_s8"
     g.calls.append(f"  {kernel}(&tk_p_{op.index}, {g.ref(ins[0])}, {g.ref(ins[1])}, {g.ref(out_i)});")
     return kernel, 0, in_place
+
+
+def _band_add_args(g: Any, op: OpInfo, ins: list[int], out_i: int) -> tuple[str, str, str, str]:
+    """(a, b, out, n) of tk_add_fast in a band: the previous op's rows from its band region, the chain input's
+    (the skip) and the output's at the same rows, this band's row count."""
+    prev = g.info.ops[op.index - 1].outputs[0]
+    src, dst, _rows, out_rows, _top = g.band_args(op.index, prev, out_i, 0, 0, 0)
+    row = g.bands.ops[-1].out_row_bytes
+    skip = f"({g.ref(ins[1] if ins[0] == prev else ins[0])} + tk_r[1] * {row})"
+    a, b = (src, skip) if ins[0] == prev else (skip, src)
+    return a, b, dst, f"{out_rows} * {row}"
 
 
 def _fast_add(g: Any, op: OpInfo, f: dict[str, Any]) -> tuple[str, str, str] | None:

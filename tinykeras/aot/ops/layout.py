@@ -1,6 +1,6 @@
 """Shapes and memory layouts the aot op handlers share: N-D shapes as the kernels see them, TFLite's
-padding, the pair-interleaved weight rows of tk_matmul_s8, the Helium GEMM's row blocks and the streaming gap
-of raster-order kernels."""
+padding, the pair-interleaved weight rows of tk_matmul_s8, the row quads of the Helium GEMM and of the DSP
+cores' batch-1 fully connected layers, and the streaming gap of raster-order kernels."""
 
 from __future__ import annotations
 
@@ -69,26 +69,37 @@ def pair_interleave(w: np.ndarray) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def helium_row_blocks(w: np.ndarray) -> np.ndarray:
-    """Weight rows [rows, depth] as the Helium GEMM (tk_fast.h tk_dot4_mve) reads them with contiguous loads.
+def row_quads(w: np.ndarray, chunk: int) -> np.ndarray:
+    """Weight rows [rows, depth] in groups of 4 whose ``chunk``-value pieces come row by row (rows 0, 1, 2, 3 of
+    depth 0..chunk, then of the next chunk), then each row's depth % chunk leftovers; the rows past the last group
+    of 4 are laid out by ``pair_interleave``. Every group starts at 4g * depth. The Helium GEMM reads 16-value
+    chunks (``helium_row_blocks``), the DSP cores' batch-1 fully connected 4-value ones (tk_fast.h tk_fc_quad: one
+    LDM per chunk of the 4 rows).
 
-    Each group of 4 rows holds 16-value chunks row by row, then each row's depth % 16 leftovers; the rows
-    past the last group of 4 are laid out by ``pair_interleave``. Every group starts at 4g * depth.
-
-    >>> helium_row_blocks(np.arange(4 * 18).reshape(4, 18))[[0, 16, 32, 48, 64, 66, 68, 70]].tolist()
-    [0, 18, 36, 54, 16, 34, 52, 70]
+    >>> row_quads(np.arange(4 * 8).reshape(4, 8), 4)[:8].tolist()
+    [0, 1, 2, 3, 8, 9, 10, 11]
     >>> w = np.arange(30).reshape(6, 5)
-    >>> helium_row_blocks(w)[20:].tolist() == pair_interleave(w[4:]).tolist()
+    >>> row_quads(w, 4)[20:].tolist() == pair_interleave(w[4:]).tolist()
     True
     """
     rows, depth = w.shape
-    groups, d16 = rows // 4, depth // 16 * 16
+    groups, whole = rows // 4, depth // chunk * chunk
     if groups == 0:
         return pair_interleave(w)
     quads = w[:4 * groups].reshape(groups, 4, depth)
-    chunks = quads[:, :, :d16].reshape(groups, 4, d16 // 16, 16).transpose(0, 2, 1, 3).reshape(groups, -1)
-    tails = quads[:, :, d16:].reshape(groups, -1)
+    chunks = quads[:, :, :whole].reshape(groups, 4, whole // chunk, chunk).transpose(0, 2, 1, 3).reshape(groups, -1)
+    tails = quads[:, :, whole:].reshape(groups, -1)
     return np.concatenate([np.concatenate([chunks, tails], axis=1).reshape(-1), pair_interleave(w[4 * groups:])])
+
+
+def helium_row_blocks(w: np.ndarray) -> np.ndarray:
+    """Weight rows [rows, depth] as the Helium GEMM (tk_fast.h tk_dot4_mve) reads them with contiguous loads:
+    ``row_quads`` of 16-value chunks.
+
+    >>> helium_row_blocks(np.arange(4 * 18).reshape(4, 18))[[0, 16, 32, 48, 64, 66, 68, 70]].tolist()
+    [0, 18, 36, 54, 16, 34, 52, 70]
+    """
+    return row_quads(w, 16)
 
 
 def helium_rq_blocks(rq: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:

@@ -10,7 +10,7 @@ import numpy as np
 import tinykeras.aot.fixedpoint as fp
 from tinykeras.aot.declare import OpResult, Unsupported, aot_op, refused
 from tinykeras.aot.emit import c_struct
-from tinykeras.aot.ops.layout import pair_interleave
+from tinykeras.aot.ops.layout import pair_interleave, row_quads
 from tinykeras.types import OpInfo
 
 refused("UNIDIRECTIONAL_SEQUENCE_LSTM", "the fused int8/int16 LSTM is not in the aot runtime: build the Keras "
@@ -43,14 +43,19 @@ def fully_connected(g: Any, op: OpInfo, ins: list[int], out_i: int) -> OpResult:
     rq = g.fast_rq(op, x, w, out, units, np.abs(bias).max(initial=0) + depth * 128 * 128)
     if rq is not None:
         g.drop_decls(f"tk_p_{op.index}", m, s)
+        batches = x.num_elements // depth
+        quad = g.wide_columns and batches == 1 and depth % 16 == 0  # tk_fast.h tk_fc_quad: one LDM per 4 rows
+        if quad:
+            g.drop_decls(wname)
+            g.add_array("int8_t", wname, row_quads(wd, 4))
         wname = g.gemm_weights(wname, wd)
         g.add_struct_array("tk_rq_param", f"tk_rq_{op.index}", g.gemm_rq(rq))
         scratch, wide = 0, "(int32_t *)0"
-        if op.index in g.wide_fc:  # int16 input in arena the plan had free (tk_fast.h tk_fc_wide)
+        if op.index in g.wide_fc:  # int16 input (tk_fast.h tk_fc_wide, tk_fc_quad), generator.free_fc_scratch
             scratch, wide = 2 * depth, f"(int32_t *)(tk_arena + TK_SCRATCH_{op.index})"
         g.calls.append(
-            f"  tk_fc_fast({g.ref(ins[0])}, {g.ref(out_i)}, {x.num_elements // depth}, {depth}, {units}, "
-            f"{wname}, {bname}, tk_rq_{op.index}, {lo}, {hi}, {wide});")
+            f"  tk_fc_fast({g.ref(ins[0])}, {g.ref(out_i)}, {batches}, {depth}, {units}, "
+            f"{wname}, {bname}, tk_rq_{op.index}, {lo}, {hi}, {wide}, {int(quad)});")
         return "tk_fc_fast", scratch, False
     g.general.add(op.index)
     g.calls.append(f"  tk_fc_s8(&tk_p_{op.index}, {g.ref(ins[0])}, {g.ref(out_i)});")
