@@ -746,7 +746,7 @@ TK_FAST_INLINE void tk_fc_wide(const int8_t *w, const int rows, const int depth,
 #define TK_FAST_WIDE 0
 #endif
 
-/* Batch-1 fully connected with the weights in row quads (the generator's layout.quad_rows: per group of 4
+/* Batch-1 fully connected with the weights in row quads (the generator's layout.row_quads(w, 4): per group of 4
  * rows, each 4-depth chunk of row 0, 1, 2 and 3 in turn; depth % 16 == 0; the rows past the last group of 4
  * pair-interleaved after them, for tk_gemm_cols). On the DSP cores one LDM loads a chunk of all 4 rows: 18
  * instructions per 4 rows x 4 inputs on an int16 copy of the input (q: tk_fc_wide's lane order, where the plan
@@ -1025,8 +1025,8 @@ TK_FAST_INLINE void tk_rq_dw8(const int32x4_t ae, const int32x4_t ao, const int3
 }
 
 /* Depthwise with Helium over `taps` taps (9: 3x3; tk_dw_fast: any size), 8 channels per step, weights tap by tap
- * (w9: int8 [tap][C]): per tap the 8 inputs
- * and 8 weights sign-extended to int16 lanes, VMULLB/VMULLT their even/odd products into two int32 vectors
+ * (w9: int8 [tap][C]): per tap the 8 inputs and 8 weights sign-extended to int16 lanes, VMULLB/VMULLT their
+ * even/odd products into two int32 vectors
  * (channels c, c+2, c+4, c+6 and c+1, c+3, c+5, c+7). Output pixel o from taps p[t] and, unless q == 0, the
  * next one (o + C) from taps q[t], the weights loaded once for both; padded taps point at zprow.
  * v: per 8 channels 8 vectors of 4 int32 (the generator's helium_dw_params): bias_adj, multiplier, rounding and
